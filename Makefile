@@ -1,0 +1,38 @@
+# Everything is idempotent: run any target on a fresh clone or again later.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
+SHARED ?= $(abspath ../shared)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps test demo bench clean
+
+setup: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# Debian packages the tests and the demo need; installed when we are root,
+# otherwise named so the user can install them.
+system-deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+	  echo "tinyq: missing Debian packages:$$missing -- install them with: sudo apt-get install -y$$missing"; \
+	fi
+
+test: setup
+	TINYQ_SHARED=$(SHARED) $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/tinyq inspect $(SHARED)/models/mlperf_tiny/kws/kws_ref_model_int8.tflite
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

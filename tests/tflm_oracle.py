@@ -1,0 +1,29 @@
+"""TFLite Micro (the `tflite-micro` package) as the oracle for bit-exactness."""
+from __future__ import annotations
+
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+from tinyq.importers.tflite import tensor_names
+
+
+def tflm_tensors(model: bytes, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Run TFLM once, keeping every tensor; {IR tensor name: value}."""
+    interpreter = runtime.Interpreter.from_bytes(
+        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    for i, x in enumerate(inputs):
+        interpreter.set_input(x, i)
+    interpreter.invoke()
+    values = {}
+    for index, name in enumerate(tensor_names(model)):
+        data = interpreter.GetTensor(index, 0)["tensor_data"]
+        values[name] = np.array(data)
+    return values
+
+
+def tflm_outputs(model: bytes, inputs: list[np.ndarray], count: int) -> list[np.ndarray]:
+    interpreter = runtime.Interpreter.from_bytes(model)
+    for i, x in enumerate(inputs):
+        interpreter.set_input(x, i)
+    interpreter.invoke()
+    return [np.array(interpreter.get_output(i)) for i in range(count)]

@@ -1,0 +1,94 @@
+"""The `tinyq` command line. Commands are thin: they parse, call a module, print.
+
+Errors the user can act on (TinyqError) print one line and exit 2; `--debug`
+shows the traceback of any failure.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tinyq import __version__
+from tinyq.errors import TinyqError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tinyq")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Quantize Keras/TFLite models to int8 and deploy them as bit-exact C on Cortex-M."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def inspect(model: str, as_json: bool) -> None:
+    """Layers, shapes, quantization, MACs and weight bytes of MODEL."""
+    from tinyq.analysis import describe_qparams, summary
+    from tinyq.importers import load_model
+
+    graph = load_model(model)
+    rows = summary(graph)
+    totals = {"ops": len(rows), "macs": sum(r["macs"] for r in rows),
+              "weights_bytes": sum(r["weights_bytes"] for r in rows)}
+    if as_json:
+        click.echo(json.dumps({"model": graph.name, "ops": rows, "totals": totals}, indent=1))
+        return
+    cells = [[str(r["index"]), r["type"], str(r["out_shape"]), r["weights_quant"], r["out_quant"],
+              f"{r['macs']:,}", f"{r['weights_bytes']:,}", short_name(r["output"])] for r in rows]
+    cells.append(["", "total", "", "", "", f"{totals['macs']:,}", f"{totals['weights_bytes']:,}", ""])
+    table = Table(title=f"{graph.name}: {totals['ops']} ops", title_justify="left")
+    headers = ["#", "op", "out shape", "weights", "output quant", "MACs", "weight bytes", "layer"]
+    for i, col in enumerate(headers):
+        fixed = max(len(col), *(len(row[i]) for row in cells))
+        table.add_column(col, justify="right" if col in ("#", "MACs", "weight bytes") else "left",
+                         no_wrap=True, overflow="ellipsis", min_width=12 if col == "layer" else fixed)
+    for row in cells[:-1]:
+        table.add_row(*row)
+    table.add_section()
+    table.add_row(*cells[-1])
+    console.print(table)
+    for role, names in (("input", graph.inputs), ("output", graph.outputs)):
+        for name in names:
+            t = graph[name]
+            console.print(f"{role:6} {short_name(name)}: {list(t.shape)} {describe_qparams(t.qparams, t.dtype)}")
+
+
+def short_name(tensor_name: str) -> str:
+    """TFLite joins fused layer names with ';': the first is the layer's own."""
+    return tensor_name.split(";")[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="tinyq", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    except TinyqError as err:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as err:  # a bug: say so in one line, the traceback is behind --debug
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/] {type(err).__name__}: {err} "
+                          "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        sys.exit(1)

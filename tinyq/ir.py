@@ -1,0 +1,332 @@
+"""tinyq's one IR: an immutable graph of typed ops over typed tensors.
+
+Importers build it, passes return new graphs (`dataclasses.replace`,
+`Graph.with_ops`, ...), the reference executor and codegen read it. The kind
+of an op is the class of its `attrs` (a frozen dataclass per op), never a
+string; `verify(graph)` checks structure, shapes and the int8 quantization
+rules of the TFLite spec.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from tinyq.errors import TinyqError
+
+
+class IRError(TinyqError):
+    """The graph breaks an IR invariant."""
+
+
+class Activation(enum.Enum):
+    NONE = "none"
+    RELU = "relu"
+    RELU6 = "relu6"
+    RELU_N1_TO_1 = "relu_n1_to_1"
+
+    def float_range(self) -> tuple[float, float]:
+        return {Activation.NONE: (-np.inf, np.inf), Activation.RELU: (0.0, np.inf),
+                Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}[self]
+
+
+DTYPES = ("int4", "int8", "int16", "int32", "float32")
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Affine quantization: real = scale * (q - zero_point).
+
+    `axis` is the quantized dimension for per-channel parameters, None for
+    per-tensor. Scales are float32 values (stored as Python floats).
+    """
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    def __post_init__(self):
+        if len(self.scale) != len(self.zero_point) or not self.scale:
+            raise IRError("quantization needs as many zero points as scales (at least one)")
+        if self.axis is None and len(self.scale) != 1:
+            raise IRError("per-tensor quantization has exactly one scale")
+
+    @classmethod
+    def per_tensor(cls, scale: float, zero_point: int = 0) -> "QParams":
+        return cls((float(np.float32(scale)),), (int(zero_point),))
+
+    @classmethod
+    def per_channel(cls, scales, axis: int) -> "QParams":
+        scales = tuple(float(s) for s in np.asarray(scales, np.float32))
+        return cls(scales, (0,) * len(scales), axis)
+
+    @property
+    def per_channel_quantized(self) -> bool:
+        return self.axis is not None
+
+    @property
+    def s(self) -> float:
+        """The per-tensor scale (error for per-channel parameters)."""
+        if self.axis is not None:
+            raise IRError("per-channel quantization has no single scale")
+        return self.scale[0]
+
+    @property
+    def zp(self) -> int:
+        if self.axis is not None:
+            raise IRError("per-channel quantization has no single zero point")
+        return self.zero_point[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """A typed tensor; constants carry read-only `data`."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    qparams: QParams | None = None
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise IRError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}")
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if self.data is not None:
+            data = np.array(self.data, copy=True)
+            if tuple(data.shape) != self.shape:
+                raise IRError(f"tensor {self.name!r}: data shape {data.shape} != {self.shape}")
+            data.flags.writeable = False
+            object.__setattr__(self, "data", data)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in memory (int4 packs two values per byte)."""
+        if self.dtype == "int4":
+            return (self.size + 1) // 2
+        return self.size * np.dtype(self.dtype).itemsize
+
+
+# --- op attributes: one frozen dataclass per op kind -----------------------
+
+@dataclass(frozen=True)
+class Padding2D:
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    """inputs: (x NHWC, weights OHWI, bias[O]); output NHWC."""
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2D:
+    """inputs: (x NHWC, weights 1HW(C*M), bias[C*M]); output NHW(C*M)."""
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    depth_multiplier: int = 1
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class FullyConnected:
+    """inputs: (x [..., K], weights [N, K], bias[N]); output [batch, N]."""
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Add:
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Mul:
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class AveragePool2D:
+    filter: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class MaxPool2D:
+    filter: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Mean:
+    axes: tuple[int, ...]
+    keep_dims: bool = True
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Output shape is the output tensor's shape."""
+
+
+@dataclass(frozen=True)
+class Softmax:
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class Concatenation:
+    axis: int
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Pads with the zero point (value 0.0 in real terms)."""
+    paddings: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Logistic:
+    pass
+
+
+@dataclass(frozen=True)
+class Quantize:
+    """float32 -> int8 at the graph boundary, or int8 -> int8 requantization."""
+
+
+@dataclass(frozen=True)
+class Dequantize:
+    """int8 -> float32 at the graph boundary."""
+
+
+OpAttrs = (Conv2D | DepthwiseConv2D | FullyConnected | Add | Mul | AveragePool2D | MaxPool2D
+           | Mean | Reshape | Softmax | Concatenation | Pad | Logistic | Quantize | Dequantize)
+OP_KINDS = OpAttrs.__args__
+
+# TFLite's operator names, used in tables and messages.
+OP_NAMES = {Conv2D: "CONV_2D", DepthwiseConv2D: "DEPTHWISE_CONV_2D", FullyConnected: "FULLY_CONNECTED",
+            Add: "ADD", Mul: "MUL", AveragePool2D: "AVERAGE_POOL_2D", MaxPool2D: "MAX_POOL_2D",
+            Mean: "MEAN", Reshape: "RESHAPE", Softmax: "SOFTMAX", Concatenation: "CONCATENATION",
+            Pad: "PAD", Logistic: "LOGISTIC", Quantize: "QUANTIZE", Dequantize: "DEQUANTIZE"}
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    attrs: OpAttrs
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return OP_NAMES[type(self.attrs)]
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    name: str
+    tensors: Mapping[str, Tensor]
+    ops: tuple[Op, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+        object.__setattr__(self, "ops", tuple(self.ops))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producers(self) -> dict[str, Op]:
+        return {out: op for op in self.ops for out in op.outputs}
+
+    def consumers(self) -> dict[str, list[Op]]:
+        result: dict[str, list[Op]] = {name: [] for name in self.tensors}
+        for op in self.ops:
+            for name in op.inputs:
+                result[name].append(op)
+        return result
+
+    def replace(self, **changes) -> "Graph":
+        return replace(self, **changes)
+
+    def with_tensors(self, *tensors: Tensor) -> "Graph":
+        merged = dict(self.tensors)
+        merged.update({t.name: t for t in tensors})
+        return replace(self, tensors=merged)
+
+    def pruned(self) -> "Graph":
+        """Drop tensors no op or graph boundary refers to."""
+        used = set(self.inputs) | set(self.outputs)
+        for op in self.ops:
+            used.update(op.inputs)
+            used.update(op.outputs)
+        return replace(self, tensors={n: t for n, t in self.tensors.items() if n in used})
+
+
+def attrs_fields(attrs) -> dict:
+    return {f.name: getattr(attrs, f.name) for f in fields(attrs)}
+
+
+from tinyq.shapes import check_op  # noqa: E402  (shape rules need the classes above)
+
+
+def verify(graph: Graph) -> Graph:
+    """Check the graph's invariants; return it unchanged, or raise IRError."""
+    tensors = graph.tensors
+    for name in graph.inputs + graph.outputs:
+        if name not in tensors:
+            raise IRError(f"graph boundary names unknown tensor {name!r}")
+    available = set(graph.inputs) | {n for n, t in tensors.items() if t.is_constant}
+    produced: set[str] = set()
+    names: set[str] = set()
+    for index, op in enumerate(graph.ops):
+        where = f"op {index} ({op.kind} {op.name!r})"
+        if not isinstance(op.attrs, OP_KINDS):
+            raise IRError(f"{where}: unknown attrs type {type(op.attrs).__name__}")
+        if op.name in names:
+            raise IRError(f"{where}: duplicate op name")
+        names.add(op.name)
+        for name in op.inputs:
+            if name not in tensors:
+                raise IRError(f"{where}: unknown input tensor {name!r}")
+            if name not in available:
+                raise IRError(f"{where}: input {name!r} is used before it is produced")
+        for name in op.outputs:
+            if name not in tensors:
+                raise IRError(f"{where}: unknown output tensor {name!r}")
+            if name in produced or name in graph.inputs or tensors[name].is_constant:
+                raise IRError(f"{where}: tensor {name!r} is written twice")
+            produced.add(name)
+            available.add(name)
+        try:
+            check_op(op, [tensors[n] for n in op.inputs], [tensors[n] for n in op.outputs])
+        except IRError as err:
+            raise IRError(f"{where}: {err}") from None
+    for name in graph.outputs:
+        if name not in available:
+            raise IRError(f"graph output {name!r} is never produced")
+    return graph

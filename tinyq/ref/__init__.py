@@ -1,0 +1,49 @@
+"""The numpy integer reference: the bit-exact twin of every generated kernel.
+
+`run(graph, inputs)` executes a verified graph and returns every tensor's
+value. Arrays carry one extra leading axis (a batch of independent samples)
+in front of the graph's shapes, so accuracy runs evaluate thousands of
+samples per call; `run` adds and removes that axis for single samples. Constant inputs
+(weights, biases) reach kernels without it.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from tinyq.ir import Graph
+from tinyq.prepare import prepare
+from tinyq.ref import affine, elementwise, pool, shape_ops, softmax  # noqa: F401  (register kernels)
+from tinyq.ref.registry import KERNELS
+
+
+def run(graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *,
+        batched: bool = False) -> dict[str, np.ndarray]:
+    """Run the graph; returns {tensor name: array} for every non-constant tensor.
+
+    With `batched=True` every input has a leading sample axis and so does
+    every result.
+    """
+    if not isinstance(inputs, Mapping):
+        inputs = dict(zip(graph.inputs, inputs, strict=True))
+    values: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        t = graph[name]
+        x = np.asarray(inputs[name])
+        x = x if batched else x[None]
+        if tuple(x.shape[1:]) != t.shape:
+            raise ValueError(f"input {name!r} has shape {x.shape[1:]}, the model expects {t.shape}")
+        values[name] = x.astype(np.dtype("int8" if t.dtype == "int4" else t.dtype), copy=False)
+    for op in graph.ops:
+        kernel = KERNELS[type(op.attrs)]
+        in_tensors = [graph[n] for n in op.inputs]
+        ins = [t.data if t.is_constant else values[t.name] for t in in_tensors]
+        values[op.outputs[0]] = kernel(op.attrs, prepare(op, graph), ins, in_tensors,
+                                       [graph[n] for n in op.outputs])
+    return values if batched else {n: v[0] for n, v in values.items()}
+
+
+def outputs(graph: Graph, inputs, *, batched: bool = False) -> list[np.ndarray]:
+    values = run(graph, inputs, batched=batched)
+    return [values[n] for n in graph.outputs]
