@@ -1,0 +1,91 @@
+"""The command line: help, inspect, and one clear error line for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cases import Case, convert
+from tinyq.errors import TinyqError
+from tinyq.importers.tflite import parse_tflite
+
+
+def tinyq(*args, cwd=None):
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "tinyq", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def assert_clean_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and lines[0].startswith("error:")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_commands():
+    result = tinyq("--help")
+    assert result.returncode == 0
+    assert "inspect" in result.stdout
+
+
+def test_inspect_reports_the_published_mac_count(mlperf_model, anchors):
+    for key in ("kws", "ic", "ad"):
+        result = tinyq("inspect", mlperf_model(key), "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["totals"]["macs"] == anchors["models"][key]["macs"]
+        assert report["totals"]["ops"] == len(report["ops"])
+    table = tinyq("inspect", mlperf_model("kws"))
+    assert "DEPTHWISE_CONV_2D" in table.stdout and "2,656,768" in table.stdout
+
+
+def test_truncated_model_is_one_clear_error(tmp_path, mlperf_model):
+    data = mlperf_model("kws").read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[: len(data) // 3])
+    assert_clean_error(tinyq("inspect", path), "corrupt or truncated")
+
+
+def test_every_truncation_raises_only_tinyq_errors(mlperf_model):
+    data = mlperf_model("ic").read_bytes()
+    for cut in np.linspace(0, len(data) - 1, 60).astype(int):
+        with pytest.raises(TinyqError):
+            parse_tflite(data[:cut])
+
+
+def test_random_bytes_are_one_clear_error(tmp_path):
+    path = tmp_path / "noise.tflite"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert_clean_error(tinyq("inspect", path), "not a TFLite model")
+    garbage = bytearray(path.read_bytes())
+    garbage[4:8] = b"TFL3"
+    path.write_bytes(bytes(garbage))
+    assert_clean_error(tinyq("inspect", path), "corrupt")
+
+
+def test_unsupported_operator_names_op_index_and_supported_set(tmp_path):
+    case = Case("tanh_dense", (4,), lambda k, x: k.layers.Dense(3, activation="tanh")(x), ())
+    path = convert(case, tmp_path)
+    result = tinyq("inspect", path)
+    assert_clean_error(result, "unsupported operator TANH at index", "CONV_2D", "SOFTMAX")
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    assert_clean_error(tinyq("inspect", tmp_path / "nope.tflite"), "does not exist")
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"\0")
+    assert_clean_error(tinyq("inspect", other), "unknown model format")
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    path = tmp_path / "noise.tflite"
+    path.write_bytes(b"\0" * 64)
+    result = tinyq("--debug", "inspect", path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
