@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
-SHARED ?= $(abspath ../shared)
+# The MLPerf Tiny models and peer figures: beside the checkout, else /work/shared.
+SHARED ?= $(firstword $(wildcard $(abspath ../shared) /work/shared) $(abspath ../shared))
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps test demo bench clean

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TINYQ_SHARED", ROOT.parent / "shared"))
+
+
+def _find_shared() -> Path:
+    """The project's shared folder: $TINYQ_SHARED, beside the checkout, or /work/shared."""
+    candidates = [Path(p) for p in (os.environ.get("TINYQ_SHARED"),) if p]
+    candidates += [ROOT.parent / "shared", Path("/work/shared")]
+    return next((c for c in candidates if (c / "models").is_dir()), candidates[0])
+
+
+SHARED = _find_shared()
 MLPERF = SHARED / "models" / "mlperf_tiny"
 MODELS = {"kws": MLPERF / "kws" / "kws_ref_model_int8.tflite",
           "ic": MLPERF / "ic" / "pretrainedResnet_int8.tflite",
