@@ -63,6 +63,70 @@ def inspect(model: str, as_json: bool) -> None:
             console.print(f"{role:6} {short_name(name)}: {list(t.shape)} {describe_qparams(t.qparams, t.dtype)}")
 
 
+@cli.command()
+def boards() -> None:
+    """List the boards tinyq can build for."""
+    from tinyq.boards import all_boards
+
+    table = Table(title="boards", title_justify="left")
+    for col in ("name", "core", "target", "description"):
+        table.add_column(col)
+    for board in all_boards().values():
+        table.add_row(board.name, board.core, board.target, board.description)
+    console.print(table)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--board", "board_name", required=True, help="Board name (see `tinyq boards`).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Build folder.")
+@click.option("--no-compile", is_flag=True, help="Render the sources and report only.")
+def build(model: str, board_name: str, out_dir: str, no_compile: bool) -> None:
+    """Generate C for MODEL and build it for BOARD."""
+    from pathlib import Path
+
+    from tinyq.boards import get_board
+    from tinyq.build import build as run_build
+    from tinyq.importers import load_model
+
+    board = get_board(board_name)
+    graph = load_model(model)
+    if not is_integer_graph(graph):
+        raise TinyqError(f"{model} is a float model; tinyq can only deploy int8 models for now")
+    report = run_build(graph, board, Path(out_dir), source=str(model), quant={"algo": ["imported"]},
+                       compile=not no_compile)
+    mem = report["memory"]
+    console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
+                  f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
+                  f"weights {mem['weights_bytes']:,} B -> {out_dir}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+              help="Input .npy (.npz for several inputs); default: a fixed byte pattern.")
+@click.option("--runs", default=1, show_default=True, type=click.IntRange(1), help="Inferences to time.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the bench section here.")
+def bench(build_dir: str, input_path: str | None, runs: int, json_out: str | None) -> None:
+    """Run a build on one input; check its outputs against the integer reference."""
+    from pathlib import Path
+
+    from tinyq.bench import bench as run_bench
+
+    result = run_bench(Path(build_dir), Path(input_path) if input_path else None, runs)
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
+    verdict = "[green]true[/]" if result["bit_exact"] else "[bold red]FALSE[/]"
+    console.print(f"target {result['target']}: {result['latency_ms']:.3f} ms per inference "
+                  f"(mean of {result['runs']}), bit_exact: {verdict}")
+    if not result["bit_exact"]:
+        raise TinyqError("device outputs differ from the integer reference")
+
+
+def is_integer_graph(graph) -> bool:
+    return all(graph[op.outputs[0]].dtype != "float32" or op.kind == "DEQUANTIZE" for op in graph.ops)
+
+
 def short_name(tensor_name: str) -> str:
     """TFLite joins fused layer names with ';': the first is the layer's own."""
     return tensor_name.split(";")[0]

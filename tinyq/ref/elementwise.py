@@ -54,7 +54,8 @@ def quantize(a, p, ins, in_tensors, outs):
     x = ins[0]
     if in_tensors[0].dtype == "float32":
         q = round_half_away_f32(x.astype(np.float32) / np.float32(p.scale))
-        return clamp_int8(np.clip(q, -2.0**31, 2.0**31 - 1).astype(np.int64) + p.zero_point)
+        q = np.fmin(np.fmax(q, np.float32(-1000)), np.float32(1000))   # as the C kernel bounds it
+        return clamp_int8(q.astype(np.int64) + p.zero_point)
     out = fx.multiply_by_quantized_multiplier(x.astype(np.int64) - p.input_zero_point, p.multiplier, p.shift)
     return clamp_int8(out + p.output_zero_point)
 

@@ -1,0 +1,84 @@
+"""`tinyq build`: an int8 IR graph -> generated C, a compiled target, report.json.
+
+The build folder holds everything later commands need:
+  report.json           what was built: ops, MACs, memory, quantization
+  model_int8.tflite     the exact int8 model (the reference `bench` checks against)
+  lib/tinyq_model/      generated sources (include/, src/)
+  host/                 the host runner (host board)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyq import codegen
+from tinyq.analysis import macs, weight_bytes
+from tinyq.boards import Board
+from tinyq.errors import TinyqError
+from tinyq.exporters.tflite import save_tflite
+from tinyq.ir import Graph
+from tinyq.target import host
+
+MODEL_FILE = "model_int8.tflite"
+REPORT_FILE = "report.json"
+
+
+def _tensor_info(graph: Graph, name: str) -> dict:
+    t = graph[name]
+    q = t.qparams
+    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+            "scale": q.s if q else None, "zero_point": q.zp if q else None}
+
+
+def weight_bits(graph: Graph) -> int:
+    dtypes = {graph[op.inputs[1]].dtype for op in graph.ops
+              if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant}
+    return 4 if dtypes == {"int4"} else 8
+
+
+def make_report(graph: Graph, board: Board, generated: codegen.GeneratedModel, source: str, quant: dict) -> dict:
+    plan = generated.plan
+    ops = [{"name": op.name, "type": op.kind, "macs": macs(op, graph), "weights_bytes": weight_bytes(op, graph),
+            "in_shape": list(graph[op.inputs[0]].shape), "out_shape": list(graph[op.outputs[0]].shape),
+            "output": op.outputs[0], "arena_offset": plan.offsets[op.outputs[0]]} for op in graph.ops]
+    return {
+        "model": {"name": graph.name, "source": source, "hash": generated.model_hash,
+                  "inputs": [_tensor_info(graph, n) for n in graph.inputs],
+                  "outputs": [_tensor_info(graph, n) for n in graph.outputs],
+                  "macs": sum(op["macs"] for op in ops)},
+        "board": board.name,
+        "ops": ops,
+        "memory": {"arena_bytes": plan.arena_bytes, "weights_bytes": generated.weights_bytes,
+                   "flash_bytes": None, "ram_bytes": None,
+                   "plan": [{"offset": off, "bytes": b.size, "first_op": b.first, "last_op": b.last, "tensors": b.label}
+                            for off, b in sorted(zip(plan.buffer_offsets, plan.buffers), key=lambda r: r[0])]},
+        "quant": {"bits": f"w{weight_bits(graph)}a8"} | quant,
+    }
+
+
+def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict, compile: bool = True) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generated = codegen.generate(graph)
+    codegen.write(generated, out_dir / host.LIB)
+    save_tflite(graph, out_dir / MODEL_FILE)
+    report = make_report(graph, board, generated, source, quant)
+    if compile:
+        if board.target != "host":
+            raise TinyqError(f"board {board.name}: building for {board.target} targets is not supported yet")
+        host.compile_runner(out_dir, board)
+    write_report(out_dir, report)
+    return report
+
+
+def read_report(build_dir: Path) -> dict:
+    path = build_dir / REPORT_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TinyqError(f"{build_dir} is not a tinyq build folder (no {REPORT_FILE}); run `tinyq build` first") from None
+    except json.JSONDecodeError as err:
+        raise TinyqError(f"{path} is corrupt: {err}") from None
+
+
+def write_report(build_dir: Path, report: dict) -> None:
+    (build_dir / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")

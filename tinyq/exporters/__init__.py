@@ -1,0 +1,1 @@
+"""Model exporters: IR graph -> file."""

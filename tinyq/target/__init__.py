@@ -1,0 +1,1 @@
+"""Targets: where generated C is compiled and run (host, emulator, device)."""
