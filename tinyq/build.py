@@ -17,7 +17,7 @@ from tinyq.boards import Board
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import save_tflite
 from tinyq.ir import Graph
-from tinyq.target import host
+from tinyq.target import firmware, host, renode
 
 MODEL_FILE = "model_int8.tflite"
 REPORT_FILE = "report.json"
@@ -56,16 +56,24 @@ def make_report(graph: Graph, board: Board, generated: codegen.GeneratedModel, s
     }
 
 
-def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict, compile: bool = True) -> dict:
+def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict, compile: bool = True,
+          log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = codegen.generate(graph)
     codegen.write(generated, out_dir / host.LIB)
     save_tflite(graph, out_dir / MODEL_FILE)
     report = make_report(graph, board, generated, source, quant)
-    if compile:
-        if board.target != "host":
-            raise TinyqError(f"board {board.name}: building for {board.target} targets is not supported yet")
+    if board.target != "host":
+        firmware.render_project(out_dir, board)
+    if compile and board.target == "host":
         host.compile_runner(out_dir, board)
+    elif compile:
+        built = firmware.build_firmware(out_dir, board, log=log)
+        report["memory"].update(flash_bytes=built.flash_bytes, ram_bytes=built.ram_bytes)
+        report["firmware"] = {"elf": built.elf.relative_to(out_dir).as_posix(), "builder": built.builder,
+                              "note": built.note}
+        if board.section("renode"):
+            renode.write_script(out_dir, board, built.elf)
     write_report(out_dir, report)
     return report
 

@@ -94,33 +94,82 @@ def build(model: str, board_name: str, out_dir: str, no_compile: bool) -> None:
     if not is_integer_graph(graph):
         raise TinyqError(f"{model} is a float model; tinyq can only deploy int8 models for now")
     report = run_build(graph, board, Path(out_dir), source=str(model), quant={"algo": ["imported"]},
-                       compile=not no_compile)
+                       compile=not no_compile, log=lambda message: err_console.print(message, highlight=False))
     mem = report["memory"]
+    sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
     console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
                   f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
-                  f"weights {mem['weights_bytes']:,} B -> {out_dir}")
+                  f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}")
 
 
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--emulate", is_flag=True, help="Run an emulated board's firmware in QEMU.")
+@click.option("--port", help="Serial port or pyserial URL of a real board (/dev/ttyACM0, socket://h:p, rfc2217://...).")
+@click.option("--baud", type=int, help="Baud rate (default: the board's).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="Input .npy (.npz for several inputs); default: a fixed byte pattern.")
-@click.option("--runs", default=1, show_default=True, type=click.IntRange(1), help="Inferences to time.")
+@click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 100000), help="Inferences to run.")
+@click.option("--profile", is_flag=True, help="Also measure every layer.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the bench section here.")
-def bench(build_dir: str, input_path: str | None, runs: int, json_out: str | None) -> None:
-    """Run a build on one input; check its outputs against the integer reference."""
+def bench(build_dir: str, emulate: bool, port: str | None, baud: int | None, input_path: str | None, runs: int,
+          profile: bool, json_out: str | None) -> None:
+    """Run a build on one input, measure it, check it bit-exact against the integer reference."""
     from pathlib import Path
 
     from tinyq.bench import bench as run_bench
 
-    result = run_bench(Path(build_dir), Path(input_path) if input_path else None, runs)
+    result = run_bench(Path(build_dir), input_path=Path(input_path) if input_path else None, runs=runs,
+                       emulate=emulate, port=port, baud=baud, profile=profile)
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
-    verdict = "[green]true[/]" if result["bit_exact"] else "[bold red]FALSE[/]"
-    console.print(f"target {result['target']}: {result['latency_ms']:.3f} ms per inference "
-                  f"(mean of {result['runs']}), bit_exact: {verdict}")
+    print_bench(result)
     if not result["bit_exact"]:
-        raise TinyqError("device outputs differ from the integer reference")
+        raise TinyqError("outputs differ from the integer reference (bit_exact: false)")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--port", "upload_port", help="Upload port (default: PlatformIO's detection).")
+def flash(build_dir: str, upload_port: str | None) -> None:
+    """Upload a build's firmware to its board with PlatformIO."""
+    from pathlib import Path
+
+    from tinyq.flash import flash as run_flash
+
+    run_flash(Path(build_dir), upload_port)
+    console.print(f"flashed {build_dir}")
+
+
+def print_bench(result: dict) -> None:
+    rows = [("target", result["target"]), ("runs", str(result["runs"]))]
+    if "instructions" in result:
+        rows += [("instructions / inference", f"{result['instructions']:,}"),
+                 ("instructions / MAC", f"{result['instructions_per_mac']:.2f}"),
+                 ("identical every run", str(result["instructions_all_runs_equal"]).lower())]
+    if "cycles" in result:
+        rows += [("cycles / inference", f"{result['cycles']:,}"), ("cycles / MAC", f"{result['cycles_per_mac']:.2f}")]
+    if "latency_ms" in result:
+        rows.append(("latency", f"{result['latency_ms']:.3f} ms"))
+    if "energy_uj" in result:
+        rows.append(("energy", f"{result['energy_uj']:.1f} uJ ({result['energy_source']})"))
+    verdict = "[green]true[/]" if result["bit_exact"] else "[bold red]false[/]"
+    rows.append(("bit_exact", verdict))
+    table = Table(show_header=False, title="bench", title_justify="left")
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if "per_layer" in result:
+        unit = "instructions" if "instructions" in result["per_layer"][0] else "cycles"
+        layers = Table(title=f"per layer ({unit})", title_justify="left")
+        for col, justify in (("#", "right"), ("op", "left"), ("layer", "left"), (unit, "right"), ("share", "right")):
+            layers.add_column(col, justify=justify)
+        total = sum(layer[unit] for layer in result["per_layer"]) or 1
+        for i, layer in enumerate(result["per_layer"]):
+            layers.add_row(str(i), layer["type"], layer["name"], f"{layer[unit]:,}", f"{100 * layer[unit] / total:.1f}%")
+        console.print(layers)
 
 
 def is_integer_graph(graph) -> bool:

@@ -1,0 +1,166 @@
+"""Firmware in QEMU: MLPerf Tiny models on emulated Cortex-M4 and M7, over the serial link."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+import serial
+
+from conftest import require_tool
+from tflm_oracle import tflm_outputs
+from tinyq.bench import bench
+from tinyq.boards import get_board
+from tinyq.build import build
+from tinyq.importers.tflite import load_tflite
+from tinyq.target.device import Device
+from tinyq.target.link import Link
+from tinyq.target.qemu import Emulator
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools():
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cc"):
+        require_tool(tool)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory, mlperf_model):
+    cache = {}
+
+    def get(key: str, board: str):
+        if (key, board) not in cache:
+            out = tmp_path_factory.mktemp(f"{key}_{board}")
+            graph = load_tflite(mlperf_model(key))
+            report = build(graph, get_board(board), out, source=str(mlperf_model(key)), quant={"algo": ["imported"]},
+                           log=lambda message: None)
+            cache[key, board] = (out, report)
+        return cache[key, board]
+    return get
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
+@pytest.mark.parametrize("key", ["kws", "ic", "ad"])
+def test_mlperf_in_qemu_bit_exact_and_deterministic(key, board, builds, anchors, mlperf_model, tmp_path):
+    out, report = builds(key, board)
+    assert report["firmware"]["builder"] == "pio"      # the local dev-platform builds offline
+    assert report["memory"]["flash_bytes"] > report["memory"]["weights_bytes"]
+    first = bench(out, emulate=True, runs=2)
+    assert first["bit_exact"] and first["instructions_all_runs_equal"]
+    assert first["outputs"][0] == anchors["models"][key]["output_int8"]
+    graph = load_tflite(out / "model_int8.tflite")
+    x = np.random.default_rng(1).integers(-128, 128, graph[graph.inputs[0]].shape).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    second = bench(out, emulate=True, input_path=tmp_path / "x.npy")
+    expected = tflm_outputs(mlperf_model(key).read_bytes(), [x], 1)[0]
+    assert second["bit_exact"] and second["outputs"][0] == expected.reshape(-1).tolist()
+    third = bench(out, emulate=True)
+    assert third["instructions"] == first["instructions"]      # the same input counts the same in every session
+
+
+def test_instruction_count_matches_the_icount_timer(builds):
+    """Plugin count vs the board timer under -icount (1 instruction = 1 ns)."""
+    for board in ("mps2_an386", "netduinoplus2"):
+        out, _ = builds("ad", board)
+        result = bench(out, emulate=True)
+        hz = {"mps2_an386": 25e6, "netduinoplus2": 1e9}[board]
+        # the timer is read a few instructions inside the plugin's markers
+        assert abs(result["counter_ticks"] - result["counter_ticks_expected"]) <= 1 + 40 * hz / 1e9
+
+
+def test_profile_accounts_for_every_layer(builds):
+    out, report = builds("kws", "mps2_an386")
+    result = bench(out, emulate=True, profile=True)
+    layers = result["per_layer"]
+    assert [layer["name"] for layer in layers] == [op["name"] for op in report["ops"]]
+    total = sum(layer["instructions"] for layer in layers)
+    assert abs(result["instructions"] - total) < 60 * len(layers)   # call and marker overhead only
+    convs = [layer["instructions"] for layer in layers if layer["type"] == "CONV_2D"]
+    assert max(convs) == layers[0]["instructions"]                  # the 10x4 first conv dominates
+
+
+class CorruptingProxy:
+    """Forwards a TCP stream, flipping one byte in every `every` bytes coming from the
+    device, `budget` times in all (then the line is clean)."""
+
+    def __init__(self, target_port: int, every: int, budget: int):
+        self.every, self.count, self.budget = every, 0, budget
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.port = self.server.getsockname()[1]
+        self.upstream = socket.create_connection(("127.0.0.1", target_port))
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _pump(self, src, dst, corrupt):
+        try:
+            while data := src.recv(4096):
+                if corrupt:
+                    data = bytearray(data)
+                    for i in range(len(data)):
+                        self.count += 1
+                        if self.count % self.every == 0 and self.budget > 0:
+                            data[i] ^= 0x5A
+                            self.budget -= 1
+                dst.sendall(bytes(data))
+        except OSError:
+            pass
+
+    def _run(self):
+        client, _ = self.server.accept()
+        threading.Thread(target=self._pump, args=(client, self.upstream, False), daemon=True).start()
+        self._pump(self.upstream, client, True)
+
+
+def test_link_recovers_from_corruption_and_rejects_bad_frames(builds):
+    out, report = builds("ad", "mps2_an386")
+    graph = load_tflite(out / "model_int8.tflite")
+    board = get_board("mps2_an386")
+    x = np.random.default_rng(5).integers(-128, 128, graph[graph.inputs[0]].shape).astype(np.int8)
+    from tinyq import ref
+    expected = ref.outputs(graph, [x])[0].tobytes()
+    emu = Emulator(board, out / report["firmware"]["elf"], out / "emulator_faults", count_instructions=False)
+    emu.workdir.mkdir(parents=True, exist_ok=True)
+    with emu:
+        # Put the proxy between us and QEMU: QEMU's UART connection is taken over.
+        qemu_port = emu.port
+        emu.serial.close()
+        emu.serial = None
+        proxy = CorruptingProxy(qemu_port, every=97, budget=5)
+        link = Link(serial.serial_for_url(f"socket://127.0.0.1:{proxy.port}", timeout=0.05), timeout=3, retries=6)
+        device = Device(link)
+        link.port.write(b"\xa5\x02\x01\xff\x0f" + bytes(64))      # length 4095: refused, not read
+        device.load(x.tobytes())
+        device.invoke(1, timeout=30)
+        assert device.read(len(expected)) == expected
+        assert proxy.budget == 0 and link.stats.retries > 0
+
+
+def test_mlperf_runner_dialect(builds, anchors):
+    """The EEMBC / MLPerf Tiny runner's ASCII commands drive the same firmware."""
+    import time
+    out, report = builds("ad", "mps2_an386")
+    data = bytes((i * 7 + 3) % 256 for i in range(640))
+
+    def command(port, text, seconds=20.0):
+        port.write(text.encode())
+        reply, deadline = b"", time.monotonic() + seconds
+        while not reply.endswith(b"m-ready\r\n") and time.monotonic() < deadline:
+            reply += port.read(4096)
+        return reply.decode()
+
+    with Emulator(get_board("mps2_an386"), out / report["firmware"]["elf"], out / "emulator_eembc",
+                  count_instructions=False) as emu:
+        time.sleep(0.5)
+        emu.serial.read(4096)        # the boot banner (unless pyserial dropped it on connect)
+        assert "m-name-dut-[tinyq mps2_an386]" in command(emu.serial, "name%")
+        assert "m-[Expecting 640 bytes]" in command(emu.serial, "db load 640%")
+        replies = [command(emu.serial, f"db {data[i:i + 200].hex()}%") for i in range(0, 640, 200)]
+        assert "m-load-done" in replies[-1]
+        reply = command(emu.serial, "infer 2 1%")
+        laps = [int(line.split("-")[-1]) for line in reply.split() if line.startswith("m-lap-us-")]
+        assert len(laps) == 2 and laps[1] > laps[0]
+        results = reply.split("m-results-[")[1].split("]")[0]
+        assert [int(v) for v in results.split(",")] == anchors["models"]["ad"]["output_int8"]
+        assert "e-[Unknown command: bogus]" in command(emu.serial, "bogus%")
