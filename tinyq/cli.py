@@ -76,30 +76,127 @@ def boards() -> None:
     console.print(table)
 
 
+def quant_options(fn):
+    """Options shared by build, quantize and eval."""
+    options = [
+        click.option("--calib", type=click.Path(), help="Calibration data: .npz with x (and y), or a folder of .npy."),
+        click.option("--calib-samples", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Use at most this many calibration samples."),
+        click.option("--algo", default="mse", show_default=True,
+                     help="Range method (minmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated."),
+        click.option("--bits", default="w8a8", show_default=True, help="Weight and activation bits: w8a8, w4a8, ..."),
+        click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel)."),
+        click.option("--percentile", type=float, default=99.99, show_default=True,
+                     help="Percentile for --algo percentile."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile):
+    from tinyq.pipeline import prepare
+    from tinyq.quant import parse_config
+
+    config = parse_config(algo, bits, per_tensor, percentile)
+    return prepare(model, calib=calib, calib_samples=calib_samples, config=config), config
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--board", "board_name", required=True, help="Board name (see `tinyq boards`).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Build folder.")
 @click.option("--no-compile", is_flag=True, help="Render the sources and report only.")
-def build(model: str, board_name: str, out_dir: str, no_compile: bool) -> None:
-    """Generate C for MODEL and build it for BOARD."""
+@quant_options
+def build(model, board_name, out_dir, no_compile, calib, calib_samples, algo, bits, per_tensor, percentile):
+    """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
 
     from tinyq.boards import get_board
     from tinyq.build import build as run_build
-    from tinyq.importers import load_model
 
     board = get_board(board_name)
-    graph = load_model(model)
-    if not is_integer_graph(graph):
-        raise TinyqError(f"{model} is a float model; tinyq can only deploy int8 models for now")
-    report = run_build(graph, board, Path(out_dir), source=str(model), quant={"algo": ["imported"]},
+    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
+    report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
                        compile=not no_compile, log=lambda message: err_console.print(message, highlight=False))
     mem = report["memory"]
     sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
     console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
                   f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
                   f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@quant_options
+def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile):
+    """Quantize a float MODEL: DIR/model_int8.tflite and DIR/quant_report.json."""
+    from pathlib import Path
+
+    from tinyq.exporters.tflite import save_tflite
+
+    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    if prepared.float_graph is None:
+        raise TinyqError(f"{model} is already an int8 model: nothing to quantize")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tflite(prepared.graph, out / "model_int8.tflite")
+    layers = quant_layers(prepared)
+    report = {"model": str(model), "algo": config.algo, "bits": config.bits, "per_channel": config.per_channel,
+              "calibration_samples": prepared.quant.get("calibration_samples"), "layers": layers}
+    (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
+    for col in ("op", "layer", "output scale", "zero point", "SQNR dB"):
+        table.add_column(col, justify="left" if col in ("op", "layer") else "right")
+    for layer in layers:
+        sqnr = layer["sqnr_db"]
+        table.add_row(layer["type"], layer["name"], f"{layer['scale']:.4g}", str(layer["zero_point"]),
+                      "-" if sqnr is None else f"{sqnr:.1f}")
+    console.print(table)
+    console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}")
+
+
+def quant_layers(prepared) -> list[dict]:
+    graph, sqnr = prepared.graph, prepared.quant.get("sqnr_db", {})
+    return [{"name": op.name, "type": op.kind, "output": op.outputs[0], "scale": graph[op.outputs[0]].qparams.s,
+             "zero_point": graph[op.outputs[0]].qparams.zp, "sqnr_db": sqnr.get(op.outputs[0])}
+            for op in graph.ops]
+
+
+@cli.command(name="eval")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled data: .npz with x and y.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results here.")
+@quant_options
+def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile):
+    """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
+    from pathlib import Path
+
+    from tinyq.data import load_dataset
+    from tinyq.quant.evaluate import evaluate as run_eval
+
+    if calib is None and Path(model).suffix.lower() != ".tflite":
+        calib = data_path
+        err_console.print(f"note: calibrating on the first {calib_samples} samples of --data "
+                          "(pass --calib to use separate data)")
+    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    data = load_dataset(data_path, prepared.float_graph or prepared.graph, what="data")
+    result = run_eval(prepared.float_graph, prepared.graph, data)
+    result |= {"algo": prepared.quant["algo"], "bits": config.bits if prepared.float_graph is not None else "w8a8"}
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
+    table = Table(show_header=False, title=f"eval {Path(model).name} on {result['samples']:,} samples",
+                  title_justify="left")
+    table.add_column()
+    table.add_column(justify="right")
+    for key in ("float_accuracy", "quantized_accuracy", "agreement"):
+        if result.get(key) is not None:
+            table.add_row(key, f"{100 * result[key]:.2f}%")
+    if "output_sqnr_db" in result:
+        table.add_row("output SQNR", f"{result['output_sqnr_db']:.1f} dB")
+    console.print(table)
 
 
 @cli.command()
@@ -170,10 +267,6 @@ def print_bench(result: dict) -> None:
         for i, layer in enumerate(result["per_layer"]):
             layers.add_row(str(i), layer["type"], layer["name"], f"{layer[unit]:,}", f"{100 * layer[unit] / total:.1f}%")
         console.print(layers)
-
-
-def is_integer_graph(graph) -> bool:
-    return all(graph[op.outputs[0]].dtype != "float32" or op.kind == "DEQUANTIZE" for op in graph.ops)
 
 
 def short_name(tensor_name: str) -> str:

@@ -20,3 +20,22 @@ def load_model(path: str | Path) -> Graph:
         from tinyq.importers.keras import load_keras
         return load_keras(path)
     raise TinyqError(f"{path}: unknown model format {suffix!r} (use .tflite, .keras or .h5)")
+
+
+def is_integer_graph(graph: Graph) -> bool:
+    """True when every op computes in integers (float only at a DEQUANTIZE output)."""
+    return all(graph[op.outputs[0]].dtype != "float32" or op.kind == "DEQUANTIZE" for op in graph.ops)
+
+
+def load_float_model(path: str | Path):
+    """A float model to quantize: Keras (.keras, .h5) or a float .tflite."""
+    from tinyq.importers.keras import FloatModel, load_float_keras
+    path = Path(path)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        if not path.exists():
+            raise TinyqError(f"model file {path} does not exist")
+        return load_float_keras(path)
+    graph = load_model(path)
+    if is_integer_graph(graph):
+        raise TinyqError(f"{path} is already an int8 model: build or evaluate it as it is")
+    return FloatModel(graph)

@@ -1,0 +1,78 @@
+"""Keras 3 importer: every supported layer kind round-trips to float tolerance."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras_models
+from tinyq.errors import TinyqError
+from tinyq.importers.keras import load_float_keras
+from tinyq.sim import FloatRunner
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+    return keras
+
+
+@pytest.mark.parametrize("name", sorted(keras_models.CASES))
+def test_layer_round_trip(name, keras, tmp_path):
+    model = keras_models.build(keras, name)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    fm = load_float_keras(path)
+    x = np.random.default_rng(1).normal(0, 1, (16,) + model.input_shape[1:]).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    got = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([x])[0]
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_folds_exactly_and_keeps_its_statistics(keras, tmp_path):
+    model = keras_models.build(keras, "conv_bn_relu6")
+    model.save(tmp_path / "m.keras")
+    fm = load_float_keras(tmp_path / "m.keras")
+    assert [op.kind for op in fm.graph.ops] == ["CONV_2D"]          # BN folded, ReLU6 fused
+    assert fm.graph.ops[0].attrs.activation.value == "relu6"
+    bn = model.layers[2]
+    beta, gamma = fm.bn_stats[fm.graph.ops[0].outputs[0]]
+    np.testing.assert_array_equal(beta, bn.beta.numpy())
+    np.testing.assert_array_equal(gamma, np.abs(bn.gamma.numpy()))
+
+
+def test_h5_files_load_too(keras, tmp_path):
+    model = keras_models.build(keras, "depthwise_multiplier_bn")
+    model.save(tmp_path / "m.h5")
+    fm = load_float_keras(tmp_path / "m.h5")
+    assert [op.kind for op in fm.graph.ops] == ["DEPTHWISE_CONV_2D"]
+
+
+def test_legacy_mlperf_h5_with_groups_argument_loads(mlperf_model):
+    path = mlperf_model("kws").parent / "kws_ref_model.h5"
+    fm = load_float_keras(path)
+    assert [op.kind for op in fm.graph.ops][:3] == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"]
+
+
+def test_unsupported_layer_is_named_with_its_class(keras, tmp_path):
+    x = keras.Input((8,))
+    model = keras.Model(x, keras.layers.LeakyReLU(name="leaky_one")(keras.layers.Dense(4)(x)))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(TinyqError, match=r"unsupported layer 'leaky_one' of class LeakyReLU; tinyq supports"):
+        load_float_keras(tmp_path / "m.keras")
+
+
+def test_lambda_code_never_runs(keras, tmp_path):
+    marker = tmp_path / "pwned"
+    x = keras.Input((4,))
+    model = keras.Model(x, keras.layers.Lambda(lambda t: t * 2)(x))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(TinyqError, match="safe mode"):
+        load_float_keras(tmp_path / "m.keras")
+    assert not marker.exists()
+
+
+def test_corrupt_keras_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "broken.keras"
+    path.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(TinyqError, match="corrupt or unreadable|not a loadable"):
+        load_float_keras(path)

@@ -1,0 +1,78 @@
+"""Range setting on distributions whose right answer is known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyq.quant.observe import BINS, TensorStats
+from tinyq.quant.ranges import asymmetric_params, bn_range, mse_range, percentile_range, symmetric_scales
+
+
+def stats_of(values: np.ndarray) -> TensorStats:
+    lo, hi = float(values.min()), float(values.max())
+    return TensorStats(lo, hi, np.histogram(values, bins=BINS, range=(lo, hi))[0])
+
+
+def quant_mse(values, lo, hi):
+    scale, zp = asymmetric_params(lo, hi)
+    q = np.clip(np.round(values / scale) + zp, -128, 127)
+    return float(np.mean((values - (q - zp) * scale) ** 2))
+
+
+@pytest.mark.parametrize("lo, hi", [(-1.0, 3.0), (0.0, 6.0), (-2.5, -0.5), (0.3, 0.9)])
+def test_asymmetric_params_represent_zero_exactly_and_cover_the_range(lo, hi):
+    scale, zp = asymmetric_params(lo, hi)
+    assert -128 <= zp <= 127                                       # real 0 is the code zp, exactly
+    assert (-128 - zp) * scale <= min(lo, 0) + scale
+    assert (127 - zp) * scale >= max(hi, 0) - scale
+
+
+def test_minmax_is_the_observed_range():
+    values = np.random.default_rng(0).uniform(-3, 5, 100_000)
+    s = stats_of(values)
+    assert (s.lo, s.hi) == (values.min(), values.max())
+
+
+def test_mse_clips_heavy_tails_and_beats_minmax():
+    """For 8-bit Laplace(b=1) the MSE-optimal clip is near 9.9 b (Banner et al. 2019), inside the sample max."""
+    values = np.random.default_rng(1).laplace(0, 1, 1_000_000)
+    lo, hi = mse_range(stats_of(values))
+    assert 7.5 < hi < 12 and -12 < lo < -7.5 and hi < 0.9 * values.max()
+    assert quant_mse(values, lo, hi) < quant_mse(values, values.min(), values.max())
+
+
+def test_mse_keeps_the_full_range_of_a_uniform_distribution():
+    values = np.random.default_rng(2).uniform(0, 4, 200_000)      # one-sided, like after ReLU
+    lo, hi = mse_range(stats_of(values))
+    assert lo == pytest.approx(values.min()) and hi > 0.95 * values.max()
+
+
+def test_percentile_of_a_gaussian():
+    values = np.random.default_rng(3).normal(0, 1, 1_000_000)
+    lo, hi = percentile_range(stats_of(values), 99.9)
+    assert hi == pytest.approx(3.09, abs=0.05) and lo == pytest.approx(-3.09, abs=0.05)
+
+
+def test_bn_range_is_six_sigma_of_the_widest_channel():
+    lo, hi = bn_range(np.array([0.0, 1.0]), np.array([1.0, 0.5]))   # channels: [-6, 6] and [-2, 4]
+    assert (lo, hi) == (-6.0, 6.0)
+    assert bn_range(np.array([2.0]), np.array([0.25])) == (0.5, 3.5)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_weight_mse_scales_never_lose_to_minmax(bits):
+    w = np.random.default_rng(4).standard_t(3, size=(8, 3, 3, 16)).astype(np.float32)   # heavy tails
+    qmax = (1 << (bits - 1)) - 1
+    errors = {}
+    for method in ("minmax", "mse"):
+        s = symmetric_scales(w, 0, bits, method)
+        q = np.clip(np.round(w / s[:, None, None, None]), -qmax, qmax)
+        errors[method] = np.sum((w - q * s[:, None, None, None]) ** 2, axis=(1, 2, 3))
+    assert np.all(errors["mse"] <= errors["minmax"] + 1e-9)
+    assert errors["mse"].sum() < errors["minmax"].sum()
+
+
+def test_per_tensor_weights_have_one_scale():
+    w = np.random.default_rng(5).normal(0, 1, (4, 10)).astype(np.float32)
+    s = symmetric_scales(w, None, 8, "minmax")
+    assert s.shape == (1,) and s[0] == pytest.approx(np.abs(w).max() / 127)

@@ -1,0 +1,81 @@
+"""Datasets for calibration and evaluation: `.npz` (arrays `x`, optional `y`) or a folder of `.npy` samples."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyq.errors import TinyqError
+from tinyq.ir import Graph
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray                 # float32, (N, *input shape without batch)
+    y: np.ndarray | None = None   # integer labels (N,), or None
+
+    def head(self, count: int | None) -> "Dataset":
+        if count is None or count >= len(self.x):
+            return self
+        return Dataset(self.x[:count], None if self.y is None else self.y[:count])
+
+
+def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, what: str = "data") -> Dataset:
+    """Load and check samples against the graph's (single) input."""
+    path = Path(path)
+    if len(graph.inputs) != 1:
+        raise TinyqError(f"{what}: models with {len(graph.inputs)} inputs are not supported for calibration data")
+    want = graph[graph.inputs[0]].shape[1:]
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise TinyqError(f"{what} folder {path} holds no .npy files")
+        x, y = np.stack([_load_npy(f) for f in files[:samples]]), None
+    elif path.suffix == ".npz":
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise TinyqError(f"cannot read {what} {path}: {err}") from None
+        if "x" not in archive.files:
+            raise TinyqError(f"{what} {path} has no array 'x' (it has: {', '.join(archive.files) or 'none'})")
+        x = archive["x"][:samples]
+        y = archive["y"][:samples] if "y" in archive.files else None
+    elif not path.exists():
+        raise TinyqError(f"{what} {path} does not exist")
+    else:
+        raise TinyqError(f"{what} {path}: expected an .npz file or a folder of .npy files")
+    if tuple(x.shape) == want:                       # a single sample
+        x = x[None]
+    elif tuple(x.shape[1:]) != want:
+        if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(want)):
+            raise TinyqError(f"{what} {path} has samples of shape {list(x.shape[1:])}; "
+                             f"the model expects {list(want)}")
+        x = x.reshape((len(x),) + want)              # e.g. (N, 28, 28) for a (28, 28, 1) input
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise TinyqError(f"{what} {path} has dtype {x.dtype}; expected numbers")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise TinyqError(f"{what} {path} contains NaN or infinite values")
+    if y is not None:
+        y = np.asarray(y).reshape(len(y), -1)
+        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)   # one-hot labels become indices
+        if len(y) != len(x):
+            raise TinyqError(f"{what} {path}: {len(x)} samples but {len(y)} labels")
+    if len(x) == 0:
+        raise TinyqError(f"{what} {path} holds no samples")
+    return Dataset(x, y)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise TinyqError(f"cannot read {path}: {err}") from None
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 as TFLite's QUANTIZE computes it (round half away from zero)."""
+    q = np.asarray(x, np.float32) / np.float32(scale)
+    q = np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))
+    return np.clip(q + zero_point, -128, 127).astype(np.int8)

@@ -1,0 +1,387 @@
+"""Import a Keras 3 model (.keras, .h5; Sequential or Functional) as a float IR graph.
+
+Files load in Keras safe mode (no Lambda code runs). BatchNormalization
+folds into the convolution or dense layer before it; activations fuse into
+the op that produces their input, as TFLite fuses them; Dropout vanishes.
+What the graph cannot say (the statistics of each folded BatchNorm, used by
+BN-based range setting and analytic bias correction) travels beside it in
+`FloatModel.bn_stats`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinyq import ir
+from tinyq import tf as tinyq_tf
+from tinyq.errors import TinyqError
+from tinyq.shapes import same_padding
+
+SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
+                    "Activation", "ReLU", "Softmax", "Add", "Concatenate", "MaxPooling2D", "AveragePooling2D",
+                    "GlobalAveragePooling2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout", "SpatialDropout2D")
+AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
+FUSES_ACTIVATION = AFFINE + (ir.Add, ir.Mul, ir.AveragePool2D, ir.MaxPool2D, ir.Concatenation)
+
+
+@dataclass
+class FloatModel:
+    """A float IR graph plus what quantization needs to know about it."""
+    graph: ir.Graph
+    bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tensor -> (beta, gamma)
+    keras_model: object | None = None
+
+
+def _legacy_custom_objects() -> dict:
+    """Older Keras wrote DepthwiseConv2D with a `groups` argument Keras 3 rejects."""
+    keras = tinyq_tf.keras()
+
+    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        def __init__(self, *args, groups=1, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    return {"DepthwiseConv2D": DepthwiseConv2D}
+
+
+def load_keras_model(path: str | Path):
+    """The Keras model object, loaded safely; errors are one clear line."""
+    path = Path(path)
+    try:
+        keras = tinyq_tf.keras()
+    except ImportError:
+        raise TinyqError("Keras models need TensorFlow/Keras: pip install tensorflow-cpu") from None
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True,
+                                       custom_objects=_legacy_custom_objects())
+    except ValueError as err:
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "Lambda" in str(err) or "unsafe" in str(err).lower():
+            raise TinyqError(f"{path}: refusing to run code stored in the model (Lambda layer); "
+                             "tinyq loads Keras files in safe mode") from None
+        raise TinyqError(f"{path} is not a loadable Keras model: {text[:300]}") from None
+    except Exception as err:  # h5py, zip and deserialization errors of corrupt files
+        text = str(err).splitlines()[0] if str(err) else ""
+        raise TinyqError(f"{path} is a corrupt or unreadable Keras file ({type(err).__name__}: {text[:200]})") from None
+
+
+def load_keras(path: str | Path) -> ir.Graph:
+    return load_float_keras(path).graph
+
+
+def load_float_keras(path: str | Path) -> FloatModel:
+    model = load_keras_model(path)
+    result = _Converter(model, Path(path).stem).convert()
+    result.keras_model = model
+    return result
+
+
+def _list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class _Converter:
+    def __init__(self, model, name: str):
+        self.model = model
+        self.name = name
+        self.tensors: dict[str, ir.Tensor] = {}
+        self.ops: list[ir.Op] = []
+        self.names: dict[int, str] = {}        # id(KerasTensor) -> IR tensor name
+        self.bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.consumers: dict[int, int] = {}    # id(KerasTensor) -> layers reading it
+        self.alias: dict[int, int] = {}        # id(output of a removed layer) -> id(its input)
+
+    # --- helpers ------------------------------------------------------------
+    def _shape(self, keras_tensor) -> tuple[int, ...]:
+        shape = tuple(keras_tensor.shape)
+        if any(d is None for d in shape[1:]):
+            raise TinyqError(f"tensor {keras_tensor.name} has an unknown dimension {shape}: give the model a fixed "
+                             "input shape")
+        return (1,) + tuple(int(d) for d in shape[1:])
+
+    def _new(self, name: str, shape, data=None) -> str:
+        base, n = name, 1
+        while name in self.tensors:
+            n += 1
+            name = f"{base}_{n}"
+        self.tensors[name] = ir.Tensor(name, shape, "float32", None,
+                                       None if data is None else np.asarray(data, np.float32))
+        return name
+
+    def _emit(self, name: str, attrs, inputs, out_shape, out_name: str | None = None) -> str:
+        out = self._new(out_name or name, out_shape)
+        op_name = name
+        existing = {op.name for op in self.ops}
+        k = 1
+        while op_name in existing:
+            k += 1
+            op_name = f"{name}_{k}"
+        self.ops.append(ir.Op(op_name, attrs, tuple(inputs), (out,)))
+        return out
+
+    def _producer(self, tensor: str) -> ir.Op | None:
+        return next((op for op in reversed(self.ops) if tensor in op.outputs), None)
+
+    def _replace_op(self, old: ir.Op, new: ir.Op) -> None:
+        self.ops[self.ops.index(old)] = new
+
+    def _resolve(self, key: int) -> int:
+        while key in self.alias:
+            key = self.alias[key]
+        return key
+
+    def _single_use(self, keras_tensor) -> bool:
+        """Is this tensor (after removed layers) read by exactly one layer and not a model output?"""
+        key = self._resolve(id(keras_tensor))
+        return self.consumers.get(key, 0) == 1 and \
+            not any(self._resolve(id(t)) == key for t in self.model.outputs)
+
+    # --- conversion -----------------------------------------------------------
+    def convert(self) -> FloatModel:
+        for layer in self.model.layers:
+            for node in layer._inbound_nodes:
+                for t in _list(node.input_tensors):
+                    self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
+        for t in self.model.inputs:
+            self.names[id(t)] = self._new(t.name, self._shape(t))
+        for layer in self.model.layers:
+            kind = type(layer).__name__
+            if kind == "InputLayer":
+                continue
+            if len(layer._inbound_nodes) != 1:
+                raise TinyqError(f"layer {layer.name!r} ({kind}) is used {len(layer._inbound_nodes)} times; "
+                                 "shared layers are not supported")
+            handler = getattr(self, f"_layer_{kind}", None)
+            if handler is None:
+                raise TinyqError(f"unsupported layer {layer.name!r} of class {kind}; tinyq supports "
+                                 f"{', '.join(SUPPORTED_LAYERS)}")
+            inputs = _list(layer.input)
+            missing = [t for t in inputs if id(t) not in self.names]
+            if missing:
+                raise TinyqError(f"layer {layer.name!r} ({kind}) reads a tensor from outside this model "
+                                 "(nested models are not supported)")
+            out = handler(layer, [self.names[id(t)] for t in inputs], inputs)
+            self.names[id(layer.output)] = out
+        graph = ir.Graph(self.name, self.tensors, tuple(self.ops),
+                         tuple(self.names[id(t)] for t in self.model.inputs),
+                         tuple(self.names[id(t)] for t in self.model.outputs)).pruned()
+        return FloatModel(ir.verify(graph), self.bn_stats)
+
+    def _activation(self, layer, out: str, activation_name: str, keras_in) -> str:
+        """Apply a Keras activation to `out`: fuse it, or emit an op. `keras_in` is the
+        activation layer's input (None for a layer's own activation argument)."""
+        if activation_name in ("linear", None):
+            return out
+        if activation_name in ("relu", "relu6"):
+            fused = {"relu": ir.Activation.RELU, "relu6": ir.Activation.RELU6}[activation_name]
+            op = self._producer(out)
+            if op is not None and isinstance(op.attrs, FUSES_ACTIVATION) and \
+                    getattr(op.attrs, "activation", None) == ir.Activation.NONE and \
+                    (keras_in is None or self._single_use(keras_in)):
+                self._replace_op(op, ir.Op(op.name, _with_activation(op.attrs, fused), op.inputs, op.outputs))
+                return out
+            raise TinyqError(f"layer {layer.name!r}: {activation_name} cannot be fused into "
+                             f"{op.kind if op else 'the model input'}; tinyq fuses ReLU/ReLU6 into convolution, "
+                             "dense, add, pooling and concatenation layers")
+        if activation_name == "softmax":
+            return self._emit(f"{layer.name}_softmax", ir.Softmax(), [out], self.tensors[out].shape)
+        if activation_name == "sigmoid":
+            return self._emit(f"{layer.name}_sigmoid", ir.Logistic(), [out], self.tensors[out].shape)
+        raise TinyqError(f"layer {layer.name!r}: activation {activation_name!r} is not supported "
+                         "(linear, relu, relu6, softmax and sigmoid are)")
+
+    @staticmethod
+    def _activation_name(layer) -> str:
+        fn = getattr(layer, "activation", None)
+        return getattr(fn, "__name__", "linear") if fn is not None else "linear"
+
+    def _padding(self, layer, x_shape, kernel, strides, dilation) -> ir.Padding2D:
+        if layer.padding == "valid":
+            return ir.Padding2D()
+        if layer.padding != "same":
+            raise TinyqError(f"layer {layer.name!r}: padding {layer.padding!r} is not supported")
+        _, top, bottom = same_padding(x_shape[1], kernel[0], strides[0], dilation[0])
+        _, left, right = same_padding(x_shape[2], kernel[1], strides[1], dilation[1])
+        return ir.Padding2D(top, bottom, left, right)
+
+    def _check_channels_last(self, layer):
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            raise TinyqError(f"layer {layer.name!r}: only channels_last data is supported")
+
+    def _layer_Conv2D(self, layer, ins, keras_in):
+        self._check_channels_last(layer)
+        if getattr(layer, "groups", 1) != 1:
+            raise TinyqError(f"layer {layer.name!r}: grouped convolution is not supported")
+        kernel = layer.kernel.numpy()
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[3], np.float32)
+        x = self.tensors[ins[0]]
+        strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+        attrs = ir.Conv2D(strides, dilation, self._padding(layer, x.shape, kernel.shape[:2], strides, dilation))
+        w = self._new(f"{layer.name}/kernel", (kernel.shape[3],) + kernel.shape[:3], kernel.transpose(3, 0, 1, 2))
+        b = self._new(f"{layer.name}/bias", bias.shape, bias)
+        out = self._emit(layer.name, attrs, [ins[0], w, b], self._shape(layer.output))
+        return self._activation(layer, out, self._activation_name(layer), None)
+
+    def _depthwise(self, layer, x_name: str, kernel: np.ndarray, bias: np.ndarray, out_shape, name: str) -> str:
+        x = self.tensors[x_name]
+        strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+        kh, kw, c, m = kernel.shape
+        attrs = ir.DepthwiseConv2D(strides, dilation, self._padding(layer, x.shape, (kh, kw), strides, dilation), m)
+        w = self._new(f"{name}/depthwise_kernel", (1, kh, kw, c * m), kernel.reshape(1, kh, kw, c * m))
+        b = self._new(f"{name}/bias", bias.shape, bias)
+        return self._emit(name, attrs, [x_name, w, b], out_shape)
+
+    def _layer_DepthwiseConv2D(self, layer, ins, keras_in):
+        self._check_channels_last(layer)
+        kernel = layer.kernel.numpy()
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[2] * kernel.shape[3], np.float32)
+        out = self._depthwise(layer, ins[0], kernel, bias, self._shape(layer.output), layer.name)
+        return self._activation(layer, out, self._activation_name(layer), None)
+
+    def _layer_SeparableConv2D(self, layer, ins, keras_in):
+        self._check_channels_last(layer)
+        dw = layer.depthwise_kernel.numpy()
+        pw = layer.pointwise_kernel.numpy()
+        oh = self._shape(layer.output)[1:3]
+        mid_shape = (1, oh[0], oh[1], dw.shape[2] * dw.shape[3])
+        mid = self._depthwise(layer, ins[0], dw, np.zeros(mid_shape[3], np.float32), mid_shape,
+                              f"{layer.name}_depthwise")
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(pw.shape[3], np.float32)
+        w = self._new(f"{layer.name}/pointwise_kernel", (pw.shape[3], 1, 1, pw.shape[2]), pw.transpose(3, 0, 1, 2))
+        b = self._new(f"{layer.name}/bias", bias.shape, bias)
+        out = self._emit(f"{layer.name}_pointwise", ir.Conv2D(), [mid, w, b], self._shape(layer.output), layer.name)
+        return self._activation(layer, out, self._activation_name(layer), None)
+
+    def _layer_Dense(self, layer, ins, keras_in):
+        kernel = layer.kernel.numpy()
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[1], np.float32)
+        w = self._new(f"{layer.name}/kernel", kernel.shape[::-1], kernel.T)
+        b = self._new(f"{layer.name}/bias", bias.shape, bias)
+        out = self._emit(layer.name, ir.FullyConnected(), [ins[0], w, b], self._shape(layer.output))
+        return self._activation(layer, out, self._activation_name(layer), None)
+
+    def _layer_BatchNormalization(self, layer, ins, keras_in):
+        axis = _list(layer.axis)
+        rank = len(self.tensors[ins[0]].shape)
+        if [a % rank for a in axis] != [rank - 1]:
+            raise TinyqError(f"layer {layer.name!r}: BatchNormalization over axis {layer.axis} is not supported "
+                             "(only the channel axis)")
+        gamma = layer.gamma.numpy() if layer.scale else np.ones(layer.moving_mean.shape, np.float32)
+        beta = layer.beta.numpy() if layer.center else np.zeros(layer.moving_mean.shape, np.float32)
+        mean, var = layer.moving_mean.numpy(), layer.moving_variance.numpy()
+        scale = gamma / np.sqrt(var + layer.epsilon)
+        shift = beta - mean * scale
+        producer = self._producer(ins[0])
+        if producer is not None and isinstance(producer.attrs, AFFINE) and \
+                producer.attrs.activation == ir.Activation.NONE and self._single_use(keras_in[0]):
+            out = self._fold_batchnorm(producer, scale, shift, layer.name)
+        else:
+            out = self._standalone_batchnorm(layer.name, ins[0], scale, shift)
+        self.bn_stats[out] = (beta.astype(np.float32), np.abs(gamma).astype(np.float32))
+        return out
+
+    def _fold_batchnorm(self, op: ir.Op, scale, shift, name: str) -> str:
+        """W' = W * scale (per output channel), b' = b * scale + shift."""
+        w, b = self.tensors[op.inputs[1]], self.tensors[op.inputs[2]]
+        axis = 3 if isinstance(op.attrs, ir.DepthwiseConv2D) else 0
+        shape = [1] * w.data.ndim
+        shape[axis] = -1
+        self.tensors[w.name] = ir.Tensor(w.name, w.shape, "float32", None, w.data * scale.reshape(shape))
+        self.tensors[b.name] = ir.Tensor(b.name, b.shape, "float32", None, b.data * scale + shift)
+        old_out = op.outputs[0]
+        out = self._new(name, self.tensors[old_out].shape)
+        del self.tensors[old_out]
+        self._replace_op(op, ir.Op(op.name, op.attrs, op.inputs, (out,)))
+        return out
+
+    def _standalone_batchnorm(self, name: str, x: str, scale, shift) -> str:
+        """A BatchNorm with nothing to fold into: a per-channel affine op."""
+        shape = self.tensors[x].shape
+        channels = shape[-1]
+        b = self._new(f"{name}/shift", (channels,), shift)
+        if len(shape) == 4:
+            w = self._new(f"{name}/scale", (1, 1, 1, channels), scale.reshape(1, 1, 1, channels))
+            return self._emit(name, ir.DepthwiseConv2D(), [x, w, b], shape)
+        w = self._new(f"{name}/scale", (channels, channels), np.diag(scale))
+        return self._emit(name, ir.FullyConnected(), [x, w, b], shape)
+
+    def _layer_Activation(self, layer, ins, keras_in):
+        return self._activation(layer, ins[0], self._activation_name(layer), keras_in[0])
+
+    def _layer_ReLU(self, layer, ins, keras_in):
+        cfg = layer.get_config()
+        if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+            raise TinyqError(f"layer {layer.name!r}: ReLU with a negative slope or threshold is not supported")
+        max_value = cfg.get("max_value")
+        if max_value is None:
+            return self._activation(layer, ins[0], "relu", keras_in[0])
+        if float(max_value) == 6.0:
+            return self._activation(layer, ins[0], "relu6", keras_in[0])
+        raise TinyqError(f"layer {layer.name!r}: ReLU with max_value {max_value} is not supported (None or 6)")
+
+    def _layer_Softmax(self, layer, ins, keras_in):
+        rank = len(self.tensors[ins[0]].shape)
+        if any(a % rank != rank - 1 for a in _list(layer.axis)):
+            raise TinyqError(f"layer {layer.name!r}: softmax over axis {layer.axis} is not supported (last axis)")
+        return self._emit(layer.name, ir.Softmax(), ins, self.tensors[ins[0]].shape)
+
+    def _layer_Add(self, layer, ins, keras_in):
+        out = ins[0]
+        for i, other in enumerate(ins[1:], start=1):
+            out = self._emit(layer.name if i == len(ins) - 1 else f"{layer.name}_{i}", ir.Add(), [out, other],
+                             self._shape(layer.output))
+        return out
+
+    def _layer_Concatenate(self, layer, ins, keras_in):
+        rank = len(self.tensors[ins[0]].shape)
+        return self._emit(layer.name, ir.Concatenation(layer.axis % rank), ins, self._shape(layer.output))
+
+    def _pool(self, layer, ins, cls):
+        self._check_channels_last(layer)
+        pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
+        x = self.tensors[ins[0]]
+        attrs = cls(pool, strides, self._padding(layer, x.shape, pool, strides, (1, 1)))
+        return self._emit(layer.name, attrs, ins, self._shape(layer.output))
+
+    def _layer_MaxPooling2D(self, layer, ins, keras_in):
+        return self._pool(layer, ins, ir.MaxPool2D)
+
+    def _layer_AveragePooling2D(self, layer, ins, keras_in):
+        return self._pool(layer, ins, ir.AveragePool2D)
+
+    def _layer_GlobalAveragePooling2D(self, layer, ins, keras_in):
+        """An average pool over the whole image (integer and exact), then a reshape."""
+        self._check_channels_last(layer)
+        n, h, w, c = self.tensors[ins[0]].shape
+        pooled = self._emit(layer.name, ir.AveragePool2D((h, w), (h, w)), ins, (n, 1, 1, c),
+                            out_name=f"{layer.name}/pooled")
+        if getattr(layer, "keepdims", False):
+            return pooled
+        return self._emit(f"{layer.name}_flatten", ir.Reshape(), [pooled], self._shape(layer.output), layer.name)
+
+    def _reshape(self, layer, ins, keras_in):
+        return self._emit(layer.name, ir.Reshape(), ins, self._shape(layer.output))
+
+    _layer_Flatten = _reshape
+    _layer_Reshape = _reshape
+
+    def _layer_ZeroPadding2D(self, layer, ins, keras_in):
+        self._check_channels_last(layer)
+        (top, bottom), (left, right) = layer.padding
+        pads = ((0, 0), (top, bottom), (left, right), (0, 0))
+        return self._emit(layer.name, ir.Pad(pads), ins, self._shape(layer.output))
+
+    def _dropout(self, layer, ins, keras_in):
+        """Inference ignores dropout: its readers read its input instead."""
+        source = self._resolve(id(keras_in[0]))
+        self.alias[id(layer.output)] = source
+        self.consumers[source] = self.consumers.get(source, 0) - 1 + self.consumers.get(id(layer.output), 0)
+        return ins[0]
+
+    _layer_Dropout = _dropout
+    _layer_SpatialDropout2D = _dropout
+
+
+def _with_activation(attrs, activation: ir.Activation):
+    return replace(attrs, activation=activation)

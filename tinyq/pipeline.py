@@ -1,0 +1,46 @@
+"""From whatever the user has to an int8 graph: the shared front half of build, quantize and eval."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyq import ir
+from tinyq.data import Dataset, load_dataset
+from tinyq.errors import TinyqError
+from tinyq.importers import is_integer_graph, load_float_model, load_model
+from tinyq.quant import QuantConfig, quantize
+from tinyq.quant.evaluate import layer_sqnr
+
+SQNR_SAMPLES = 256
+
+
+@dataclass
+class Prepared:
+    graph: ir.Graph                 # int8
+    float_graph: ir.Graph | None    # None for an imported int8 model
+    quant: dict                     # the report's "quant" section
+    calib: Dataset | None
+
+
+def is_float_source(path: str | Path) -> bool:
+    path = Path(path)
+    return path.suffix.lower() in (".keras", ".h5", ".hdf5") or not is_integer_graph(load_model(path))
+
+
+def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int | None, config: QuantConfig,
+            quiet: bool = False) -> Prepared:
+    path = Path(model)
+    if path.suffix.lower() == ".tflite":
+        graph = load_model(path)
+        if is_integer_graph(graph):
+            if calib is not None:
+                raise TinyqError(f"{path} is already int8: --calib does not apply (it is deployed as it is)")
+            return Prepared(graph, None, {"algo": ["imported"], "per_channel": None}, None)
+    fm = load_float_model(path)
+    data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
+    result = quantize(fm, data, config, quiet=quiet)
+    quant = {"algo": config.algo, "per_channel": config.per_channel, "notes": result.notes}
+    if data is not None:
+        quant["calibration_samples"] = len(data.x)
+        quant["sqnr_db"] = layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES])
+    return Prepared(result.graph, result.float_graph, quant, data)

@@ -1,0 +1,73 @@
+"""Accuracy of the deployed arithmetic: float model vs the integer reference.
+
+Quantized outputs come from the numpy integer reference (bit-exact with the
+generated C and TFLite Micro), never from a fake-quant simulation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinyq import ir, ref
+from tinyq.data import Dataset, quantize_input
+from tinyq.progress import progress
+from tinyq.sim import FloatRunner
+
+CHUNK = 500
+
+
+def sqnr_db(signal: np.ndarray, approx: np.ndarray) -> float:
+    noise = np.sum((signal.astype(np.float64) - approx) ** 2)
+    power = np.sum(signal.astype(np.float64) ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(max(power, 1e-30) / noise))
+
+
+def dequantize(t: ir.Tensor, values: np.ndarray) -> np.ndarray:
+    return (values.astype(np.float64) - t.qparams.zp) * t.qparams.s
+
+
+def integer_outputs(graph: ir.Graph, x: np.ndarray, quiet: bool = False) -> list[np.ndarray]:
+    """Run the int8 graph on float samples (quantized at the input as TFLite does)."""
+    t = graph[graph.inputs[0]]
+    results: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    with progress(quiet) as bar:
+        task = bar.add_task("integer reference", total=len(x))
+        for start in range(0, len(x), CHUNK):
+            xq = x[start:start + CHUNK] if t.dtype == "float32" else quantize_input(
+                x[start:start + CHUNK], t.qparams.s, t.qparams.zp)
+            for i, out in enumerate(ref.outputs(graph, [xq.reshape((len(xq),) + t.shape)], batched=True)):
+                results[i].append(out.reshape((len(xq),) + graph[graph.outputs[i]].shape[1:]))
+            bar.advance(task, len(xq))
+    return [np.concatenate(r) for r in results]
+
+
+def layer_sqnr(float_graph: ir.Graph, int_graph: ir.Graph, x: np.ndarray) -> dict[str, float]:
+    """SQNR (dB) of every int8 activation against the float one, per tensor."""
+    t = int_graph[int_graph.inputs[0]]
+    names = [op.outputs[0] for op in int_graph.ops if op.outputs[0] in float_graph.tensors]
+    floats = next(FloatRunner(float_graph, keep=set(names)).batches([x], len(x)))[1]
+    xq = quantize_input(x, t.qparams.s, t.qparams.zp).reshape((len(x),) + t.shape)
+    ints = ref.run(int_graph, [xq], batched=True)
+    return {n: sqnr_db(floats[n], dequantize(int_graph[n], ints[n]).reshape(floats[n].shape)) for n in names}
+
+
+def evaluate(float_graph: ir.Graph | None, int_graph: ir.Graph, data: Dataset, *, sqnr_samples: int = 256,
+             quiet: bool = False) -> dict:
+    """Accuracy, top-1 agreement and SQNR; without a float graph (an imported int8
+    model), only the integer side."""
+    int_out = integer_outputs(int_graph, data.x, quiet)[0]
+    deq = dequantize(int_graph[int_graph.outputs[0]], int_out)
+    int_top = np.argmax(deq.reshape(len(deq), -1), axis=1)
+    result = {"samples": len(data.x)}
+    if data.y is not None:
+        result["quantized_accuracy"] = float(np.mean(int_top == data.y))
+    if float_graph is None:
+        return result
+    float_out = FloatRunner(float_graph, keep=set(float_graph.outputs)).outputs([data.x])[0]
+    float_top = np.argmax(float_out.reshape(len(float_out), -1), axis=1)
+    result |= {"agreement": float(np.mean(float_top == int_top)), "output_sqnr_db": sqnr_db(float_out, deq),
+               "layer_sqnr_db": layer_sqnr(float_graph, int_graph, data.x[:sqnr_samples])}
+    if data.y is not None:
+        result["float_accuracy"] = float(np.mean(float_top == data.y))
+    return result

@@ -1,0 +1,65 @@
+"""Activation statistics over calibration data: exact min/max, then histograms.
+
+Two passes of the float graph: the first finds each tensor's range, the
+second bins its values into fixed histograms over that range, which is what
+the percentile and MSE range setters search.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq import ir
+from tinyq.progress import progress
+from tinyq.sim import FloatRunner
+
+BINS = 2048
+
+
+@dataclass
+class TensorStats:
+    lo: float
+    hi: float
+    hist: np.ndarray | None = None      # counts over BINS equal bins of [lo, hi]
+
+    def centers(self) -> np.ndarray:
+        edges = np.linspace(self.lo, self.hi, BINS + 1)
+        return (edges[:-1] + edges[1:]) / 2
+
+
+def activation_tensors(graph: ir.Graph) -> list[str]:
+    names = list(graph.inputs)
+    names += [op.outputs[0] for op in graph.ops]
+    return names
+
+
+def observe(graph: ir.Graph, x: np.ndarray, *, histograms: bool, batch_size: int = 128,
+            quiet: bool = False) -> dict[str, TensorStats]:
+    names = activation_tensors(graph)
+    runner = FloatRunner(graph, keep=set(names))
+    stats: dict[str, TensorStats] = {}
+    passes = 2 if histograms else 1
+    with progress(quiet) as bar:
+        task = bar.add_task("calibrating", total=passes * len(x))
+        for start, values in runner.batches([x], batch_size):
+            for name in names:
+                v = values[name]
+                lo, hi = float(v.min()), float(v.max())
+                if name in stats:
+                    stats[name].lo, stats[name].hi = min(stats[name].lo, lo), max(stats[name].hi, hi)
+                else:
+                    stats[name] = TensorStats(lo, hi)
+            bar.advance(task, len(values[names[0]]))
+        if histograms:
+            for s in stats.values():
+                s.hist = np.zeros(BINS, np.int64)
+            for start, values in runner.batches([x], batch_size):
+                for name in names:
+                    s = stats[name]
+                    if s.hi > s.lo:
+                        s.hist += np.histogram(values[name], bins=BINS, range=(s.lo, s.hi))[0]
+                    else:
+                        s.hist[0] += values[name].size
+                bar.advance(task, len(values[names[0]]))
+    return stats
