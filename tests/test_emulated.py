@@ -164,3 +164,26 @@ def test_mlperf_runner_dialect(builds, anchors):
         results = reply.split("m-results-[")[1].split("]")[0]
         assert [int(v) for v in results.split(",")] == anchors["models"]["ad"]["output_int8"]
         assert "e-[Unknown command: bogus]" in command(emu.serial, "bogus%")
+
+
+def test_int4_weights_in_qemu(tmp_path):
+    """A W4A8 model: weights packed two per byte, unpacked by the kernels, bit-exact in QEMU."""
+    import keras
+
+    import keras_models
+    from tinyq.data import Dataset
+    from tinyq.importers.keras import load_float_keras
+    from tinyq.quant import parse_config, quantize
+
+    keras_models.build(keras, "separable_conv").save(tmp_path / "m.keras")
+    fm = load_float_keras(tmp_path / "m.keras")
+    calib = Dataset(np.random.default_rng(0).normal(0, 1, (64, 8, 8, 4)).astype(np.float32))
+    sizes = {}
+    for bits in ("w8a8", "w4a8"):
+        graph = quantize(fm, calib, parse_config("mse", bits), quiet=True).graph
+        report = build(graph, get_board("mps2_an386"), tmp_path / bits, source="m", quant={}, log=lambda m: None)
+        result = bench(tmp_path / bits, emulate=True)
+        assert result["bit_exact"], bits
+        sizes[bits] = sum(graph[op.inputs[1]].nbytes for op in graph.ops)
+        assert report["memory"]["flash_bytes"] > 0
+    assert sizes["w4a8"] * 2 - sizes["w8a8"] <= 2        # half, up to the odd-length padding byte

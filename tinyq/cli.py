@@ -158,6 +158,47 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
     console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}")
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Training data: .npz with x and y.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--epochs", default=2, show_default=True, type=click.IntRange(1), help="Training epochs.")
+@click.option("--bits", default="w8a8", show_default=True, help="Weight and activation bits: w8a8, w4a8, ...")
+@click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel).")
+@click.option("--fixed-ranges", is_flag=True, help="EMA activation ranges instead of learned (LSQ) step sizes.")
+@click.option("--lr", "learning_rate", default=1e-4, show_default=True, type=float, help="Learning rate.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--calib-samples", default=1000, show_default=True, type=click.IntRange(1),
+              help="Training samples used to initialize the quantizers.")
+def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learning_rate, batch_size, calib_samples):
+    """Quantization-aware training: DIR/model_int8.tflite, then `tinyq build` it."""
+    from pathlib import Path
+
+    from tinyq import qat as tq_qat
+    from tinyq.exporters.tflite import save_tflite
+    from tinyq.importers import load_float_model
+    from tinyq.data import load_dataset
+    from tinyq.quant import parse_config
+
+    parse_config("mse", bits, per_tensor)            # validates --bits before the long work
+    fm = load_float_model(model)
+    data = load_dataset(data_path, fm.graph, what="training data")
+    if data.y is None:
+        raise TinyqError(f"training data {data_path} has no labels: add an array 'y' to the .npz")
+    qat_model = tq_qat.prepare(fm, data.x[:calib_samples], bits=bits, per_channel=not per_tensor,
+                               learnable=not fixed_ranges)
+    losses = tq_qat.fit(qat_model, data.x, data.y, epochs=epochs, batch_size=batch_size,
+                        learning_rate=learning_rate)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tflite(tq_qat.convert(qat_model), out / "model_int8.tflite")
+    report = {"model": str(model), "bits": bits, "per_channel": not per_tensor, "learnable": not fixed_ranges,
+              "epochs": epochs, "learning_rate": learning_rate, "losses": losses}
+    (out / "qat_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    console.print(f"trained {epochs} epochs (loss {losses[0]:.4f} -> {losses[-1]:.4f}); wrote "
+                  f"{out / 'model_int8.tflite'} (deploy with: tinyq build {out / 'model_int8.tflite'} --board ...)")
+
+
 def quant_layers(prepared) -> list[dict]:
     graph, sqnr = prepared.graph, prepared.quant.get("sqnr_db", {})
     return [{"name": op.name, "type": op.kind, "output": op.outputs[0], "scale": graph[op.outputs[0]].qparams.s,

@@ -110,10 +110,45 @@ def forward(graph: ir.Graph, inputs: dict, *, weight: Callable | None = None,
     return {n: v for n, v in values.items() if n in keep}
 
 
+def layer_fn(tf, op: ir.Op, graph: ir.Graph, *, activation: bool = True):
+    """One affine op as f(x, w[, bias]) on batched inputs (bias default: the graph's),
+    for layer-wise optimization (AdaRound, bias correction)."""
+    a = op.attrs
+    default_bias = tf.constant(graph[op.inputs[2]].data, tf.float32)
+    act = a.activation if activation else ir.Activation.NONE
+    if isinstance(a, ir.Conv2D):
+        def core(x, w):
+            return tf.nn.conv2d(_explicit_pad(tf, x, a.padding), tf.transpose(w, (1, 2, 3, 0)), (1,) + a.stride + (1,),
+                                "VALID", dilations=(1,) + a.dilation + (1,))
+    elif isinstance(a, ir.DepthwiseConv2D):
+        _, kh, kw, cm = graph[op.inputs[1]].shape
+        c = graph[op.inputs[0]].shape[3]
+
+        def core(x, w):
+            return tf.nn.depthwise_conv2d(_explicit_pad(tf, x, a.padding), tf.reshape(w, (kh, kw, c, cm // c)),
+                                          (1,) + a.stride + (1,), "VALID", dilations=a.dilation)
+    else:
+        depth = graph[op.inputs[1]].shape[1]
+
+        def core(x, w):
+            return tf.matmul(tf.reshape(x, (-1, depth)), w, transpose_b=True)
+
+    def fn(x, w, bias=None):
+        return _activate(tf, core(x, w) + (default_bias if bias is None else bias), act)
+    return fn
+
+
+def fake_quant(tf, x, scale: float, zero_point: int, qmin: int = -128, qmax: int = 127):
+    """Quantize-dequantize (forward only: no gradient trickery)."""
+    q = tf.clip_by_value(tf.round(x / scale) + zero_point, qmin, qmax)
+    return (q - zero_point) * scale
+
+
 class FloatRunner:
     """Batched float execution of a float IR graph (a traced tf.function)."""
 
-    def __init__(self, graph: ir.Graph, keep: set[str] | None = None):
+    def __init__(self, graph: ir.Graph, keep: set[str] | None = None, *, weight: Callable | None = None,
+                 activation: Callable | None = None):
         tf = _tf()
         self.graph = graph
         self.keep = keep
@@ -121,7 +156,9 @@ class FloatRunner:
 
         @tf.function(input_signature=specs, reduce_retracing=True)
         def run(*xs):
-            return forward(graph, dict(zip(graph.inputs, xs)), keep=keep)
+            if activation is not None:   # the inputs are quantized too
+                xs = [activation(n, x) for n, x in zip(graph.inputs, xs)]
+            return forward(graph, dict(zip(graph.inputs, xs)), weight=weight, activation=activation, keep=keep)
 
         self._run = run
 

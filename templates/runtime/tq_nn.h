@@ -75,6 +75,13 @@ static inline int32_t tq_requantize(int32_t x, int32_t multiplier, int32_t shift
     return tq_rdbp(tq_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
+/* Weight `index` of an int4 tensor packed two per byte, low nibble first. */
+static inline int32_t tq_int4(const uint8_t *packed, int32_t index) {
+    const int32_t byte = packed[index >> 1];
+    const int32_t nibble = (index & 1) ? (byte >> 4) : (byte & 0xF);
+    return nibble - ((nibble & 8) << 1);
+}
+
 static inline int8_t tq_sat8(int32_t x, int32_t lo, int32_t hi) {
     return (int8_t)TQ_CLAMP(x, lo, hi);
 }

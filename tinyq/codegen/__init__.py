@@ -49,6 +49,12 @@ def _boundary(graph: ir.Graph, names, plan: MemoryPlan) -> list[dict]:
     return rows
 
 
+def _template(kernel: str) -> str:
+    """Kernels with int4 weights (`*_s4`) are the int8 template rendered with int4=True."""
+    return f"kernels/{kernel.removesuffix('_s4').removesuffix('_s8')}_s8.c.j2" if kernel.endswith("_s4") \
+        else f"kernels/{kernel}.c.j2"
+
+
 def generate(graph: ir.Graph) -> GeneratedModel:
     ir.verify(graph)
     plan = plan_graph(graph, {op.name: scratch_bytes(op, graph) for op in graph.ops})
@@ -56,7 +62,7 @@ def generate(graph: ir.Graph) -> GeneratedModel:
     layers = lower(graph, plan, consts)
     env = _environment()
     kernels = sorted({layer.kernel for layer in layers})
-    modules = {k: env.get_template(f"kernels/{k}.c.j2").module for k in kernels}
+    modules = {k: env.get_template(_template(k)).make_module({"int4": k.endswith("_s4")}) for k in kernels}
     weights_text = env.get_template("weights.c.j2").render(banner="", arrays=consts.arrays)
     digest = hashlib.sha256(weights_text.encode())
     for layer in layers:
@@ -75,7 +81,7 @@ def generate(graph: ir.Graph) -> GeneratedModel:
         f"{INCLUDE}/tq_nn.h": (data_dir("templates") / "runtime" / "tq_nn.h").read_text(),
     }
     for k in kernels:
-        body = env.get_template(f"kernels/{k}.c.j2").render()
+        body = env.get_template(_template(k)).render(int4=k.endswith("_s4"))
         files[f"{INCLUDE}/tq_{k}.h"] = env.get_template("kernel.h.j2").render(banner=banner, name=k, body=body)
     weights_bytes = sum(a.nbytes for a in consts.arrays)
     return GeneratedModel(files, plan, layers, weights_bytes, model_hash)

@@ -16,11 +16,12 @@ from tinyq import ir
 from tinyq.analysis import macs
 from tinyq.codegen.names import c_comment, c_identifier
 from tinyq.errors import TinyqError
+from tinyq.int4 import pack_int4
 from tinyq.plan import MemoryPlan
 from tinyq.prepare import prepare
 
 _CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
-_PER_LINE = {"int8_t": 24, "int32_t": 8}
+_PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8}
 
 
 @dataclass
@@ -108,8 +109,13 @@ class _Ctx:
         p = self.params
         per_channel = len(set(zip(p.multiplier, p.shift))) > 1
         count = len(p.multiplier) if per_channel else 1
+        if w.dtype == "int4":
+            filter_array = self.consts.add(f"tq_w_{self.ident}", pack_int4(w.data), "uint8_t",
+                                           self.weights_comment(w) + " (two per byte, low nibble first)")
+        else:
+            filter_array = self.consts.add(f"tq_w_{self.ident}", w.data, "int8_t", self.weights_comment(w))
         return {
-            "filter": self.consts.add(f"tq_w_{self.ident}", w.data, "int8_t", self.weights_comment(w)),
+            "filter": filter_array,
             "bias": self.consts.add(f"tq_b_{self.ident}", b.data, "int32_t", self.weights_comment(b)),
             "multiplier": self.consts.add(f"tq_m_{self.ident}", np.array(p.multiplier[:count], np.int32), "int32_t",
                                           f"{self.op.name}: requantization multipliers"),
@@ -118,6 +124,10 @@ class _Ctx:
             "per_channel": int(per_channel),
             "input_offset": p.input_offset, "output_offset": p.output_offset, "act": [p.act_min, p.act_max],
         }
+
+
+def _kernel_name(base: str, c: "_Ctx") -> str:
+    return base.replace("_s8", "_s4") if c.tensor(1).dtype == "int4" else base
 
 
 def _strides(shape, out_shape) -> list[int]:
@@ -138,15 +148,15 @@ def _conv(c: _Ctx) -> tuple[str, dict]:
         "input_dims": dims4(x.shape), "filter_dims": dims4(w.shape), "bias_dims": [1, 1, 1, b.shape[0]],
         "output_dims": dims4(y.shape), "input": c.input(), "output": c.output()}
     if isinstance(a, ir.DepthwiseConv2D):
-        return "depthwise_conv_s8", args | {"ch_mult": a.depth_multiplier}
-    return "convolve_s8", args
+        return _kernel_name("depthwise_conv_s8", c), args | {"ch_mult": a.depth_multiplier}
+    return _kernel_name("convolve_s8", c), args
 
 
 def _fully_connected(c: _Ctx) -> tuple[str, dict]:
     x, w, y = c.tensor(0), c.tensor(1), c.out
     units, depth = w.shape
     batch = x.size // depth
-    return "fully_connected_s8", c.affine_tables() | {
+    return _kernel_name("fully_connected_s8", c), c.affine_tables() | {
         "input_dims": [batch, 1, 1, depth], "filter_dims": [depth, 1, 1, units], "bias_dims": [1, 1, 1, units],
         "output_dims": [batch, 1, 1, units], "input": c.input(), "output": c.output()}
 

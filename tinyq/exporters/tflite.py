@@ -17,18 +17,12 @@ from tflite.BuiltinOptions import BuiltinOptions as Opt
 
 from tinyq import ir
 from tinyq.errors import TinyqError
+from tinyq.int4 import pack_int4
 from tinyq.shapes import same_padding
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32, "int16": tflite.TensorType.INT16,
           "int8": tflite.TensorType.INT8, "int4": tflite.TensorType.INT4}
 _ACT = {ir.Activation.NONE: 0, ir.Activation.RELU: 1, ir.Activation.RELU_N1_TO_1: 2, ir.Activation.RELU6: 3}
-
-
-def _pack_int4(values: np.ndarray) -> bytes:
-    nibbles = (values.reshape(-1).astype(np.int16) & 0xF).astype(np.uint8)
-    if nibbles.size % 2:
-        nibbles = np.append(nibbles, np.uint8(0))
-    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
 
 
 class _Writer:
@@ -47,7 +41,7 @@ class _Writer:
             t = self.graph[name]
             data = None
             if t.is_constant:
-                data = _pack_int4(t.data) if t.dtype == "int4" else np.ascontiguousarray(t.data).tobytes()
+                data = pack_int4(t.data).tobytes() if t.dtype == "int4" else np.ascontiguousarray(t.data).tobytes()
             self.index[name] = self._add(t.name, t.shape, t.dtype, t.qparams, data)
         return self.index[name]
 

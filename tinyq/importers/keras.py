@@ -71,8 +71,12 @@ def load_keras(path: str | Path) -> ir.Graph:
 
 
 def load_float_keras(path: str | Path) -> FloatModel:
-    model = load_keras_model(path)
-    result = _Converter(model, Path(path).stem).convert()
+    return float_model_from_keras(load_keras_model(path), Path(path).stem)
+
+
+def float_model_from_keras(model, name: str | None = None) -> FloatModel:
+    """A Keras model object (already in memory) as a float IR graph."""
+    result = _Converter(model, name or model.name).convert()
     result.keras_model = model
     return result
 

@@ -15,6 +15,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 
 from tinyq import ir
 from tinyq.errors import TinyqError
+from tinyq.int4 import unpack_int4
 from tinyq.shapes import same_padding
 
 _DTYPES = {tflite.TensorType.FLOAT32: "float32", tflite.TensorType.INT32: "int32",
@@ -143,8 +144,7 @@ class _Reader:
             packed = np.frombuffer(raw, np.uint8)
             if packed.size != (count + 1) // 2:
                 raise TinyqError(f"int4 buffer of {packed.size} bytes for {count} values")
-            nibbles = np.stack([packed & 0xF, packed >> 4], axis=1).reshape(-1)[:count].astype(np.int8)
-            return np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
+            return unpack_int4(packed, count).reshape(shape)
         values = np.frombuffer(raw, _NUMPY[dtype])
         if values.size != count:
             raise TinyqError(f"buffer holds {values.size} values, shape {shape} needs {count}")

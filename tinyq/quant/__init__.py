@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from tinyq import ir
 from tinyq.data import Dataset
 from tinyq.errors import TinyqError
 from tinyq.importers.keras import FloatModel
+from tinyq.quant.adaround import apply_adaround
+from tinyq.quant.bias_correction import bias_shift, corrected_biases_empirical, input_means_analytic
+from tinyq.quant.cle import equalize
 from tinyq.quant.config import QuantConfig, parse_config
-from tinyq.quant.convert import quantize_weights, to_int8
+from tinyq.quant.convert import activation_qparams, quantize_weights, to_int8
+from tinyq.quant.layerwise import dequantized
 from tinyq.quant.observe import activation_tensors, observe
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
 
@@ -77,16 +83,46 @@ def activation_ranges(fm: FloatModel, graph: ir.Graph, calib: Dataset | None, co
     return ranges
 
 
-def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False) -> QuantResult:
+def _corrected_biases_analytic(graph: ir.Graph, weights: dict, bn_stats: dict) -> list[ir.Tensor]:
+    """Data-free bias correction from BatchNorm statistics."""
+    means = input_means_analytic(graph, bn_stats)
+    tensors = []
+    for op in graph.ops:
+        if op.name in weights and op.inputs[0] in means:
+            shift = bias_shift(op, graph[op.inputs[1]].data, dequantized(weights[op.name]), means[op.inputs[0]])
+            b = graph[op.inputs[2]]
+            tensors.append(ir.Tensor(b.name, b.shape, "float32", None, (b.data - shift).astype(np.float32)))
+    return tensors
+
+
+def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False,
+             adaround_iterations: int = 1000) -> QuantResult:
     if calib is None and config.range_method != "bn":
         raise TinyqError(f"range method {config.range_method} needs calibration data (--calib DATA); "
                          "only 'bn' is data-free")
+    if calib is None and "adaround" in config.passes:
+        raise TinyqError("adaround learns from calibration data: give --calib DATA")
+    notes: list[str] = []
+    if "cle" in config.passes:
+        fm, cle_notes = equalize(fm)
+        notes += cle_notes
     graph = fm.graph
     ranges = activation_ranges(fm, graph, calib, config, quiet)
     weight_method = "mse" if config.range_method == "mse" else "minmax"
     weights = {op.name: quantize_weights(op, graph, config, weight_method)
                for op in graph.ops if isinstance(op.attrs, AFFINE)}
-    return QuantResult(to_int8(graph, ranges, config, weights), graph, config, ranges)
+    qparams = activation_qparams(graph, ranges)
+    if "adaround" in config.passes:
+        weights = apply_adaround(graph, calib.x, weights, config.weight_bits, qparams,
+                                 iterations=adaround_iterations, quiet=quiet)
+    deployed = graph
+    if "bc" in config.passes:
+        corrected = corrected_biases_empirical(graph, calib.x, weights, qparams) \
+            if calib is not None else _corrected_biases_analytic(graph, weights, fm.bn_stats)
+        notes.append(f"bc: {'empirical' if calib is not None else 'analytic (BatchNorm statistics)'} bias "
+                     f"correction of {len(corrected)} layers")
+        deployed = graph.with_tensors(*corrected)
+    return QuantResult(to_int8(deployed, qparams, config, weights), graph, config, ranges, notes)
 
 
 __all__ = ["QuantConfig", "QuantResult", "parse_config", "quantize"]

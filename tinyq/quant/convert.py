@@ -50,7 +50,7 @@ def quantize_weights(op: ir.Op, graph: ir.Graph, config: QuantConfig, method: st
 
 
 def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, ir.QParams]:
-    """Quantization of every activation tensor, constraints applied."""
+    """Quantization of every activation tensor from its range, constraints applied."""
     q: dict[str, ir.QParams] = {}
 
     def own(name):
@@ -72,6 +72,7 @@ def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) 
             q[out] = ir.QParams.per_tensor(scale, zp)
         else:
             q[out] = own(out)
+    _adopt_concat_quant(graph, q)
     return q
 
 
@@ -88,11 +89,10 @@ def _adopt_concat_quant(graph: ir.Graph, q: dict[str, ir.QParams]) -> None:
                 q[name] = q[op.outputs[0]]
 
 
-def to_int8(graph: ir.Graph, ranges: dict[str, tuple[float, float]], config: QuantConfig,
+def to_int8(graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig,
             weights: dict[str, WeightQuant]) -> ir.Graph:
-    """Build the int8 graph. `weights` maps affine op names to their quantized weights."""
-    q = activation_qparams(graph, ranges)
-    _adopt_concat_quant(graph, q)
+    """Build the int8 graph from activation quantization `q` (see activation_qparams) and
+    `weights`, the quantized weights of each affine op."""
     tensors: dict[str, ir.Tensor] = {}
     for name, qp in q.items():
         tensors[name] = ir.Tensor(name, graph[name].shape, "int8", qp)
@@ -103,7 +103,8 @@ def to_int8(graph: ir.Graph, ranges: dict[str, tuple[float, float]], config: Qua
             w, b = graph[op.inputs[1]], graph[op.inputs[2]]
             wparams = ir.QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None \
                 else ir.QParams.per_tensor(float(wq.scales[0]))
-            tensors[w.name] = ir.Tensor(w.name, w.shape, "int8", wparams, wq.values)
+            dtype = "int4" if config.weight_bits <= 4 else "int8"     # int4 deploys packed, two per byte
+            tensors[w.name] = ir.Tensor(w.name, w.shape, dtype, wparams, wq.values)
             bias_scales = (np.float64(q[op.inputs[0]].s) * wq.scales.astype(np.float64))
             bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
                            -(1 << 31), (1 << 31) - 1).astype(np.int32)

@@ -1,0 +1,145 @@
+"""CLE, bias correction, AdaRound and int4 weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras_models
+from hostlib import HostModel
+from tflm_oracle import tflm_outputs
+from tinyq import ir, ref
+from tinyq.data import Dataset
+from tinyq.exporters.tflite import to_tflite
+from tinyq.importers.keras import load_float_keras
+from tinyq.quant import parse_config, quantize
+from tinyq.quant.adaround import adaround_layer, reconstruction_error
+from tinyq.quant.bias_correction import bias_shift, clipped_gaussian_mean
+from tinyq.quant.cle import equalize, find_pairs
+from tinyq.quant.convert import quantize_weights
+from tinyq.sim import FloatRunner
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+    return keras
+
+
+def chain(keras, activation, tmp_path):
+    """conv -> conv -> depthwise -> pointwise, with very uneven channel ranges."""
+    x = inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation=activation)(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation=activation)(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation=activation)(x)
+    x = keras.layers.Conv2D(5, 1)(x)
+    model = keras_models.randomize(keras.Model(inputs, x), seed=3)
+    rng = np.random.default_rng(4)
+    for layer in model.layers[1:]:
+        w = layer.get_weights()
+        channels = w[0].shape[-1]
+        w[0] = w[0] * rng.uniform(0.05, 20, channels)      # per-output-channel ranges 400x apart
+        w[1] = w[1] * rng.uniform(0.05, 20, channels)
+        layer.set_weights(w)
+    model.save(tmp_path / f"chain_{activation}.keras")
+    return load_float_keras(tmp_path / f"chain_{activation}.keras")
+
+
+def test_cle_leaves_the_float_function_unchanged_and_equalizes(keras, tmp_path):
+    fm = chain(keras, "relu", tmp_path)
+    equalized, notes = equalize(fm, absorb_bias=False)
+    x = np.random.default_rng(0).normal(0, 1, (32, 10, 10, 3)).astype(np.float32)
+    before = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([x])[0]
+    after = FloatRunner(equalized.graph, keep=set(fm.graph.outputs)).outputs([x])[0]
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
+    for a, b in find_pairs(equalized.graph):
+        r1 = np.abs(np.moveaxis(equalized.graph[a.inputs[1]].data, 3 if a.kind.startswith("DEPTH") else 0, 0)
+                    ).reshape(equalized.graph[a.outputs[0]].shape[-1], -1).max(axis=1)
+        w2 = equalized.graph[b.inputs[1]].data
+        r2 = np.abs(np.moveaxis(w2, 3, 0)).reshape(w2.shape[3], -1).max(axis=1)
+        np.testing.assert_allclose(r1, r2, rtol=1e-3)
+    assert notes == []
+
+
+def test_cle_replaces_relu6_and_says_so(keras, tmp_path):
+    fm = chain(keras, "relu6", tmp_path)
+    equalized, notes = equalize(fm)
+    assert any("replaced ReLU6 by ReLU in 3" in n for n in notes)
+    assert all(op.attrs.activation != ir.Activation.RELU6 for op in equalized.graph.ops)
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, np.inf), (0.0, 6.0), (-np.inf, np.inf)])
+def test_clipped_gaussian_mean_matches_sampling(lo, hi):
+    rng = np.random.default_rng(0)
+    mu, sigma = np.array([-1.0, 0.5, 3.0, 5.5]), np.array([1.0, 2.0, 1.5, 0.7])
+    samples = np.clip(rng.normal(mu, sigma, (2_000_000, 4)), lo, hi)
+    np.testing.assert_allclose(clipped_gaussian_mean(mu, sigma, lo, hi), samples.mean(axis=0), atol=5e-3)
+
+
+def test_analytic_bias_correction_matches_brute_force(keras, tmp_path):
+    """E[(W_q - W) x] for inputs x = ReLU(N(beta, gamma^2)) per channel, against sampling."""
+    rng = np.random.default_rng(1)
+    beta, gamma = rng.normal(0.5, 1, 4), rng.uniform(0.3, 2, 4)
+    w = rng.normal(0, 1, (6, 3, 3, 4))
+    w_quant = np.round(w * 2) / 2                        # a coarse quantizer, so the shift is visible
+    op = ir.Op("conv", ir.Conv2D(), ("x", "w", "b"), ("y",))
+    analytic = bias_shift(op, w, w_quant, clipped_gaussian_mean(beta, gamma, 0.0, np.inf))
+    x = np.maximum(rng.normal(beta, gamma, (400_000, 3, 3, 4)), 0)   # one receptive field per sample
+    brute = np.einsum("ohwi,nhwi->no", w_quant - w, x).mean(axis=0)
+    np.testing.assert_allclose(analytic, brute, atol=0.01 * np.abs(brute).max() + 1e-3)
+
+
+def test_adaround_reduces_reconstruction_error():
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (16, 3, 3, 8)).astype(np.float32)
+    tensors = {"x": ir.Tensor("x", (1, 8, 8, 8), "float32"), "w": ir.Tensor("w", w.shape, "float32", None, w),
+               "b": ir.Tensor("b", (16,), "float32", None, rng.normal(0, 0.1, 16).astype(np.float32)),
+               "y": ir.Tensor("y", (1, 8, 8, 16), "float32")}
+    op = ir.Op("conv", ir.Conv2D(padding=ir.Padding2D(1, 1, 1, 1), activation=ir.Activation.RELU), ("x", "w", "b"),
+               ("y",))
+    graph = ir.verify(ir.Graph("g", tensors, (op,), ("x",), ("y",)))
+    x = np.maximum(rng.normal(0.3, 1, (256, 8, 8, 8)), 0).astype(np.float32)
+    nearest = quantize_weights(op, graph, parse_config("minmax", "w4a8"), "minmax")
+    learned = adaround_layer(op, graph, x, nearest, 4, iterations=1000, seed=0)
+    assert np.any(learned.values != nearest.values)
+    assert reconstruction_error(op, graph, x, learned) < 0.8 * reconstruction_error(op, graph, x, nearest)
+
+
+def test_all_passes_improve_per_tensor_w4(keras, tmp_path):
+    fm = chain(keras, "relu", tmp_path)
+    rng = np.random.default_rng(5)
+    calib, test = (Dataset(rng.normal(0, 1, (n, 10, 10, 3)).astype(np.float32)) for n in (256, 128))
+    floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test.x])[0]
+
+    def error(algo):
+        result = quantize(fm, calib, parse_config(algo, "w4a8", per_tensor=True), quiet=True,
+                          adaround_iterations=200)
+        out = result.graph[result.graph.outputs[0]]
+        ints = ref.outputs(result.graph, [(np.clip(np.round(test.x / result.graph[result.graph.inputs[0]].qparams.s)
+                                                   + result.graph[result.graph.inputs[0]].qparams.zp, -128, 127)
+                                           .astype(np.int8))[:, None]], batched=True)[0]
+        deq = (ints.astype(np.float64) - out.qparams.zp) * out.qparams.s
+        return float(np.mean((deq.reshape(floats.shape) - floats) ** 2))
+
+    assert error("mse,cle,bc,adaround") < 0.75 * error("mse")
+
+
+def test_int4_weights_deploy_packed_and_bit_exact(keras, tmp_path):
+    model = keras_models.build(keras, "separable_conv")
+    model.save(tmp_path / "m.keras")
+    fm = load_float_keras(tmp_path / "m.keras")
+    calib = Dataset(np.random.default_rng(0).normal(0, 1, (128, 8, 8, 4)).astype(np.float32))
+    w8 = quantize(fm, calib, parse_config("mse", "w8a8"), quiet=True).graph
+    w4 = quantize(fm, calib, parse_config("mse", "w4a8"), quiet=True).graph
+    assert {w4[op.inputs[1]].dtype for op in w4.ops} == {"int4"}
+    c8, c4 = HostModel(w8, tmp_path / "c8"), HostModel(w4, tmp_path / "c4")
+    weights8 = sum(w8[n].nbytes for op in w8.ops for n in op.inputs[1:2])
+    weights4 = sum(w4[n].nbytes for op in w4.ops for n in op.inputs[1:2])
+    assert weights4 == sum((w8[n].size + 1) // 2 for op in w8.ops for n in op.inputs[1:2])
+    assert c8.generated.weights_bytes - c4.generated.weights_bytes == weights8 - weights4
+    data = to_tflite(w4)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        x = rng.integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)
+        out = c4.run([x])[0]
+        assert np.array_equal(out, ref.outputs(w4, [x])[0])
+        assert np.array_equal(out, tflm_outputs(data, [x], 1)[0].reshape(out.shape))   # TFLM reads INT4 too

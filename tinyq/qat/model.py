@@ -1,0 +1,250 @@
+"""The QAT Keras model: tinyq's IR with learnable quantizers in the forward pass."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyq import ir
+from tinyq.qat import integer
+from tinyq.quant.convert import FIXED_OUTPUT, SHARES_INPUT_QUANT, weight_axis
+from tinyq.sim import _explicit_pad, _same_or_valid, forward
+from tinyq.tf import keras as _keras
+from tinyq.tf import tensorflow
+
+AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
+EMA_MOMENTUM = 0.99
+FIXED = (1.0 / 256.0, -128)
+
+
+def round_ste(tf, x):
+    """round() forward (half to even, as numpy rounds weights), identity backward (the STE)."""
+    return x + tf.stop_gradient(tf.round(x) - x)
+
+
+def round_away_ste(tf, x):
+    """Round half away from zero (as the kernels and input quantization do), identity backward."""
+    return x + tf.stop_gradient(integer.round_half_away(tf, x) - x)
+
+
+def scale_grad(tf, x, factor: float):
+    """x forward, gradient times `factor` backward (LSQ's step-size gradient scale)."""
+    return x * factor + tf.stop_gradient(x - x * factor)
+
+
+def positive(tf, s):
+    return tf.maximum(tf.abs(s), 1e-9)
+
+
+def fake_quant_weights(tf, w, scale, qmax: int, grad_factor: float = 1.0):
+    """Symmetric fake quantization: scale * clip(round(w / scale), -qmax, qmax)."""
+    s = positive(tf, scale_grad(tf, scale, grad_factor))
+    return s * tf.clip_by_value(round_ste(tf, w / s), -qmax, qmax)
+
+
+def fake_quant_activations(tf, x, scale, offset, grad_factor: float = 1.0):
+    """Asymmetric int8 fake quantization with a learnable step and (rounded) zero point."""
+    s = positive(tf, scale_grad(tf, scale, grad_factor))
+    z = tf.clip_by_value(round_ste(tf, offset), -128.0, 127.0)
+    return s * (tf.clip_by_value(round_away_ste(tf, x / s) + z, -128.0, 127.0) - z)
+
+
+def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
+    """Which quantizer each activation tensor uses: its own, another's (a pooling output shares
+    its input's, a concatenation input its output's), or None (SOFTMAX/LOGISTIC: fixed)."""
+    groups: dict[str, str | None] = {name: name for name in graph.inputs}
+    for op in graph.ops:
+        out = op.outputs[0]
+        if isinstance(op.attrs, SHARES_INPUT_QUANT):
+            groups[out] = groups[op.inputs[0]]
+        elif isinstance(op.attrs, FIXED_OUTPUT):
+            groups[out] = None
+        else:
+            groups[out] = out
+    producers, consumers = graph.producers(), graph.consumers()
+    for op in graph.ops:   # as deployment: a requantizing producer adopts its concatenation's parameters
+        if isinstance(op.attrs, ir.Concatenation):
+            for name in op.inputs:
+                source = producers.get(name)
+                if source is not None and not isinstance(source.attrs, SHARES_INPUT_QUANT + FIXED_OUTPUT) \
+                        and len(consumers[name]) == 1 and name not in graph.outputs:
+                    groups[name] = op.outputs[0]
+    return groups
+
+
+def _key(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)[:40]
+
+
+def build_model_class():
+    keras = _keras()
+
+    class QATModel(keras.Model):
+        """Simulates tinyq's deployed int8/int4 arithmetic on a float IR graph. The forward pass
+        computes every requantizing op's int8 codes exactly as the kernels do; gradients
+        flow through float fake quantization (straight-through estimator)."""
+
+        def __init__(self, graph: ir.Graph, qparams: dict[str, ir.QParams], weight_scales: dict[str, np.ndarray],
+                     bits: int, per_channel: bool, learnable: bool, **kwargs):
+            super().__init__(**kwargs)
+            self.graph, self.bits, self.per_channel, self.learnable = graph, bits, per_channel, learnable
+            self.qmax = (1 << (bits - 1)) - 1
+            self.groups = activation_groups(graph)
+            self.producers = graph.producers()
+            self.affine = [op for op in graph.ops if isinstance(op.attrs, AFFINE)]
+            self.kernels, self.biases, self.weight_scales = {}, {}, {}
+            for op in self.affine:
+                w, b = graph[op.inputs[1]], graph[op.inputs[2]]
+                self.kernels[op.name] = self._variable(f"{op.name}_kernel", w.data, True)
+                self.biases[op.name] = self._variable(f"{op.name}_bias", b.data, True)
+                shape = [1] * len(w.shape)
+                if per_channel:
+                    shape[weight_axis(op.attrs)] = -1
+                self.weight_scales[op.name] = self._variable(f"{op.name}_wscale",
+                                                             np.reshape(weight_scales[op.name], shape), learnable)
+            self.act_scales, self.act_offsets, self.act_lo, self.act_hi = {}, {}, {}, {}
+            for name in sorted({g for g in self.groups.values() if g is not None}):
+                q = qparams[name]
+                self.act_scales[name] = self._variable(f"{_key(name)}_scale", np.float32(q.s), learnable)
+                self.act_offsets[name] = self._variable(f"{_key(name)}_offset", np.float32(q.zp), learnable)
+                if not learnable:
+                    self.act_lo[name] = self._variable(f"{_key(name)}_lo", np.float32((-128 - q.zp) * q.s), False)
+                    self.act_hi[name] = self._variable(f"{_key(name)}_hi", np.float32((127 - q.zp) * q.s), False)
+            self.kernel_of = {op.inputs[1]: op for op in self.affine}
+            self.bias_of = {op.inputs[2]: op for op in self.affine}
+
+        def _variable(self, name, value, trainable):
+            value = np.asarray(value, np.float32)
+            var = self.add_weight(shape=value.shape, initializer="zeros", name=name, trainable=trainable)
+            var.assign(value)
+            return var
+
+        # --- quantizer parameters --------------------------------------------------
+        def weight_scale(self, tf, op):
+            if self.learnable:
+                return positive(tf, self.weight_scales[op.name])
+            w = self.kernels[op.name]
+            axes = [i for i in range(len(w.shape)) if not self.per_channel or i != weight_axis(op.attrs)]
+            return tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=axes, keepdims=True), 1e-8) / self.qmax)
+
+        def act_params(self, tf, name):
+            """(scale, rounded zero point) as float32 tensors, for the tensor's group."""
+            group = self.groups.get(name, name)
+            if group is None:
+                return tf.constant(FIXED[0]), tf.constant(float(FIXED[1]))
+            return positive(tf, self.act_scales[group]), tf.clip_by_value(tf.round(self.act_offsets[group]), -128.0, 127.0)
+
+        def _track(self, tf, name, value):
+            """EMA of the observed range -> scale and zero point (the non-learnable mode)."""
+            lo = EMA_MOMENTUM * self.act_lo[name] + (1 - EMA_MOMENTUM) * tf.minimum(tf.reduce_min(value), 0.0)
+            hi = EMA_MOMENTUM * self.act_hi[name] + (1 - EMA_MOMENTUM) * tf.maximum(tf.reduce_max(value), 0.0)
+            self.act_lo[name].assign(lo)
+            self.act_hi[name].assign(hi)
+            scale = tf.maximum((hi - lo) / 255.0, 1e-8)
+            self.act_scales[name].assign(scale)
+            self.act_offsets[name].assign(tf.clip_by_value(tf.round(-128.0 - lo / scale), -128.0, 127.0))
+
+        # --- exact integer codes of the deployed kernels ---------------------------------
+        def _act_range(self, tf, op, scale, zp):
+            """TFLite's CalculateActivationRangeQuantized (float32 arithmetic)."""
+            floor, ceiling = getattr(op.attrs, "activation", ir.Activation.NONE).float_range()
+            lo = tf.constant(-128.0) if not np.isfinite(floor) else \
+                tf.maximum(-128.0, zp + integer.round_half_away(tf, floor / scale))
+            hi = tf.constant(127.0) if not np.isfinite(ceiling) else \
+                tf.minimum(127.0, zp + integer.round_half_away(tf, ceiling / scale))
+            return lo, hi
+
+        def _affine_codes(self, tf, op, codes, out_scale, out_zp):
+            x_scale, x_zp = self.act_params(tf, op.inputs[0])
+            w_scale = self.weight_scale(tf, op)
+            w_codes = tf.cast(tf.clip_by_value(tf.round(self.kernels[op.name] / w_scale), -self.qmax, self.qmax),
+                              tf.float64)
+            product_scale = tf.cast(x_scale, tf.float64) * tf.reshape(tf.cast(w_scale, tf.float64), (-1,))
+            b_codes = tf.round(tf.cast(self.biases[op.name], tf.float64) / product_scale)
+            x = codes[op.inputs[0]] - tf.cast(x_zp, tf.float64)
+            a = op.attrs
+            if isinstance(a, ir.Conv2D):
+                acc = tf.nn.conv2d(_explicit_pad(tf, x, a.padding), tf.transpose(w_codes, (1, 2, 3, 0)),
+                                   (1,) + a.stride + (1,), "VALID", dilations=(1,) + a.dilation + (1,))
+            elif isinstance(a, ir.DepthwiseConv2D):
+                _, kh, kw, cm = self.graph[op.inputs[1]].shape
+                c = self.graph[op.inputs[0]].shape[3]
+                acc = tf.nn.depthwise_conv2d(_explicit_pad(tf, x, a.padding), tf.reshape(w_codes, (kh, kw, c, cm // c)),
+                                             (1,) + a.stride + (1,), "VALID", dilations=a.dilation)
+            else:
+                depth = self.graph[op.inputs[1]].shape[1]
+                acc = tf.matmul(tf.reshape(x, (-1, depth)), w_codes, transpose_b=True)
+                acc = tf.reshape(acc, (-1,) + self.graph[op.outputs[0]].shape[1:])
+            lo, hi = self._act_range(tf, op, out_scale, out_zp)
+            real_scale = product_scale / tf.cast(out_scale, tf.float64)
+            return integer.requantize(tf, tf.cast(acc + b_codes, tf.int64), real_scale, out_zp, lo, hi)
+
+        def _average_pool_codes(self, tf, op, codes, out_scale, out_zp):
+            """Window mean of the codes rounded half away from zero, padding not counted: TF's
+            float64 average of integers is exact enough (a tie, n/2 over n, is representable)."""
+            a = op.attrs
+            mode = _same_or_valid(op, self.graph[op.inputs[0]].shape, a.filter, a.stride, (1, 1))
+            mean = integer.round_half_away(tf, tf.nn.avg_pool2d(codes[op.inputs[0]], a.filter, a.stride, mode))
+            lo, hi = self._act_range(tf, op, out_scale, out_zp)
+            return tf.clip_by_value(mean, tf.cast(lo, tf.float64), tf.cast(hi, tf.float64))
+
+        def _exact_codes(self, tf, op, codes, out_scale, out_zp):
+            if op is None:
+                return None
+            if isinstance(op.attrs, AFFINE):
+                return self._affine_codes(tf, op, codes, out_scale, out_zp)
+            if isinstance(op.attrs, ir.AveragePool2D):
+                return self._average_pool_codes(tf, op, codes, out_scale, out_zp)
+            if isinstance(op.attrs, ir.Add) and not any(self.graph[n].is_constant for n in op.inputs):
+                (sa, za), (sb, zb) = (self.act_params(tf, n) for n in op.inputs)
+                lo, hi = self._act_range(tf, op, out_scale, out_zp)
+                f64 = (lambda v: tf.cast(v, tf.float64))
+                return integer.add(tf, codes[op.inputs[0]], codes[op.inputs[1]], (f64(sa), za), (f64(sb), zb),
+                                   (f64(out_scale), out_zp), lo, hi)
+            return None
+
+        # --- forward --------------------------------------------------------------------
+        def call(self, inputs, training=False, return_logits=False):
+            tf = tensorflow()
+            graph = self.graph
+            softmax = self.producers.get(graph.outputs[0])
+            logits = softmax.inputs[0] if return_logits and softmax is not None and \
+                isinstance(softmax.attrs, ir.Softmax) else None
+            codes: dict[str, object] = {}
+
+            def activation(name, value):
+                group = self.groups.get(name, name)
+                if not self.learnable and training and group == name:
+                    self._track(tf, name, value)
+                scale, zp = self.act_params(tf, name)
+                factor = 1.0 / math.sqrt(graph[name].size * 127) if self.learnable and group is not None else 1.0
+                if group is None:
+                    fq = fake_quant_activations(tf, value, scale, zp)
+                else:
+                    fq = fake_quant_activations(tf, value, self.act_scales[group], self.act_offsets[group], factor)
+                exact = self._exact_codes(tf, self.producers.get(name), codes, scale, zp)
+                if exact is None:
+                    exact = tf.cast(integer.round_half_away(tf, fq / scale) + zp, tf.float64)
+                codes[name] = exact
+                real = tf.cast((exact - tf.cast(zp, tf.float64)) * tf.cast(scale, tf.float64), tf.float32)
+                return fq + tf.stop_gradient(real - fq)
+
+            def weight(name, value):
+                if name in self.kernel_of:
+                    op = self.kernel_of[name]
+                    factor = 1.0 / math.sqrt(graph[name].size * self.qmax) if self.learnable else 1.0
+                    scale = self.weight_scales[op.name] if self.learnable else self.weight_scale(tf, op)
+                    return fake_quant_weights(tf, self.kernels[op.name], scale, self.qmax, factor)
+                if name in self.bias_of:
+                    op = self.bias_of[name]
+                    x_scale, _ = self.act_params(tf, op.inputs[0])
+                    product = tf.stop_gradient(tf.reshape(x_scale * self.weight_scale(tf, op), (-1,)))
+                    return round_ste(tf, self.biases[op.name] / product) * product
+                return value
+
+            x = activation(graph.inputs[0], tf.convert_to_tensor(inputs, tf.float32))
+            out = forward(graph, {graph.inputs[0]: x}, weight=weight, activation=activation,
+                          keep={logits or graph.outputs[0]})
+            return out[logits or graph.outputs[0]]
+
+    return QATModel
