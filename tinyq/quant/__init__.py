@@ -18,9 +18,11 @@ from tinyq.quant.bias_correction import bias_shift, corrected_biases_empirical, 
 from tinyq.quant.cle import equalize
 from tinyq.quant.config import QuantConfig, parse_config
 from tinyq.quant.convert import activation_qparams, quantize_weights, to_int8
+from tinyq.quant.evaluate import dequantize, integer_outputs
 from tinyq.quant.layerwise import dequantized
 from tinyq.quant.observe import activation_tensors, observe
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
+from tinyq.sim import FloatRunner
 
 AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
 
@@ -115,14 +117,37 @@ def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quie
     if "adaround" in config.passes:
         weights = apply_adaround(graph, calib.x, weights, config.weight_bits, qparams,
                                  iterations=adaround_iterations, quiet=quiet)
-    deployed = graph
-    if "bc" in config.passes:
-        corrected = corrected_biases_empirical(graph, calib.x, weights, qparams) \
-            if calib is not None else _corrected_biases_analytic(graph, weights, fm.bn_stats)
-        notes.append(f"bc: {'empirical' if calib is not None else 'analytic (BatchNorm statistics)'} bias "
-                     f"correction of {len(corrected)} layers")
-        deployed = graph.with_tensors(*corrected)
-    return QuantResult(to_int8(deployed, qparams, config, weights), graph, config, ranges, notes)
+    deployed = to_int8(graph, qparams, config, weights)
+    if "bc" in config.passes and calib is None:
+        corrected = _corrected_biases_analytic(graph, weights, fm.bn_stats)
+        notes.append(f"bc: analytic bias correction (BatchNorm statistics) of {len(corrected)} layers")
+        deployed = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
+    elif "bc" in config.passes:
+        deployed, note = _best_bias_correction(graph, calib.x, qparams, config, weights, deployed)
+        notes.append(note)
+    return QuantResult(deployed, graph, config, ranges, notes)
+
+
+def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
+    """Empirical bias correction fitted on the first 3/4 of the calibration data; the variant
+    with the lowest output error on the last quarter wins (no correction is a candidate)."""
+    split = max(1, len(x) * 3 // 4)
+    fit, held_out = x[:split], x[split:] if len(x) > split else x
+    reference = FloatRunner(graph, keep=set(graph.outputs)).outputs([held_out])[0]
+    candidates = {"none": uncorrected}
+    for total_shift, label in ((False, "weight error"), (True, "total shift")):
+        corrected = corrected_biases_empirical(graph, fit, weights, qparams, total_shift=total_shift)
+        candidates[label] = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
+    errors = {}
+    for label, candidate in candidates.items():
+        out = integer_outputs(candidate, held_out, quiet=True)[0]
+        deq = dequantize(candidate[candidate.outputs[0]], out).reshape(reference.shape)
+        errors[label] = float(np.mean((deq - reference) ** 2))
+    best = min(errors, key=errors.get)
+    detail = ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
+    if best == "none":
+        return uncorrected, f"bc: no correction lowered the held-out output error ({detail}); biases kept"
+    return candidates[best], f"bc: empirical bias correction ({best}); held-out output MSE {detail}"
 
 
 __all__ = ["QuantConfig", "QuantResult", "parse_config", "quantize"]

@@ -1,9 +1,13 @@
 """Bias correction (Nagel et al. 2019): quantization shifts the mean of each
 layer's outputs; subtracting the shift from the bias removes that error.
 
-Empirical (with calibration data, as AIMET): layer by layer, the mean
-pre-activation of the quantized layer on the quantized model's inputs is
-compared with the float layer's on float inputs. Analytic (data-free): the
+Empirical (with calibration data): layer by layer, on the inputs the
+quantized model gives the layer, either the shift the weight quantization
+causes, E[(W_q - W) x], or the layer's whole mean shift against the float
+model (activation clipping included). Which helps depends on the model (a
+bias applies to every sample, clipping hits a few), so quantize() keeps the
+variant — or none — with the smallest output error on held-out calibration
+samples. Analytic (data-free): the
 weight error's shift (W_q - W) E[x], with E[x] from the BatchNorm statistics
 of the layer that produced the input, a Gaussian N(beta, gamma^2) through
 its ReLU or ReLU6.
@@ -45,7 +49,11 @@ def clipped_gaussian_mean(mu: np.ndarray, sigma: np.ndarray, lo: float, hi: floa
 
 
 def corrected_biases_empirical(graph: ir.Graph, x: np.ndarray, weights: dict[str, WeightQuant],
-                               activation_quant: dict[str, ir.QParams], samples: int = 512) -> list[ir.Tensor]:
+                               activation_quant: dict[str, ir.QParams], *, total_shift: bool,
+                               samples: int = 512) -> list[ir.Tensor]:
+    """Layer by layer, on the inputs the quantized model gives each layer: the mean shift of
+    its pre-activations caused by the weight quantization (E[(W_q - W) x]), or, with
+    `total_shift`, the whole shift against the float model (activation clipping included)."""
     tf = tensorflow()
     sim = Layerwise(graph, x[:samples], activation_quant)
     tensors = []
@@ -55,8 +63,9 @@ def corrected_biases_empirical(graph: ir.Graph, x: np.ndarray, weights: dict[str
         fn = layer_fn(tf, op, graph, activation=False)
         w_float = tf.constant(graph[op.inputs[1]].data.astype(np.float32))
         w_quant = dequantized(weights[op.name])
-        y_quant = fn(tf.constant(sim.quantized_inputs(op)), tf.constant(w_quant)).numpy()
-        y_float = fn(tf.constant(sim.float_inputs(op)), w_float).numpy()
+        x_quant = tf.constant(sim.quantized_inputs(op))
+        x_float = tf.constant(sim.float_inputs(op)) if total_shift else x_quant
+        y_quant, y_float = fn(x_quant, tf.constant(w_quant)).numpy(), fn(x_float, w_float).numpy()
         shift = (y_quant.reshape(-1, y_quant.shape[-1]).mean(axis=0) -
                  y_float.reshape(-1, y_float.shape[-1]).mean(axis=0))
         b = graph[op.inputs[2]]
