@@ -24,6 +24,39 @@ def test_greedy_plan_never_overlaps_and_respects_bounds(specs):
     assert live_peak <= peak <= sum(-(-b.size // 4) * 4 for b in planner.buffers)
 
 
+@settings(max_examples=200)
+@given(buffers, st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39), st.integers(-64, 2000)), max_size=8))
+def test_allowed_overlaps_keep_their_lead(specs, allowances):
+    """An output allowed to overlap a dying input starts at least `lead` bytes before it
+    or does not touch it; everything else is as strict as ever."""
+    planner = ArenaPlanner()
+    for size, first, length in specs:
+        planner.add_buffer(size, first, first + length)
+    for out, into, lead in allowances:
+        if out < len(specs) and into < len(specs) and out != into and (into, out) not in planner.leads:
+            planner.allow_overlap(out, into, lead)
+    offsets, peak = planner.plan()
+    assert find_overlaps(planner.buffers, offsets, planner.leads) == []
+    for (out, into), lead in planner.leads.items():
+        a, b = planner.buffers[out], planner.buffers[into]
+        touching = a.overlaps_in_time(b) and a.size and b.size and \
+            offsets[out] < offsets[into] + b.size and offsets[into] < offsets[out] + a.size
+        assert not touching or offsets[out] + lead <= offsets[into]
+    assert all(off + b.size <= peak for off, b in zip(offsets, planner.buffers))
+
+
+def test_an_allowed_overlap_saves_the_output_buffer():
+    planner = ArenaPlanner()
+    planner.add_buffer(1000, 0, 3)       # alive across both ops, like a residual
+    x = planner.add_buffer(1000, 1, 2)
+    y = planner.add_buffer(1000, 2, 3)
+    planner.allow_overlap(y, x, 40)
+    offsets, peak = planner.plan()
+    assert peak == 2040 and offsets[y] + 40 <= offsets[x]
+    assert find_overlaps(planner.buffers, offsets) != []          # it is an overlap...
+    assert find_overlaps(planner.buffers, offsets, planner.leads) == []   # ...an allowed one
+
+
 def test_overlap_checker_finds_a_planted_conflict():
     bufs = [Buffer(100, 0, 3), Buffer(50, 2, 5), Buffer(80, 4, 6)]
     assert find_overlaps(bufs, [0, 60, 110]) == [(0, 1)]

@@ -2,18 +2,24 @@
 
 The planner's contract is TFLite Micro's: `add_buffer(size, first, last)`
 registers a buffer alive from op `first` to op `last` (inclusive), `plan()`
-returns offsets and the peak. Placement is greedy (largest first, lowest gap
-that fits among buffers alive at the same time); `find_overlaps` is the
-oracle tests check plans against.
+returns offsets and the peak. Placement is greedy (lowest offset that fits
+among buffers alive at the same time), tried in a few orders -- TFLM's
+largest-first and others -- keeping the smallest peak; `find_overlaps` is
+the oracle tests check plans against. One extension: `allow_overlap(out,
+into, lead)` lets an op's output share bytes with an input that dies at that
+op, provided the output starts at least `lead` bytes before it (the kernel
+writes in order and never overtakes its reads; the kernel's planner twin
+computes the lead).
 
 `plan_graph` turns a graph into buffers: a RESHAPE output shares its input's
-buffer, elementwise ops write over an input that dies at that op, and each
-op's scratch (im2col and the like) is a buffer alive for that op only.
+buffer, elementwise ops (and kernels that say so) write over an input that
+dies at that op, and each op's scratch (im2col and the like) is a buffer
+alive for that op only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Collection, Mapping
 
 from tinyq.ir import Add, Graph, Logistic, Mul, Quantize, Reshape, Softmax
 
@@ -39,10 +45,31 @@ class Buffer:
         return self.first <= other.last and other.first <= self.last
 
 
+def _intersect(a_off: int, a: Buffer, b_off: int, b: Buffer) -> bool:
+    return a_off < b_off + b.size and b_off < a_off + a.size
+
+
+def _conflict(i: int, i_off: int, j: int, j_off: int, buffers: list[Buffer], leads: Mapping) -> bool:
+    """Do buffers i and j (alive together) clash at these offsets?"""
+    a, b = buffers[i], buffers[j]
+    if not (a.size and b.size and _intersect(i_off, a, j_off, b)):
+        return False
+    if (i, j) in leads:
+        return i_off + leads[i, j] > j_off
+    if (j, i) in leads:
+        return j_off + leads[j, i] > i_off
+    return True
+
+
 class ArenaPlanner:
     def __init__(self, alignment: int = ALIGNMENT):
         self.alignment = alignment
         self.buffers: list[Buffer] = []
+        self.leads: dict[tuple[int, int], int] = {}
+
+    def allow_overlap(self, out: int, into: int, lead: int) -> None:
+        """Buffer `out` may overlap buffer `into` if it starts at least `lead` bytes before it."""
+        self.leads[out, into] = lead
 
     def add_buffer(self, size: int, first: int, last: int, label: str = "") -> int:
         if size < 0 or first > last:
@@ -51,37 +78,41 @@ class ArenaPlanner:
         return len(self.buffers) - 1
 
     def plan(self) -> tuple[list[int], int]:
-        """Offsets (one per buffer, in add order) and the arena's peak size."""
-        order = sorted(range(len(self.buffers)), key=lambda i: (-self.buffers[i].size, self.buffers[i].first, i))
-        offsets: list[int | None] = [None] * len(self.buffers)
+        """Offsets (one per buffer, in add order) and the arena's peak size: the best of
+        greedy placements in a few orders (TFLM's largest-first among them)."""
+        b = self.buffers
+        orders = [lambda i: (-b[i].size, b[i].first, i), lambda i: (-b[i].size, -b[i].first, i),
+                  lambda i: (-b[i].size * (b[i].last - b[i].first + 1), i), lambda i: (b[i].first, -b[i].size, i)]
+        return min((self._place(sorted(range(len(b)), key=key)) for key in orders), key=lambda result: result[1])
+
+    def _place(self, order: list[int]) -> tuple[list[int], int]:
+        offsets: list = [None] * len(self.buffers)
         placed: list[int] = []
         for i in order:
-            buf = self.buffers[i]
-            offsets[i] = self._lowest_fit(buf, [(offsets[j], self.buffers[j]) for j in placed
-                                                if self.buffers[j].overlaps_in_time(buf)])
+            live = [j for j in placed if self.buffers[j].overlaps_in_time(self.buffers[i])]
+            offsets[i] = self._lowest_fit(i, live, offsets)
             placed.append(i)
         peak = max((off + b.size for off, b in zip(offsets, self.buffers)), default=0)
         return offsets, align(peak, self.alignment)
 
-    def _lowest_fit(self, buf: Buffer, live: list[tuple[int, Buffer]]) -> int:
-        candidate = 0
-        for offset, other in sorted(live, key=lambda item: item[0]):
-            if candidate + buf.size <= offset:
-                break
-            candidate = max(candidate, align(offset + other.size, self.alignment))
-        return candidate
+    def _lowest_fit(self, i: int, live: list[int], offsets: list) -> int:
+        """The lowest offset clashing with no live buffer: 0, the end of a live buffer, or
+        where an allowed overlap may start."""
+        candidates = {0} | {align(offsets[j] + self.buffers[j].size, self.alignment) for j in live}
+        candidates |= {align(offsets[j] + self.leads[j, i], self.alignment) for j in live if (j, i) in self.leads}
+        for c in sorted(candidates):
+            if c >= 0 and not any(_conflict(i, c, j, offsets[j], self.buffers, self.leads) for j in live):
+                return c
+        raise AssertionError("unreachable: the end of the highest live buffer always fits")
 
 
-def find_overlaps(buffers: list[Buffer], offsets: list[int]) -> list[tuple[int, int]]:
-    """Pairs of buffers alive at the same time whose byte ranges intersect."""
-    conflicts = []
-    for i, a in enumerate(buffers):
-        for j in range(i + 1, len(buffers)):
-            b = buffers[j]
-            if a.size and b.size and a.overlaps_in_time(b) and \
-                    offsets[i] < offsets[j] + b.size and offsets[j] < offsets[i] + a.size:
-                conflicts.append((i, j))
-    return conflicts
+def find_overlaps(buffers: list[Buffer], offsets: list[int],
+                  leads: Mapping[tuple[int, int], int] | None = None) -> list[tuple[int, int]]:
+    """Pairs of buffers alive at the same time whose byte ranges clash (an allowed
+    overlap that keeps its lead does not)."""
+    leads = leads or {}
+    return [(i, j) for i, a in enumerate(buffers) for j in range(i + 1, len(buffers))
+            if a.overlaps_in_time(buffers[j]) and _conflict(i, offsets[i], j, offsets[j], buffers, leads)]
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,7 @@ class MemoryPlan:
     scratch: Mapping[str, tuple[int, int]]  # op name -> (offset, bytes)
     buffers: tuple[Buffer, ...]
     buffer_offsets: tuple[int, ...]
+    leads: Mapping[tuple[int, int], int] = field(default_factory=dict)   # allowed overlaps (see ArenaPlanner)
 
     def table(self) -> str:
         """A printable plan: one line per buffer, by offset."""
@@ -117,9 +149,13 @@ def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     return {name: (first, last) for name, (first, last) in span.items()}
 
 
-def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *,
-               in_place: bool = True, alignment: int = ALIGNMENT) -> MemoryPlan:
-    scratch_bytes = scratch_bytes or {}
+def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *, in_place: bool = True,
+               aliases: Collection[str] = (), leads: Mapping[str, int] | None = None,
+               alignment: int = ALIGNMENT) -> MemoryPlan:
+    """`aliases`: ops whose kernel may write its output over its first input when that
+    input dies there; `leads`: ops whose output may overlap that dying input when it
+    starts at least the given number of bytes before it."""
+    scratch_bytes, leads = scratch_bytes or {}, leads or {}
     life = lifetimes(graph)
     group = {name: name for name in life}           # tensor -> representative tensor of its buffer
     members = {name: [name] for name in life}
@@ -130,6 +166,9 @@ def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *,
             group[t] = root
             members[root].append(t)
 
+    def dies_at(name: str, i: int) -> bool:
+        return max(life[m][1] for m in members[group[name]]) == i and name not in graph.outputs
+
     for i, op in enumerate(graph.ops):
         out = op.outputs[0]
         if isinstance(op.attrs, Reshape):
@@ -137,11 +176,12 @@ def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *,
         elif in_place and isinstance(op.attrs, IN_PLACE_OPS):
             for name in op.inputs:
                 t = graph[name]
-                if t.is_constant or t.nbytes != graph[out].nbytes:
-                    continue
-                if max(life[m][1] for m in members[group[name]]) == i and name not in graph.outputs:
+                if not t.is_constant and t.nbytes == graph[out].nbytes and dies_at(name, i):
                     merge(name, out)
                     break
+        elif in_place and op.name in aliases and graph[out].nbytes <= graph[op.inputs[0]].nbytes \
+                and dies_at(op.inputs[0], i):
+            merge(op.inputs[0], out)
 
     planner = ArenaPlanner(alignment)
     tensor_buffer = {}
@@ -154,12 +194,15 @@ def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *,
     for i, op in enumerate(graph.ops):
         if scratch_bytes.get(op.name, 0) > 0:
             scratch_ids[op.name] = planner.add_buffer(scratch_bytes[op.name], i, i, f"scratch of {op.name}")
+        source, out = group[op.inputs[0]] if op.inputs[0] in group else None, group[op.outputs[0]]
+        if in_place and op.name in leads and source is not None and source != out and dies_at(op.inputs[0], i):
+            planner.allow_overlap(tensor_buffer[out], tensor_buffer[source], leads[op.name])
     offsets, peak = planner.plan()
-    conflicts = find_overlaps(planner.buffers, offsets)
+    conflicts = find_overlaps(planner.buffers, offsets, planner.leads)
     if conflicts:
         raise AssertionError(f"memory plan overlaps: {conflicts}")
     return MemoryPlan(
         arena_bytes=peak,
         offsets={name: offsets[tensor_buffer[group[name]]] for name in life},
         scratch={op: (offsets[b], planner.buffers[b].size) for op, b in scratch_ids.items()},
-        buffers=tuple(planner.buffers), buffer_offsets=tuple(offsets))
+        buffers=tuple(planner.buffers), buffer_offsets=tuple(offsets), leads=dict(planner.leads))
