@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tinyq import codegen
 from tinyq.analysis import macs, weight_bytes
+from tinyq.codegen.fast import reference_reason
 from tinyq.boards import Board
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import save_tflite
@@ -40,7 +41,10 @@ def make_report(graph: Graph, board: Board, generated: codegen.GeneratedModel, s
     plan = generated.plan
     ops = [{"name": op.name, "type": op.kind, "macs": macs(op, graph), "weights_bytes": weight_bytes(op, graph),
             "in_shape": list(graph[op.inputs[0]].shape), "out_shape": list(graph[op.outputs[0]].shape),
-            "output": op.outputs[0], "arena_offset": plan.offsets[op.outputs[0]]} for op in graph.ops]
+            "output": op.outputs[0], "arena_offset": plan.offsets[op.outputs[0]], "kernel": layer.kernel,
+            "scratch_bytes": layer.scratch_bytes}
+           | ({"reference_because": reason} if (reason := reference_reason(op, graph)) else {})
+           for op, layer in zip(graph.ops, generated.layers)]
     return {
         "model": {"name": graph.name, "source": source, "hash": generated.model_hash,
                   "inputs": [_tensor_info(graph, n) for n in graph.inputs],

@@ -47,6 +47,16 @@ typedef struct { tq_tile stride, padding; tq_activation activation; } tq_pool_pa
 #define TQ_ALIGNED(n)
 #endif
 
+/* Unroll a short loop whose trip count specialization makes constant (kernel
+ * taps), or an inner product loop twice (halving its loop overhead). */
+#if defined(__GNUC__)
+#define TQ_UNROLL _Pragma("GCC unroll 16")
+#define TQ_UNROLL_2 _Pragma("GCC unroll 2")
+#else
+#define TQ_UNROLL
+#define TQ_UNROLL_2
+#endif
+
 #define TQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define TQ_CLAMP(x, lo, hi) TQ_MIN(TQ_MAX((x), (lo)), (hi))
@@ -85,6 +95,67 @@ static inline int32_t tq_int4(const uint8_t *packed, int32_t index) {
 static inline int8_t tq_sat8(int32_t x, int32_t lo, int32_t hi) {
     return (int8_t)TQ_CLAMP(x, lo, hi);
 }
+
+/* Requantization for the fast kernels, output offset included: bit-exact with
+ * tq_requantize(acc) + offset when the right shift r is at least 1 and
+ * |acc| < 2^30 (the generator checks both for every layer it gives a fast
+ * kernel, and that the sum below stays in int32). TFLM's two roundings and the
+ * offset fold into one 64-bit multiply-accumulate (one SMLAL on a Cortex-M):
+ *   floor((2 acc m + 2^31 + (2^(r-1) + offset 2^r - [acc < 0]) 2^32) / 2^(32+r)).
+ * `high` holds 2^(r-1) + offset 2^r, precomputed per channel. */
+typedef struct { int32_t multiplier, shift, high; } tq_requant;
+
+static inline int32_t tq_requant_apply(int32_t acc, const tq_requant *q) {
+    const int64_t base = (int64_t)((uint64_t)(int64_t)(q->high + (acc >> 31)) << 32) + INT64_C(0x80000000);
+    const int64_t y = base + (int64_t)(acc * 2) * q->multiplier;
+    return (int32_t)(y >> 32) >> q->shift;
+}
+
+/* --- SIMD: the Arm DSP extension, or portable twins (so hosts test the same code) --- */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+static inline int32_t tq_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int32_t)a, (int32_t)b, acc); }
+static inline int32_t tq_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t tq_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+static inline uint32_t tq_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
+static inline uint32_t tq_sxtb16_ror8(uint32_t x) {   /* GCC 12's arm_acle.h has no __ror */
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline uint32_t tq_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int32_t)a, (int32_t)b); }
+static inline int32_t tq_ssat8(int32_t x) { return __ssat(x, 8); }
+#else
+static inline int32_t tq_lo16(uint32_t x) { return (int16_t)(uint16_t)(x & 0xFFFFu); }
+static inline int32_t tq_hi16(uint32_t x) { return (int16_t)(uint16_t)(x >> 16); }
+static inline uint32_t tq_pack16(int32_t lo, int32_t hi) { return ((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16); }
+static inline int32_t tq_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo16(a) * tq_lo16(b)) + (uint32_t)(tq_hi16(a) * tq_hi16(b)));
+}
+static inline int32_t tq_smlabb(uint32_t a, uint32_t b, int32_t acc) { return acc + tq_lo16(a) * tq_lo16(b); }
+static inline int32_t tq_smlatt(uint32_t a, uint32_t b, int32_t acc) { return acc + tq_hi16(a) * tq_hi16(b); }
+static inline uint32_t tq_sxtb16(uint32_t x) { return tq_pack16((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }
+static inline uint32_t tq_sxtb16_ror8(uint32_t x) { return tq_sxtb16((x >> 8) | (x << 24)); }
+static inline uint32_t tq_sadd16(uint32_t a, uint32_t b) { return tq_pack16(tq_lo16(a) + tq_lo16(b), tq_hi16(a) + tq_hi16(b)); }
+static inline int32_t tq_ssat8(int32_t x) { return TQ_CLAMP(x, -128, 127); }
+#endif
+
+/* Saturate to int8, then apply a fused activation's tighter bounds (constants
+ * after specialization, so the checks vanish when the range is full). */
+static inline int8_t tq_clamp_s8(int32_t x, tq_activation act) {
+    x = tq_ssat8(x);
+    if (act.min > -128) x = TQ_MAX(x, act.min);
+    if (act.max < 127) x = TQ_MIN(x, act.max);
+    return (int8_t)x;
+}
+
+static inline uint32_t tq_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void tq_store32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
 /* --- gemmlowp fixed-point helpers for SOFTMAX and LOGISTIC --------------- */
 

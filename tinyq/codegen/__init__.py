@@ -13,9 +13,9 @@ from pathlib import Path
 import jinja2
 
 from tinyq import ir
-from tinyq.codegen.layers import Constants, Layer, lower, scratch_bytes
+from tinyq.codegen.layers import Constants, Layer, lower, plan_memory
 from tinyq.codegen.names import c_comment
-from tinyq.plan import MemoryPlan, plan_graph
+from tinyq.plan import MemoryPlan
 from tinyq.resources import data_dir
 
 INCLUDE = "include"
@@ -55,11 +55,12 @@ def _template(kernel: str) -> str:
         else f"kernels/{kernel}.c.j2"
 
 
-def generate(graph: ir.Graph) -> GeneratedModel:
+def generate(graph: ir.Graph, *, fast: bool = True) -> GeneratedModel:
+    """C sources for `graph`; `fast=False` uses only the reference kernels."""
     ir.verify(graph)
-    plan = plan_graph(graph, {op.name: scratch_bytes(op, graph) for op in graph.ops})
+    plan = plan_memory(graph, fast)
     consts = Constants()
-    layers = lower(graph, plan, consts)
+    layers = lower(graph, plan, consts, fast)
     env = _environment()
     kernels = sorted({layer.kernel for layer in layers})
     modules = {k: env.get_template(_template(k)).make_module({"int4": k.endswith("_s4")}) for k in kernels}
@@ -79,6 +80,7 @@ def generate(graph: ir.Graph) -> GeneratedModel:
         f"{INCLUDE}/tinyq_model.h": env.get_template("model.h.j2").render(context),
         f"{INCLUDE}/tinyq_weights.h": env.get_template("weights.h.j2").render(context),
         f"{INCLUDE}/tq_nn.h": (data_dir("templates") / "runtime" / "tq_nn.h").read_text(),
+        f"{INCLUDE}/tq_gemm.h": (data_dir("templates") / "runtime" / "tq_gemm.h").read_text(),
     }
     for k in kernels:
         body = env.get_template(_template(k)).render(int4=k.endswith("_s4"))

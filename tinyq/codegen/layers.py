@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyq import ir
+from tinyq.codegen import fast
 from tinyq.analysis import macs
 from tinyq.codegen.names import c_comment, c_identifier
 from tinyq.errors import TinyqError
 from tinyq.int4 import pack_int4
-from tinyq.plan import MemoryPlan
+from tinyq.plan import MemoryPlan, plan_graph
 from tinyq.prepare import prepare
 
 _CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
-_PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8}
+_PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8, "uint32_t": 8}
 
 
 @dataclass
@@ -31,16 +32,20 @@ class CArray:
     values: np.ndarray
     comment: str
 
+    """A constant array; a 2-D `values` is an array of structs, one row each."""
+
     @property
     def count(self) -> int:
-        return int(self.values.size)
+        return int(self.values.shape[0]) if self.values.ndim == 2 else int(self.values.size)
 
     @property
     def nbytes(self) -> int:
-        return self.count * np.dtype(self.values.dtype).itemsize
+        return int(self.values.size) * (4 if self.values.ndim == 2 else np.dtype(self.values.dtype).itemsize)
 
     @property
     def body(self) -> str:
+        if self.values.ndim == 2:
+            return ",\n".join("    { " + ", ".join(str(v) for v in row) + " }" for row in self.values.tolist())
         flat = self.values.reshape(-1).tolist()
         step = _PER_LINE.get(self.ctype, 8)
         return ",\n".join("    " + ", ".join(str(v) for v in flat[i:i + step]) for i in range(0, len(flat), step))
@@ -75,10 +80,13 @@ def dims4(shape) -> list[int]:
 
 
 class _Ctx:
-    """What a lowering function needs: the op, the graph, the plan, constants."""
+    """What a lowering function needs: the op, the graph, the plan, constants, and the
+    fast kernel chosen for the op (None: the reference kernel)."""
 
-    def __init__(self, op: ir.Op, index: int, graph: ir.Graph, plan: MemoryPlan, consts: Constants, ident: str):
+    def __init__(self, op: ir.Op, index: int, graph: ir.Graph, plan: MemoryPlan, consts: Constants, ident: str,
+                 fast: str | None):
         self.op, self.index, self.graph, self.plan, self.consts, self.ident = op, index, graph, plan, consts, ident
+        self.fast = fast
         self.params = prepare(op, graph)
 
     def tensor(self, i: int) -> ir.Tensor:
@@ -98,36 +106,52 @@ class _Ctx:
     def output(self) -> str:
         return self.pointer(self.op.outputs[0], const=False)
 
+    def _weights_array(self, w: ir.Tensor) -> str:
+        """The weights in the layout the chosen kernel reads."""
+        name, comment = f"tq_w_{self.ident}", self.weights_comment(w)
+        if w.dtype == "int4":
+            return self.consts.add(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
+        if self.fast == "depthwise_conv_fast_s8":
+            return self.consts.add(name, fast.paired_depthwise(self.op, self.graph), "uint32_t",
+                                   comment + " per channel and row as int16 pairs (w[kx], w[kx+1])")
+        if self.fast:
+            block = fast.group(self.fast)
+            return self.consts.add(name, fast.interleaved_words(self.op, self.graph, block), "uint32_t",
+                                   comment + f" as words, rows in blocks of {block} interleaved four k at a time")
+        return self.consts.add(name, w.data, "int8_t", comment)
+
     def weights_comment(self, t: ir.Tensor) -> str:
         q = t.qparams
         quant = "" if q is None else (f", per-channel axis {q.axis}" if q.per_channel_quantized else f", scale {q.s:.6g}")
         return f"{self.op.kind} {self.op.name}: {t.name} {t.dtype}{list(t.shape)}{quant}"
 
     def affine_tables(self) -> dict:
-        """Weights, bias, multiplier and shift arrays of CONV/DEPTHWISE/FC."""
+        """Weights, bias and requantization tables of CONV/DEPTHWISE/FC."""
         w, b = self.tensor(1), self.tensor(2)
         p = self.params
         per_channel = len(set(zip(p.multiplier, p.shift))) > 1
         count = len(p.multiplier) if per_channel else 1
-        if w.dtype == "int4":
-            filter_array = self.consts.add(f"tq_w_{self.ident}", pack_int4(w.data), "uint8_t",
-                                           self.weights_comment(w) + " (two per byte, low nibble first)")
-        else:
-            filter_array = self.consts.add(f"tq_w_{self.ident}", w.data, "int8_t", self.weights_comment(w))
-        return {
-            "filter": filter_array,
-            "bias": self.consts.add(f"tq_b_{self.ident}", b.data, "int32_t", self.weights_comment(b)),
-            "multiplier": self.consts.add(f"tq_m_{self.ident}", np.array(p.multiplier[:count], np.int32), "int32_t",
-                                          f"{self.op.name}: requantization multipliers"),
-            "shift": self.consts.add(f"tq_s_{self.ident}", np.array(p.shift[:count], np.int32), "int32_t",
-                                     f"{self.op.name}: requantization shifts"),
-            "per_channel": int(per_channel),
-            "input_offset": p.input_offset, "output_offset": p.output_offset, "act": [p.act_min, p.act_max],
-        }
+        tables = {"filter": self._weights_array(w), "per_channel": int(per_channel), "input_offset": p.input_offset,
+                  "output_offset": p.output_offset, "act": [p.act_min, p.act_max]}
+        if not self.fast:
+            return tables | {
+                "bias": self.consts.add(f"tq_b_{self.ident}", b.data, "int32_t", self.weights_comment(b)),
+                "multiplier": self.consts.add(f"tq_m_{self.ident}", np.array(p.multiplier[:count], np.int32),
+                                              "int32_t", f"{self.op.name}: requantization multipliers"),
+                "shift": self.consts.add(f"tq_s_{self.ident}", np.array(p.shift[:count], np.int32), "int32_t",
+                                         f"{self.op.name}: requantization shifts")}
+        rows = -(-b.shape[0] // fast.group(self.fast)) * fast.group(self.fast)
+        requant = fast.requant_table(p.multiplier, p.shift, p.output_offset)
+        return tables | {
+            "bias": self.consts.add(f"tq_bf_{self.ident}", fast.padded(fast.folded_bias(self.op, self.graph), rows),
+                                    "int32_t", f"{self.op.name}: bias with the input offset folded in"),
+            "requant": self.consts.add(f"tq_q_{self.ident}", fast.padded(requant, rows) if per_channel else requant[:1],
+                                       "tq_requant", f"{self.op.name}: requantization (multiplier, shift, rounding)")}
 
 
 def _kernel_name(base: str, c: "_Ctx") -> str:
     return base.replace("_s8", "_s4") if c.tensor(1).dtype == "int4" else base
+
 
 
 def _strides(shape, out_shape) -> list[int]:
@@ -148,15 +172,15 @@ def _conv(c: _Ctx) -> tuple[str, dict]:
         "input_dims": dims4(x.shape), "filter_dims": dims4(w.shape), "bias_dims": [1, 1, 1, b.shape[0]],
         "output_dims": dims4(y.shape), "input": c.input(), "output": c.output()}
     if isinstance(a, ir.DepthwiseConv2D):
-        return _kernel_name("depthwise_conv_s8", c), args | {"ch_mult": a.depth_multiplier}
-    return _kernel_name("convolve_s8", c), args
+        return c.fast or _kernel_name("depthwise_conv_s8", c), args | {"ch_mult": a.depth_multiplier}
+    return c.fast or _kernel_name("convolve_s8", c), args
 
 
 def _fully_connected(c: _Ctx) -> tuple[str, dict]:
     x, w, y = c.tensor(0), c.tensor(1), c.out
     units, depth = w.shape
     batch = x.size // depth
-    return _kernel_name("fully_connected_s8", c), c.affine_tables() | {
+    return c.fast or _kernel_name("fully_connected_s8", c), c.affine_tables() | {
         "input_dims": [batch, 1, 1, depth], "filter_dims": [depth, 1, 1, units], "bias_dims": [1, 1, 1, units],
         "output_dims": [batch, 1, 1, units], "input": c.input(), "output": c.output()}
 
@@ -164,10 +188,10 @@ def _fully_connected(c: _Ctx) -> tuple[str, dict]:
 def _pool(c: _Ctx) -> tuple[str, dict]:
     a, p = c.op.attrs, c.params
     kernel = "avgpool_s8" if isinstance(a, ir.AveragePool2D) else "maxpool_s8"
-    return kernel, {"stride": list(a.stride), "padding": [a.padding.top, a.padding.left],
-                    "act": [p.act_min, p.act_max], "input_dims": dims4(c.tensor(0).shape),
-                    "filter_dims": [1, a.filter[0], a.filter[1], 1], "output_dims": dims4(c.out.shape),
-                    "input": c.input(), "output": c.output()}
+    return c.fast or kernel, {"stride": list(a.stride), "padding": [a.padding.top, a.padding.left],
+                              "act": [p.act_min, p.act_max], "input_dims": dims4(c.tensor(0).shape),
+                              "filter_dims": [1, a.filter[0], a.filter[1], 1], "output_dims": dims4(c.out.shape),
+                              "input": c.input(), "output": c.output()}
 
 
 def _binary(c: _Ctx) -> tuple[str, dict]:
@@ -257,24 +281,42 @@ def _reshape(c: _Ctx) -> tuple[str, dict]:
     return "copy_s8", {"aliased": aliased, "size": c.out.nbytes, "input": c.input(), "output": c.output()}
 
 
+
+def _add_lut(c: _Ctx) -> tuple[str, dict]:
+    p = c.params
+    tables = [c.consts.add(f"tq_t{i}_{c.ident}", t.astype(np.int32), "int32_t",
+                           f"{c.op.name}: input {i} rescaled, indexed by code + 128")
+              for i, t in enumerate(fast.add_tables(p), start=1)]
+    requant = fast.requant_table([p.output_multiplier], [p.output_shift], p.output_offset)[0].tolist()
+    return "add_lut_s8", {"requant": requant, "act": [p.act_min, p.act_max],
+                          "table1": tables[0], "table2": tables[1], "size": c.out.size, "input1": c.input(0),
+                          "input2": c.input(1), "output": c.output()}
+
+
 _LOWER = {ir.Conv2D: _conv, ir.DepthwiseConv2D: _conv, ir.FullyConnected: _fully_connected,
           ir.AveragePool2D: _pool, ir.MaxPool2D: _pool, ir.Add: _binary, ir.Mul: _binary,
           ir.Softmax: _softmax, ir.Logistic: _logistic, ir.Quantize: _quantize, ir.Dequantize: _dequantize,
           ir.Mean: _mean, ir.Concatenation: _concatenation, ir.Pad: _pad, ir.Reshape: _reshape}
 
 
-def scratch_bytes(op: ir.Op, graph: ir.Graph) -> int:
-    """Scratch memory each kernel asks for (the portable kernels need none)."""
-    return 0
+def plan_memory(graph: ir.Graph, use_fast: bool = True) -> MemoryPlan:
+    """The arena plan for the kernels lowering will choose: their scratch buffers, and
+    where they may write over a dying input (the reference kernels need neither)."""
+    kernels = {op.name: fast.fast_kernel(op, graph) if use_fast else None for op in graph.ops}
+    leads = {op.name: fast.overlap_lead(kernels[op.name], op, graph) for op in graph.ops}
+    return plan_graph(graph, {op.name: fast.scratch_bytes(kernels[op.name], op, graph) for op in graph.ops},
+                      aliases={name for name, k in kernels.items() if fast.writes_in_place(k)},
+                      leads={name: lead for name, lead in leads.items() if lead is not None})
 
 
-def lower(graph: ir.Graph, plan: MemoryPlan, consts: Constants) -> list[Layer]:
+def lower(graph: ir.Graph, plan: MemoryPlan, consts: Constants, use_fast: bool = True) -> list[Layer]:
     layers = []
     for index, op in enumerate(graph.ops):
         if graph[op.outputs[0]].dtype == "float32" and not isinstance(op.attrs, ir.Dequantize):
             raise TinyqError(f"{op.name}: float {op.kind} cannot be generated; quantize the model first")
         ident = c_identifier(op.name, prefix=f"l{index:02d}_")
-        kernel, args = _LOWER[type(op.attrs)](_Ctx(op, index, graph, plan, consts, ident))
+        ctx = _Ctx(op, index, graph, plan, consts, ident, fast.fast_kernel(op, graph) if use_fast else None)
+        kernel, args = _add_lut(ctx) if ctx.fast == "add_lut_s8" else _LOWER[type(op.attrs)](ctx)
         scratch_off, scratch_size = plan.scratch.get(op.name, (0, 0))
         layers.append(Layer(
             index=index, ident=ident, kernel=kernel,

@@ -1,0 +1,212 @@
+"""Fast kernels against the numpy reference over a table of shapes: on the host
+(portable twins of the DSP intrinsics) and in QEMU (the Arm DSP code).
+
+Each row builds a one-op int8 graph directly in the IR and states the fast
+kernel it must get, so the table really covers the fast paths; the memory
+plan lets the output overlap the dying input where the kernel allows it, so
+a wrong overlap lead shows up as a wrong output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from hostlib import HostModel
+from tinyq import ir, ref
+from tinyq.codegen import fast
+
+A = ir.Activation
+RNG_SEED = 11
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kernel: str | None          # the fast kernel the op must get (None: the reference kernel)
+    op: str                     # conv | dw | fc | add | avgpool
+    shape: tuple                # input shape
+    out: int = 0                # output channels / units
+    kernel_hw: tuple = (1, 1)
+    stride: tuple = (1, 1)
+    pad: tuple = (0, 0, 0, 0)   # top, bottom, left, right
+    dilation: tuple = (1, 1)
+    act: ir.Activation = A.NONE
+    per_channel: bool = True
+    out_scale: float = 0.08
+
+
+ROWS = [
+    Row("conv1x1_pointwise", "convolve_fast_s8", "conv", (1, 5, 5, 16), 24),
+    Row("conv1x1_odd_channels_ragged_k", "convolve_fast_s8", "conv", (1, 3, 3, 7), 5, act=A.RELU),
+    Row("conv3x3_same_odd_pixels", "convolve_fast_s8", "conv", (1, 7, 7, 4), 6, (3, 3), pad=(1, 1, 1, 1)),
+    Row("conv3x3_s2_gather_path", "convolve_fast_s8", "conv", (1, 9, 9, 3), 8, (3, 3), (2, 2), (1, 1, 1, 1)),
+    Row("conv5x3_relu6_c2", "convolve_fast_s8", "conv", (1, 8, 6, 2), 4, (5, 3), pad=(2, 2, 1, 1), act=A.RELU6),
+    Row("conv_dilated", "convolve_fast_s8", "conv", (1, 10, 10, 4), 4, (3, 3), dilation=(2, 2)),
+    Row("conv_stride_2x1_asymmetric_pad", "convolve_fast_s8", "conv", (1, 8, 5, 8), 3, (3, 2), (2, 1), (0, 1, 0, 1)),
+    Row("conv_batch2_per_tensor", "convolve_fast_s8", "conv", (2, 4, 4, 4), 4, (3, 3), pad=(1, 1, 1, 1),
+        per_channel=False),
+    Row("conv_kws_first_layer", "convolve_fast_s8", "conv", (1, 49, 10, 1), 16, (10, 4), (2, 2), (4, 5, 1, 1)),
+    Row("conv_multiplier_too_big", None, "conv", (1, 4, 4, 4), 4, out_scale=1e-6),
+    Row("dw3x3_same_in_place", "depthwise_conv_fast_s8", "dw", (1, 6, 6, 6), 6, (3, 3), pad=(1, 1, 1, 1),
+        act=A.RELU),
+    Row("dw3x3_s2_valid", "depthwise_conv_fast_s8", "dw", (1, 9, 9, 8), 8, (3, 3), (2, 2)),
+    Row("dw5x3_same_c3", "depthwise_conv_fast_s8", "dw", (1, 7, 9, 3), 3, (5, 3), pad=(2, 2, 1, 1)),
+    Row("dw2x2_even_taps_batch2", "depthwise_conv_fast_s8", "dw", (2, 5, 5, 4), 4, (2, 2), pad=(0, 1, 0, 1)),
+    Row("dw_dilated_keeps_reference", None, "dw", (1, 8, 8, 4), 4, (3, 3), dilation=(2, 2)),
+    Row("fc_ragged_depth_units", "fully_connected_fast_s8", "fc", (1, 10), 7),
+    Row("fc_units_multiple_of_4", "fully_connected_fast_s8", "fc", (1, 64), 8, act=A.RELU),
+    Row("fc_batch3_per_tensor", "fully_connected_fast_s8", "fc", (3, 12), 6, per_channel=False),
+    Row("add_same_shape", "add_lut_s8", "add", (1, 4, 4, 6), act=A.RELU),
+    Row("avgpool3_s2_same", "avgpool_fast_s8", "avgpool", (1, 7, 7, 8), kernel_hw=(3, 3), stride=(2, 2),
+        pad=(1, 1, 1, 1)),
+]
+
+
+def _out_hw(row: Row) -> tuple[int, int]:
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = row.shape[1:3], row.kernel_hw, row.stride, row.dilation
+    top, bottom, left, right = row.pad
+    return (h + top + bottom - dh * (kh - 1) - 1) // sh + 1, (w + left + right - dw * (kw - 1) - 1) // sw + 1
+
+
+def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
+    """A one-op graph: the row's op over a random int8 input, weights and biases."""
+    q = ir.QParams.per_tensor
+    x = ir.Tensor("x", row.shape, "int8", q(0.05, int(rng.integers(-20, 20))))
+    tensors, inputs = [x], ["x"]
+    if row.op in ("conv", "dw", "fc"):
+        depth = row.shape[-1]
+        if row.op == "conv":
+            w_shape, axis, attrs = (row.out, *row.kernel_hw, depth), 0, ir.Conv2D
+        elif row.op == "dw":
+            w_shape, axis, attrs = (1, *row.kernel_hw, row.out), 3, ir.DepthwiseConv2D
+        else:
+            w_shape, axis, attrs = (row.out, depth), 0, ir.FullyConnected
+        scales = rng.uniform(0.004, 0.02, row.out) if row.per_channel else np.full(row.out, 0.01)
+        w = ir.Tensor("w", w_shape, "int8", ir.QParams.per_channel(scales.tolist(), axis),
+                      rng.integers(-127, 128, w_shape).astype(np.int8))
+        b = ir.Tensor("b", (row.out,), "int32", None, rng.integers(-3000, 3000, row.out).astype(np.int32))
+        tensors += [w, b]
+        inputs += ["w", "b"]
+        if row.op == "fc":
+            out_shape, params = (row.shape[0], row.out), {"activation": row.act}
+        else:
+            out_shape = (row.shape[0], *_out_hw(row), row.out)
+            params = {"stride": row.stride, "dilation": row.dilation, "padding": ir.Padding2D(*row.pad),
+                      "activation": row.act}
+        op_attrs = attrs(**params)
+    elif row.op == "add":
+        tensors.append(ir.Tensor("x2", row.shape, "int8", q(0.11, 7)))
+        inputs.append("x2")
+        out_shape, op_attrs = row.shape, ir.Add(activation=row.act)
+    else:
+        out_shape = (row.shape[0], *_out_hw(row), row.shape[-1])
+        op_attrs = ir.AveragePool2D(filter=row.kernel_hw, stride=row.stride, padding=ir.Padding2D(*row.pad))
+    zp_out = -128 if row.act in (A.RELU, A.RELU6) else int(rng.integers(-10, 10))
+    out_q = x.qparams if row.op == "avgpool" else q(row.out_scale, zp_out)
+    tensors.append(ir.Tensor("y", out_shape, "int8", out_q))
+    graph = ir.Graph(row.name, {t.name: t for t in tensors}, (ir.Op(row.name, op_attrs, tuple(inputs), ("y",)),),
+                     tuple(n for n in inputs if n in ("x", "x2")), ("y",))
+    return ir.verify(graph)
+
+
+def random_batch(graph: ir.Graph, rng: np.random.Generator, count: int) -> list[list[np.ndarray]]:
+    return [[rng.integers(-128, 128, graph[n].shape).astype(np.int8) for n in graph.inputs] for _ in range(count)]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_fast_kernel_matches_reference_on_host(row, tmp_path):
+    rng = np.random.default_rng(RNG_SEED)
+    graph = build_graph(row, rng)
+    op = graph.ops[0]
+    assert fast.fast_kernel(op, graph) == row.kernel
+    model = HostModel(graph, tmp_path)
+    assert [layer.kernel for layer in model.generated.layers] == [row.kernel or model.generated.layers[0].kernel]
+    for inputs in random_batch(graph, rng, 20):
+        assert np.array_equal(model.run(inputs)[0], ref.outputs(graph, inputs)[0])
+
+
+def test_reference_fallback_says_why():
+    rng = np.random.default_rng(RNG_SEED)
+    graph = build_graph(next(r for r in ROWS if r.name == "conv_multiplier_too_big"), rng)
+    assert "multiplier of 0.5 or more" in fast.why_not_fast(graph.ops[0], graph)
+
+
+def _conv_steps(graph: ir.Graph):
+    """The convolution kernel's order, replayed byte by byte: per step (a pixel pair), the
+    input bytes it gathers, then the output bytes it writes."""
+    op = graph.ops[0]
+    (n, h, w, ci), (_, oh, ow, co) = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
+    (kh, kw), (sh, sw), (dh, dw), pad = graph[op.inputs[1]].shape[1:3], op.attrs.stride, op.attrs.dilation, \
+        op.attrs.padding
+    pixels = n * oh * ow
+    for pa in range(0, pixels, 2):
+        reads, writes = set(), set()
+        for p in {pa, min(pa + 1, pixels - 1)}:
+            b, oy, ox = p // (oh * ow), p % (oh * ow) // ow, p % ow
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * sh - pad.top + ky * dh, ox * sw - pad.left + kx * dw
+                    if 0 <= iy < h and 0 <= ix < w:
+                        reads |= set(range(((b * h + iy) * w + ix) * ci, ((b * h + iy) * w + ix + 1) * ci))
+            writes |= set(range(p * co, (p + 1) * co))
+        yield reads, writes
+
+
+def _clobbers(steps, shift: int) -> bool:
+    """With the output starting `shift` bytes before the input, does a write hit input
+    bytes a later step still reads?"""
+    steps = list(steps)
+    for t, (_, writes) in enumerate(steps):
+        future = set().union(*(reads for reads, _ in steps[t + 1:]))
+        if {byte - shift for byte in writes} & future:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", ["conv3x3_same_odd_pixels", "conv3x3_s2_gather_path", "conv_dilated",
+                                  "conv_stride_2x1_asymmetric_pad", "conv_batch2_per_tensor"])
+def test_overlap_lead_is_safe_and_tight(name):
+    """The planner's lead against a byte-level replay of the kernel: the output may start
+    `lead` bytes before the input without clobbering a byte still to be read, and the
+    lead is tight (a smaller one clobbers) unless a lead of 0 or less already suffices."""
+    graph = build_graph(next(r for r in ROWS if r.name == name), np.random.default_rng(0))
+    lead = fast.overlap_lead("convolve_fast_s8", graph.ops[0], graph)
+    assert not _clobbers(_conv_steps(graph), lead)
+    if lead > 0:
+        assert _clobbers(_conv_steps(graph), lead - 1)
+
+
+def combined_graph(rows: list[Row], rng: np.random.Generator) -> ir.Graph:
+    """Every row's op side by side in one graph (one firmware), each with its own inputs and output."""
+    tensors, ops, inputs, outputs = {}, [], [], []
+    for row in rows:
+        g = build_graph(row, rng)
+        rename = {name: f"{row.name}/{name}" for name in g.tensors}
+        tensors |= {rename[n]: ir.Tensor(rename[n], t.shape, t.dtype, t.qparams, t.data) for n, t in g.tensors.items()}
+        ops += [ir.Op(op.name, op.attrs, tuple(rename[n] for n in op.inputs), tuple(rename[n] for n in op.outputs))
+                for op in g.ops]
+        inputs += [rename[n] for n in g.inputs]
+        outputs += [rename[n] for n in g.outputs]
+    return ir.verify(ir.Graph("fast_kernels", tensors, tuple(ops), tuple(inputs), tuple(outputs)))
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
+def test_fast_kernels_in_qemu_match_reference(board, tmp_path):
+    """The DSP code itself: every fast row, in one firmware for an emulated Cortex-M4/M7."""
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
+        require_tool(tool)
+    from tinyq.bench import bench
+    from tinyq.boards import get_board
+    from tinyq.build import build
+
+    rng = np.random.default_rng(RNG_SEED)
+    graph = combined_graph([r for r in ROWS if r.kernel], rng)
+    build(graph, get_board(board), tmp_path / "fw", source="fast kernel table", quant={}, log=lambda message: None)
+    for i, inputs in enumerate(random_batch(graph, rng, 3)):
+        np.savez(tmp_path / f"x{i}.npz", *inputs)
+        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
+        assert result["bit_exact"]
+        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
