@@ -36,6 +36,7 @@ class Row:
     act: ir.Activation = A.NONE
     per_channel: bool = True
     out_scale: float = 0.08
+    int4: bool = False          # int4 weights (packed eight per word by the fast kernels)
 
 
 ROWS = [
@@ -49,7 +50,8 @@ ROWS = [
     Row("conv_batch2_per_tensor", "convolve_fast_s8", "conv", (2, 4, 4, 4), 4, (3, 3), pad=(1, 1, 1, 1),
         per_channel=False),
     Row("conv_kws_first_layer", "convolve_fast_s8", "conv", (1, 49, 10, 1), 16, (10, 4), (2, 2), (4, 5, 1, 1)),
-    Row("conv_multiplier_too_big", None, "conv", (1, 4, 4, 4), 4, out_scale=1e-6),
+    Row("conv_multiplier_above_half", "convolve_fast_s8", "conv", (1, 4, 4, 4), 4, out_scale=1e-6),
+    Row("dw_multiplier_above_half", "depthwise_conv_fast_s8", "dw", (1, 5, 5, 4), 4, (3, 3), out_scale=1e-5),
     Row("dw3x3_same_in_place", "depthwise_conv_fast_s8", "dw", (1, 6, 6, 6), 6, (3, 3), pad=(1, 1, 1, 1),
         act=A.RELU),
     Row("dw3x3_s2_valid", "depthwise_conv_fast_s8", "dw", (1, 9, 9, 8), 8, (3, 3), (2, 2)),
@@ -59,6 +61,12 @@ ROWS = [
     Row("fc_ragged_depth_units", "fully_connected_fast_s8", "fc", (1, 10), 7),
     Row("fc_units_multiple_of_4", "fully_connected_fast_s8", "fc", (1, 64), 8, act=A.RELU),
     Row("fc_batch3_per_tensor", "fully_connected_fast_s8", "fc", (3, 12), 6, per_channel=False),
+    Row("conv1x1_int4_ragged_k", "convolve_fast_s4", "conv", (1, 5, 5, 7), 6, int4=True),
+    Row("conv3x3_int4_same", "convolve_fast_s4", "conv", (1, 6, 6, 8), 5, (3, 3), pad=(1, 1, 1, 1), act=A.RELU,
+        int4=True),
+    Row("dw3x3_int4_s2", "depthwise_conv_fast_s4", "dw", (1, 7, 7, 5), 5, (3, 3), (2, 2), (1, 1, 1, 1), int4=True),
+    Row("fc_int4_ragged", "fully_connected_fast_s4", "fc", (1, 20), 7, int4=True),
+    Row("fc_int4_batch2", "fully_connected_fast_s4", "fc", (2, 64), 8, per_channel=False, int4=True),
     Row("add_same_shape", "add_lut_s8", "add", (1, 4, 4, 6), act=A.RELU),
     Row("avgpool3_s2_same", "avgpool_fast_s8", "avgpool", (1, 7, 7, 8), kernel_hw=(3, 3), stride=(2, 2),
         pad=(1, 1, 1, 1)),
@@ -85,8 +93,9 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
         else:
             w_shape, axis, attrs = (row.out, depth), 0, ir.FullyConnected
         scales = rng.uniform(0.004, 0.02, row.out) if row.per_channel else np.full(row.out, 0.01)
-        w = ir.Tensor("w", w_shape, "int8", ir.QParams.per_channel(scales.tolist(), axis),
-                      rng.integers(-127, 128, w_shape).astype(np.int8))
+        limit = 8 if row.int4 else 128
+        w = ir.Tensor("w", w_shape, "int4" if row.int4 else "int8", ir.QParams.per_channel(scales.tolist(), axis),
+                      rng.integers(1 - limit, limit, w_shape).astype(np.int8))
         b = ir.Tensor("b", (row.out,), "int32", None, rng.integers(-3000, 3000, row.out).astype(np.int32))
         tensors += [w, b]
         inputs += ["w", "b"]
@@ -128,10 +137,26 @@ def test_fast_kernel_matches_reference_on_host(row, tmp_path):
         assert np.array_equal(model.run(inputs)[0], ref.outputs(graph, inputs)[0])
 
 
+def test_requantization_variant_follows_the_multipliers():
+    """Multipliers of 0.5 or more take the reference requantization arithmetic inside the
+    fast kernel (a per-layer constant); the usual ones the one-SMLAL form."""
+    rng = np.random.default_rng(RNG_SEED)
+    for name, exact in (("conv_multiplier_above_half", True), ("dw_multiplier_above_half", True),
+                        ("conv1x1_pointwise", False), ("dw3x3_s2_valid", False)):
+        graph = build_graph(next(r for r in ROWS if r.name == name), rng)
+        assert fast.exact_requant(graph.ops[0], graph) == exact, name
+
+
 def test_reference_fallback_says_why():
     rng = np.random.default_rng(RNG_SEED)
-    graph = build_graph(next(r for r in ROWS if r.name == "conv_multiplier_too_big"), rng)
-    assert "multiplier of 0.5 or more" in fast.why_not_fast(graph.ops[0], graph)
+    graph = build_graph(next(r for r in ROWS if r.name == "dw_dilated_keeps_reference"), rng)
+    assert "dilation" in fast.reference_reason(graph.ops[0], graph)
+    conv = build_graph(next(r for r in ROWS if r.name == "conv3x3_same_odd_pixels"), rng)
+    b = conv["b"]
+    huge = ir.Tensor("b", b.shape, b.dtype, b.qparams, np.full(b.shape, 2**31 - 5, np.int32))
+    conv = ir.Graph(conv.name, {**conv.tensors, "b": huge}, conv.ops, conv.inputs, conv.outputs)
+    assert fast.fast_kernel(conv.ops[0], conv) is None
+    assert fast.reference_reason(conv.ops[0], conv) == "the folded bias leaves int32"
 
 
 def _conv_steps(graph: ir.Graph):

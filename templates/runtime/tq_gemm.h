@@ -112,6 +112,93 @@ static inline void tq_dot_4x1(const uint32_t *w, const uint32_t *x, int32_t quad
     acc[0] = s[0], acc[1] = s[1], acc[2] = s[2], acc[3] = s[3];
 }
 
+/* --- int4 weights ----------------------------------------------------------
+ * A weight word holds eight nibbles, low first. Masked into the high half of
+ * each byte they keep their sign, so SXTB16 leaves 16 n in each lane: sums
+ * come out 16 times too large, exactly (the kernels shift them back). The
+ * columns these steps read hold, for every eight k, the words (x0, x4),
+ * (x2, x6), (x1, x5), (x3, x7) -- the lanes of the masked words. */
+static inline uint32_t tq_even_nibbles(uint32_t w) { return (w << 4) & 0xF0F0F0F0u; }
+static inline uint32_t tq_odd_nibbles(uint32_t w) { return w & 0xF0F0F0F0u; }
+
+/* Row word `w` (eight k) against the int4-order column words x[0], x[gap], x[2 gap], x[3 gap]. */
+static inline int32_t tq_dot8_int4(uint32_t w, const uint32_t *x, int32_t gap, int32_t acc) {
+    const uint32_t even = tq_even_nibbles(w), odd = tq_odd_nibbles(w);
+    acc = tq_smlad(tq_sxtb16(even), x[0], acc);
+    acc = tq_smlad(tq_sxtb16_ror8(even), x[gap], acc);
+    acc = tq_smlad(tq_sxtb16(odd), x[2 * gap], acc);
+    return tq_smlad(tq_sxtb16_ror8(odd), x[3 * gap], acc);
+}
+
+/* One int4 row word (eight k) against columns a and b (int4-order words a04, b04, a26, b26,
+ * a15, b15, a37, b37 at x): 20 instructions for 16 multiply-accumulates on Arm. */
+static inline void tq_step_int4_1x2(uint32_t w, const uint32_t *x, int32_t *sa, int32_t *sb) {
+#if defined(__ARM_FEATURE_DSP)
+    uint32_t nib, t, xa, xb;
+    __asm__("lsl %[nib], %[w], #4\n\t"
+            "and %[nib], %[nib], #0xF0F0F0F0\n\t"
+            "sxtb16 %[t], %[nib]\n\t"
+            "ldrd %[xa], %[xb], [%[x]]\n\t"
+            "smlad %[sa], %[t], %[xa], %[sa]\n\t"
+            "smlad %[sb], %[t], %[xb], %[sb]\n\t"
+            "sxtb16 %[t], %[nib], ror #8\n\t"
+            "ldrd %[xa], %[xb], [%[x], #8]\n\t"
+            "smlad %[sa], %[t], %[xa], %[sa]\n\t"
+            "smlad %[sb], %[t], %[xb], %[sb]\n\t"
+            "and %[nib], %[w], #0xF0F0F0F0\n\t"
+            "sxtb16 %[t], %[nib]\n\t"
+            "ldrd %[xa], %[xb], [%[x], #16]\n\t"
+            "smlad %[sa], %[t], %[xa], %[sa]\n\t"
+            "smlad %[sb], %[t], %[xb], %[sb]\n\t"
+            "sxtb16 %[t], %[nib], ror #8\n\t"
+            "ldrd %[xa], %[xb], [%[x], #24]\n\t"
+            "smlad %[sa], %[t], %[xa], %[sa]\n\t"
+            "smlad %[sb], %[t], %[xb], %[sb]"
+            : [sa] "+r"(*sa), [sb] "+r"(*sb), [nib] "=&r"(nib), [t] "=&r"(t), [xa] "=&r"(xa), [xb] "=&r"(xb)
+            : [w] "r"(w), [x] "r"(x), "m"(*(const uint32_t(*)[8])x));
+#else
+    *sa = tq_dot8_int4(w, x, 2, *sa);
+    *sb = tq_dot8_int4(w, x + 1, 2, *sb);
+#endif
+}
+
+/* Two int4 rows by two columns, eight k per step: `w` a word of each row in turn, `x` the
+ * int4-order words of columns a and b interleaved. Sums are 16x. */
+static inline void tq_dot_2x2_int4(const uint32_t *w, const uint32_t *x, int32_t octets, int32_t acc[4]) {
+    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
+    for (const uint32_t *const end = w + 2 * octets; w < end; w += 2, x += 8) {
+        tq_step_int4_1x2(w[0], x, &s00, &s01);
+        tq_step_int4_1x2(w[1], x, &s10, &s11);
+    }
+    acc[0] = s00, acc[1] = s01, acc[2] = s10, acc[3] = s11;
+}
+
+/* Four int4 rows by one column, eight k per step (`x`: x04, x26, x15, x37). Sums are 16x. */
+static inline void tq_dot_4x1_int4(const uint32_t *w, const uint32_t *x, int32_t octets, int32_t acc[4]) {
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    for (const uint32_t *const end = w + 4 * octets; w < end; w += 4, x += 4) {
+        s0 = tq_dot8_int4(w[0], x, 1, s0);
+        s1 = tq_dot8_int4(w[1], x, 1, s1);
+        s2 = tq_dot8_int4(w[2], x, 1, s2);
+        s3 = tq_dot8_int4(w[3], x, 1, s3);
+    }
+    acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+}
+
+/* Widen `count` int8 values (a multiple of 8) into int4-order column words, `stride`
+ * words per eight values (4 for one column, 8 for an interleaved pair). */
+static inline void tq_widen_int4_order(const int8_t *src, int32_t count, uint32_t *dst, int32_t stride) {
+    const int32_t gap = stride / 4;
+    for (const int8_t *const end = src + count; src < end; src += 8, dst += stride) {
+        const uint32_t lo = tq_load32(src), hi = tq_load32(src + 4);
+        const uint32_t a = tq_sxtb16(lo), b = tq_sxtb16(hi), c = tq_sxtb16_ror8(lo), d = tq_sxtb16_ror8(hi);
+        dst[0] = (a & 0xFFFFu) | (b << 16);
+        dst[gap] = (a >> 16) | (b & 0xFFFF0000u);
+        dst[2 * gap] = (c & 0xFFFFu) | (d << 16);
+        dst[3 * gap] = (c >> 16) | (d & 0xFFFF0000u);
+    }
+}
+
 /* Widen `count` int8 values (count a multiple of 4) into column words, `stride`
  * words apart for every four values: stride 2 for one column, 4 for a column
  * pair (the second column starts one word later). */
@@ -123,12 +210,17 @@ static inline void tq_widen(const int8_t *src, int32_t count, uint32_t *dst, int
     }
 }
 
-/* Per-channel requantization table (one entry when per_channel is 0). */
-typedef struct { const tq_requant *channel; int32_t per_channel; } tq_requant_params;
+/* Per-channel requantization table (one entry when per_channel is 0). A layer
+ * outside tq_requant_apply's conditions is `exact`: its table holds TFLM's
+ * (multiplier, shift, output offset) and tq_output takes the reference
+ * arithmetic. Both flags are constants once a layer is specialized. */
+typedef struct { const tq_requant *channel; int32_t per_channel, exact; } tq_requant_params;
 
 /* Output channel `o`: requantize (output offset included) and clamp. */
 static inline int8_t tq_output(int32_t acc, const tq_requant_params *q, int32_t o, tq_activation act) {
-    return tq_clamp_s8(tq_requant_apply(acc, &q->channel[q->per_channel ? o : 0]), act);
+    const tq_requant *r = &q->channel[q->per_channel ? o : 0];
+    if (q->exact) return tq_clamp_s8(tq_requantize(acc, r->multiplier, r->shift) + r->high, act);
+    return tq_clamp_s8(tq_requant_apply(acc, r), act);
 }
 
 #endif /* TQ_GEMM_H */

@@ -13,9 +13,12 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq import ir
+from tinyq.int4 import pack_int4
 from tinyq.prepare import prepare
 
 ACC_LIMIT = 1 << 30
+INT32 = (-(1 << 31), (1 << 31) - 1)
+DW_MAX_PAIRS = 64   # TQ_DW_MAX_PAIRS: the int4 depthwise kernel unpacks at most this many tap pairs
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -38,18 +41,24 @@ def folded_bias(op: ir.Op, graph: ir.Graph) -> np.ndarray:
 
 def why_not_fast(op: ir.Op, graph: ir.Graph) -> str | None:
     """None when the affine op may take a fast kernel, else the reason it may not."""
-    if graph[op.inputs[1]].dtype != "int8":
-        return f"{graph[op.inputs[1]].dtype} weights"
+    dtype = graph[op.inputs[1]].dtype
+    gemm = not isinstance(op.attrs, ir.DepthwiseConv2D)
     if len(op.inputs) < 3 or graph[op.inputs[2]].data is None:
         return "no constant bias"
     folded = folded_bias(op, graph)
-    reach = np.abs(_rows(op, graph)).sum(axis=1) * 128 + np.abs(folded)
-    if reach.max() >= ACC_LIMIT:
-        return "accumulators may reach 2^30"
-    p = prepare(op, graph)
-    if not _requant_fits(reach, p.multiplier, p.shift, p.output_offset):
-        return "a requantization multiplier of 0.5 or more, or a shift too wide to fold the output offset"
+    if folded.min() < INT32[0] or folded.max() > INT32[1]:
+        return "the folded bias leaves int32"
+    if dtype == "int4" and gemm and 16 * np.abs(_rows(op, graph)).sum(axis=1).max() * 128 >= INT32[1]:
+        return "int4 sums (kept 16x) may leave int32"
     return None
+
+
+def exact_requant(op: ir.Op, graph: ir.Graph) -> bool:
+    """Whether the layer needs the reference requantization arithmetic: a multiplier of 0.5
+    or more, accumulators that may reach 2^30, or an output offset too wide to fold."""
+    reach = np.abs(_rows(op, graph)).sum(axis=1) * 128 + np.abs(folded_bias(op, graph))
+    p = prepare(op, graph)
+    return bool(reach.max() >= ACC_LIMIT) or not _requant_fits(reach, p.multiplier, p.shift, p.output_offset)
 
 
 def fast_kernel(op: ir.Op, graph: ir.Graph) -> str | None:
@@ -57,10 +66,14 @@ def fast_kernel(op: ir.Op, graph: ir.Graph) -> str | None:
     a = op.attrs
     if isinstance(a, (ir.Conv2D, ir.FullyConnected)):
         if why_not_fast(op, graph) is None:
-            return "convolve_fast_s8" if isinstance(a, ir.Conv2D) else "fully_connected_fast_s8"
+            suffix = "_s4" if graph[op.inputs[1]].dtype == "int4" else "_s8"
+            return ("convolve_fast" if isinstance(a, ir.Conv2D) else "fully_connected_fast") + suffix
     elif isinstance(a, ir.DepthwiseConv2D):
-        if a.depth_multiplier == 1 and tuple(a.dilation) == (1, 1) and why_not_fast(op, graph) is None:
-            return "depthwise_conv_fast_s8"
+        _, kh, kw, _ = graph[op.inputs[1]].shape
+        int4 = graph[op.inputs[1]].dtype == "int4"
+        if a.depth_multiplier == 1 and tuple(a.dilation) == (1, 1) and why_not_fast(op, graph) is None \
+                and not (int4 and kh * -(-kw // 2) > DW_MAX_PAIRS):
+            return "depthwise_conv_fast_s4" if int4 else "depthwise_conv_fast_s8"
     elif isinstance(a, ir.Add):
         x1, x2, y = (graph[n] for n in op.inputs + op.outputs)
         if x1.shape == x2.shape == y.shape and not (x1.is_constant or x2.is_constant):
@@ -82,6 +95,8 @@ def reference_reason(op: ir.Op, graph: ir.Graph) -> str | None:
     a = op.attrs
     if isinstance(a, ir.DepthwiseConv2D) and (a.depth_multiplier != 1 or tuple(a.dilation) != (1, 1)):
         return "depth multiplier above 1 or dilation"
+    if isinstance(a, ir.DepthwiseConv2D) and why_not_fast(op, graph) is None:
+        return f"int4 kernel larger than {DW_MAX_PAIRS} tap pairs"
     if isinstance(a, (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)):
         return why_not_fast(op, graph)
     if isinstance(a, ir.Add):
@@ -93,13 +108,15 @@ def reference_reason(op: ir.Op, graph: ir.Graph) -> str | None:
 
 def scratch_bytes(kernel: str | None, op: ir.Op, graph: ir.Graph) -> int:
     """The Python twin of the fast kernels' *_get_buffer_size functions."""
-    w = graph[op.inputs[1]] if kernel in ("convolve_fast_s8", "fully_connected_fast_s8") else None
+    w = graph[op.inputs[1]] if len(op.inputs) > 1 else None
     if kernel == "convolve_fast_s8":
         k4 = _round_up(int(np.prod(w.shape[1:])), 4)
         return 4 * k4 + (k4 if graph[op.inputs[0]].shape[3] % 4 else 0)
-    if kernel == "fully_connected_fast_s8":
-        return 2 * _round_up(w.shape[1], 4)
-    if kernel == "depthwise_conv_fast_s8":   # the padded int16 plane the output windows cover
+    if kernel == "convolve_fast_s4":
+        return 5 * _round_up(int(np.prod(w.shape[1:])), 8)
+    if kernel in ("fully_connected_fast_s8", "fully_connected_fast_s4"):
+        return 2 * _round_up(w.shape[1], 8 if kernel.endswith("_s4") else 4)
+    if kernel in ("depthwise_conv_fast_s8", "depthwise_conv_fast_s4"):   # the padded int16 plane
         (_, kh, kw, _), (_, oh, ow, _) = graph[op.inputs[1]].shape, graph[op.outputs[0]].shape
         return 2 * ((oh - 1) * op.attrs.stride[0] + kh) * ((ow - 1) * op.attrs.stride[1] + kw)
     return 0
@@ -107,27 +124,32 @@ def scratch_bytes(kernel: str | None, op: ir.Op, graph: ir.Graph) -> int:
 
 def group(kernel: str) -> int:
     """Output channels per inner-loop block: rows are padded to a multiple of it."""
-    return {"convolve_fast_s8": 2, "fully_connected_fast_s8": 4}.get(kernel, 1)
+    return 2 if kernel.startswith("convolve_fast") else 4 if kernel.startswith("fully_connected_fast") else 1
 
 
 def interleaved_words(op: ir.Op, graph: ir.Graph, rows_per_block: int) -> np.ndarray:
-    """Weight rows padded to a multiple of 4 bytes and of `rows_per_block` rows, then
-    interleaved: for each block, four k of every row in turn, as little-endian words."""
+    """Weight rows padded to whole words (4 int8 or 8 int4 k) and to a multiple of
+    `rows_per_block` rows, then interleaved: for each block, one word of every row in turn."""
     rows = _rows(op, graph).astype(np.int8)
+    int4 = graph[op.inputs[1]].dtype == "int4"
     n, k = rows.shape
-    padded = np.zeros((_round_up(n, rows_per_block), _round_up(k, 4)), np.int8)
+    padded = np.zeros((_round_up(n, rows_per_block), _round_up(k, 8 if int4 else 4)), np.int8)
     padded[:n, :k] = rows
-    blocks = padded.reshape(-1, rows_per_block, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3)
+    packed = np.stack([pack_int4(r) for r in padded]) if int4 else padded
+    blocks = packed.view(np.uint8).reshape(-1, rows_per_block, packed.shape[1] // 4, 4).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(blocks).reshape(-1).view("<u4")
 
 
 def paired_depthwise(op: ir.Op, graph: ir.Graph) -> np.ndarray:
-    """Depthwise weights per channel and kernel row as int16 pairs (w[kx], w[kx+1]) in
-    words, an odd last tap paired with zero."""
+    """Depthwise weights per channel and kernel row in pairs (w[kx], w[kx+1]), an odd last
+    tap paired with zero: int16 halves of a word, or (int4) nibbles of a byte."""
     w = graph[op.inputs[1]].data[0]
     kh, kw, ch = w.shape
     taps = np.zeros((ch, kh, _round_up(kw, 2)), np.int64)
     taps[:, :, :kw] = np.moveaxis(w, 2, 0)
+    if graph[op.inputs[1]].dtype == "int4":
+        taps &= 0xF
+        return (taps[..., 0::2] | (taps[..., 1::2] << 4)).astype(np.uint8).reshape(-1)
     taps &= 0xFFFF
     return (taps[..., 0::2] | (taps[..., 1::2] << 16)).astype(np.uint32).reshape(-1)
 
@@ -137,8 +159,12 @@ def padded(values: np.ndarray, count: int) -> np.ndarray:
     return np.concatenate([values, np.repeat(values[-1:], count - len(values), axis=0)])
 
 
-def requant_table(multipliers, shifts, output_offset: int) -> np.ndarray:
-    """(multiplier, right shift r, 2^(r-1) + output_offset 2^r) per channel: tq_requant."""
+def requant_table(multipliers, shifts, output_offset: int, exact: bool = False) -> np.ndarray:
+    """(multiplier, right shift r, 2^(r-1) + output_offset 2^r) per channel: tq_requant; for
+    an exact layer, TFLM's (multiplier, shift, output_offset)."""
+    if exact:
+        return np.stack([np.asarray(multipliers, np.int64), np.asarray(shifts, np.int64),
+                         np.full(len(shifts), output_offset, np.int64)], axis=1)
     r = -np.asarray(shifts, np.int64)
     return np.stack([np.asarray(multipliers, np.int64), r, np.left_shift(1, r - 1) + output_offset * (1 << r)], axis=1)
 
@@ -161,10 +187,14 @@ def add_tables(p) -> list[np.ndarray]:
                                         (p.input2_offset, p.input2_multiplier, p.input2_shift))]
 
 
+def _gemm(kernel: str | None, name: str) -> bool:
+    return kernel in (f"{name}_s8", f"{name}_s4")
+
+
 def writes_in_place(kernel: str | None) -> bool:
     """The planar depthwise kernel copies input channel c before it writes output channel
     c, and output channel c's bytes are input channel c's: it may run in place."""
-    return kernel == "depthwise_conv_fast_s8"
+    return kernel in ("depthwise_conv_fast_s8", "depthwise_conv_fast_s4")
 
 
 def overlap_lead(kernel: str | None, op: ir.Op, graph: ir.Graph) -> int | None:
@@ -172,12 +202,12 @@ def overlap_lead(kernel: str | None, op: ir.Op, graph: ir.Graph) -> int | None:
     writes over input it has yet to read: max over the kernel's steps of (output bytes
     written so far - first input byte still needed). None: no overlap is safe to plan."""
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
-    if kernel == "fully_connected_fast_s8":   # row b is widened into scratch before its outputs
+    if _gemm(kernel, "fully_connected_fast"):   # row b is widened into scratch before its outputs
         rows, depth, units = x.size // x.shape[-1], x.shape[-1], y.shape[-1]
         written = np.arange(1, rows + 1) * units
         needed = np.minimum(np.arange(1, rows + 1) * depth, x.nbytes)
         return int((written - needed).max())
-    if kernel != "convolve_fast_s8":
+    if not _gemm(kernel, "convolve_fast"):
         return None
     n, h, w, ci = x.shape
     _, oh, ow, co = y.shape

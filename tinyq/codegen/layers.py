@@ -109,15 +109,16 @@ class _Ctx:
     def _weights_array(self, w: ir.Tensor) -> str:
         """The weights in the layout the chosen kernel reads."""
         name, comment = f"tq_w_{self.ident}", self.weights_comment(w)
+        if self.fast and self.fast.startswith("depthwise_conv_fast"):
+            pairs = fast.paired_depthwise(self.op, self.graph)
+            return self.consts.add(name, pairs, "uint8_t" if w.dtype == "int4" else "uint32_t",
+                                   comment + " per channel and row in tap pairs (w[kx], w[kx+1])")
+        if self.fast:
+            block, per_word = fast.group(self.fast), 8 if w.dtype == "int4" else 4
+            return self.consts.add(name, fast.interleaved_words(self.op, self.graph, block), "uint32_t",
+                                   comment + f" as words, rows in blocks of {block} interleaved {per_word} k at a time")
         if w.dtype == "int4":
             return self.consts.add(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
-        if self.fast == "depthwise_conv_fast_s8":
-            return self.consts.add(name, fast.paired_depthwise(self.op, self.graph), "uint32_t",
-                                   comment + " per channel and row as int16 pairs (w[kx], w[kx+1])")
-        if self.fast:
-            block = fast.group(self.fast)
-            return self.consts.add(name, fast.interleaved_words(self.op, self.graph, block), "uint32_t",
-                                   comment + f" as words, rows in blocks of {block} interleaved four k at a time")
         return self.consts.add(name, w.data, "int8_t", comment)
 
     def weights_comment(self, t: ir.Tensor) -> str:
@@ -141,12 +142,14 @@ class _Ctx:
                 "shift": self.consts.add(f"tq_s_{self.ident}", np.array(p.shift[:count], np.int32), "int32_t",
                                          f"{self.op.name}: requantization shifts")}
         rows = -(-b.shape[0] // fast.group(self.fast)) * fast.group(self.fast)
-        requant = fast.requant_table(p.multiplier, p.shift, p.output_offset)
+        exact = fast.exact_requant(self.op, self.graph)
+        requant = fast.requant_table(p.multiplier, p.shift, p.output_offset, exact)
         return tables | {
             "bias": self.consts.add(f"tq_bf_{self.ident}", fast.padded(fast.folded_bias(self.op, self.graph), rows),
                                     "int32_t", f"{self.op.name}: bias with the input offset folded in"),
             "requant": self.consts.add(f"tq_q_{self.ident}", fast.padded(requant, rows) if per_channel else requant[:1],
-                                       "tq_requant", f"{self.op.name}: requantization (multiplier, shift, rounding)")}
+                                       "tq_requant", f"{self.op.name}: requantization (multiplier, shift, rounding)"),
+            "exact": int(exact)}
 
 
 def _kernel_name(base: str, c: "_Ctx") -> str:
