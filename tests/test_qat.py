@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,20 @@ def test_cli_qat(tmp_path):
     assert json.loads((tmp_path / "q" / "qat_report.json").read_text())["bits"] == "w4a8"
     assert {graph[op.inputs[1]].dtype for op in graph.ops if op.kind == "FULLY_CONNECTED"} == {"int4"}
     assert tinyq("build", tmp_path / "q" / "model_int8.tflite", "--board", "host", "-o", tmp_path / "b").returncode == 0
+
+
+def test_docs_python_example_runs(tmp_path, monkeypatch):
+    """docs/qat.md's Python example, run as written on a small model and data set."""
+    import keras
+    text = (Path(__file__).parent.parent / "docs" / "qat.md").read_text()
+    code = text.split("```python\n")[1].split("```")[0]
+    model = keras_models.build(keras, "dense_softmax")
+    model.save(tmp_path / "model.keras")
+    x = np.random.default_rng(3).normal(0, 1, (128, 12)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=np.argmax(model.predict(x, verbose=0), axis=1))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "docs/qat.md", "exec"), scope)
+    assert len(scope["losses"]) == 2
+    graph = parse_tflite((tmp_path / "model_w4a8.tflite").read_bytes())
+    assert {graph[op.inputs[1]].dtype for op in graph.ops if op.kind == "FULLY_CONNECTED"} == {"int4"}
