@@ -1,4 +1,4 @@
-"""A plain (non-editable) wheel carries templates/, firmware/ and boards/."""
+"""A plain (non-editable) wheel carries every tinyq module and templates/, firmware/ and boards/."""
 from __future__ import annotations
 
 import subprocess
@@ -21,6 +21,8 @@ def test_wheel_contains_data_folders(tmp_path):
                    for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
         assert in_repo and in_repo <= shipped, f"{folder}: missing {sorted(in_repo - shipped)[:5]}"
     assert "tinyq/cli.py" in names
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tinyq").rglob("*.py") if "__pycache__" not in p.parts}
+    assert modules <= names, f"modules missing from the wheel: {sorted(modules - names)[:5]}"
 
 
 def test_data_dirs_resolve_in_this_install():

@@ -2,6 +2,7 @@
 
 The build folder holds everything later commands need:
   report.json           what was built: ops, MACs, memory, quantization
+  report.html, plots/   the same for people, with charts
   model_int8.tflite     the exact int8 model (the reference `bench` checks against)
   lib/tinyq_model/      generated sources (include/, src/)
   host/                 the host runner (host board)
@@ -18,6 +19,7 @@ from tinyq.boards import Board
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import save_tflite
 from tinyq.ir import Graph
+from tinyq.report_html import write_html
 from tinyq.target import firmware, host, renode
 
 MODEL_FILE = "model_int8.tflite"
@@ -93,4 +95,6 @@ def read_report(build_dir: Path) -> dict:
 
 
 def write_report(build_dir: Path, report: dict) -> None:
+    """report.json, and report.html rendered from it."""
     (build_dir / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
+    write_html(build_dir, report)
