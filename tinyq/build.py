@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinyq import codegen
+from tinyq import budget, codegen
 from tinyq.analysis import macs, weight_bytes
 from tinyq.codegen.fast import reference_reason
 from tinyq.boards import Board
@@ -63,12 +63,22 @@ def make_report(graph: Graph, board: Board, generated: codegen.GeneratedModel, s
 
 
 def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict, compile: bool = True,
-          log=print) -> dict:
+          log=print, max_ram: int | None = None, max_flash: int | None = None) -> dict:
+    """Generate, compile and report. `max_ram`/`max_flash` default to the board's memory; a
+    build over budget writes its report (to see why) and raises BudgetError."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    default_ram, default_flash = budget.board_budgets(board)
+    max_ram, max_flash = max_ram or default_ram, max_flash or default_flash
     generated = codegen.generate(graph)
     codegen.write(generated, out_dir / host.LIB)
     save_tflite(graph, out_dir / MODEL_FILE)
     report = make_report(graph, board, generated, source, quant)
+    report["memory"]["budget"] = {"max_ram": max_ram, "max_flash": max_flash}
+    try:
+        budget.check_plan(report, max_ram, max_flash)
+    except budget.BudgetError:
+        write_report(out_dir, report)
+        raise
     if board.target != "host":
         firmware.render_project(out_dir, board)
     if compile and board.target == "host":
@@ -81,6 +91,7 @@ def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict
         if board.section("renode"):
             renode.write_script(out_dir, board, built.elf)
     write_report(out_dir, report)
+    budget.check_firmware(report, max_ram, max_flash)
     return report
 
 

@@ -107,19 +107,25 @@ def _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile):
 @click.option("--board", "board_name", required=True, help="Board name (see `tinyq boards`).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Build folder.")
 @click.option("--no-compile", is_flag=True, help="Render the sources and report only.")
+@click.option("--max-ram", help="RAM budget (bytes, or e.g. 256K); default: the board's RAM.")
+@click.option("--max-flash", help="Flash budget (bytes, or e.g. 1M); default: the board's flash.")
 @quant_options
-def build(model, board_name, out_dir, no_compile, calib, calib_samples, algo, bits, per_tensor, percentile):
+def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, calib_samples, algo, bits, per_tensor,
+          percentile):
     """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
 
     from tinyq.boards import get_board
+    from tinyq.budget import parse_size
     from tinyq.build import build as run_build
 
     board = get_board(board_name)
+    budgets = {k: parse_size(v) for k, v in (("max_ram", max_ram), ("max_flash", max_flash)) if v is not None}
     prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
     quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
     report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
-                       compile=not no_compile, log=lambda message: err_console.print(message, highlight=False))
+                       compile=not no_compile, log=lambda message: err_console.print(message, highlight=False),
+                       **budgets)
     mem = report["memory"]
     sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
     console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "

@@ -1,0 +1,75 @@
+"""RAM and flash budgets: `--max-ram` / `--max-flash`, by default the board's memory.
+
+Checked twice: before compiling, on what the plan knows exactly (the arena must fit
+the RAM budget, the constant data the flash budget), and after linking, on the
+firmware's real flash and RAM. A miss names the overshoot and the layers
+responsible: the buffers live at the arena's peak, or the largest weights.
+"""
+from __future__ import annotations
+
+import re
+
+from tinyq.errors import TinyqError
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20}
+
+
+class BudgetError(TinyqError):
+    """The model does not fit the RAM or flash budget."""
+
+
+def parse_size(text: str) -> int:
+    """'262144', '256K', '256KB', '1M' -> bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(text))
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise TinyqError(f"cannot read the size {text!r}: give bytes, or a number with K or M (e.g. 256K)")
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def board_budgets(board) -> tuple[int | None, int | None]:
+    memory = board.section("memory")
+    return memory.get("ram_bytes"), memory.get("flash_bytes")
+
+
+def _peak_buffers(report: dict, count: int = 3) -> str:
+    """The largest buffers live at the op where the arena's live bytes peak."""
+    plan, ops = report["memory"]["plan"], report["ops"]
+    live = [sum(b["bytes"] for b in plan if b["first_op"] <= i <= b["last_op"]) for i in range(len(ops))]
+    peak = max(range(len(ops)), key=live.__getitem__) if ops else 0
+    at_peak = sorted((b for b in plan if b["first_op"] <= peak <= b["last_op"]), key=lambda b: -b["bytes"])[:count]
+    names = ", ".join(f"{b['tensors'].split(' = ')[0].split(';')[0]} {b['bytes']:,} B" for b in at_peak)
+    return f"at op {peak} ({ops[peak]['name'] if ops else '-'}) the arena holds {names}"
+
+
+def _largest_weights(report: dict, count: int = 3) -> str:
+    ops = sorted(report["ops"], key=lambda op: -op["weights_bytes"])[:count]
+    return "largest weights: " + ", ".join(f"{op['name']} {op['weights_bytes']:,} B" for op in ops)
+
+
+def _fail(what: str, need: int, budget: int, option: str, culprits: str, hint: str) -> BudgetError:
+    return BudgetError(f"{what} needs {need:,} bytes, {need - budget:,} over the {budget:,}-byte budget ({option}); "
+                       f"{culprits}; {hint}")
+
+
+def check_plan(report: dict, max_ram: int | None, max_flash: int | None) -> None:
+    """Before compiling: the arena against the RAM budget, constants against the flash budget."""
+    mem = report["memory"]
+    if max_ram is not None and mem["arena_bytes"] > max_ram:
+        raise _fail("the arena", mem["arena_bytes"], max_ram, "--max-ram", _peak_buffers(report),
+                    "try a board with more RAM or a smaller input")
+    if max_flash is not None and mem["weights_bytes"] > max_flash:
+        raise _fail("the constant data", mem["weights_bytes"], max_flash, "--max-flash", _largest_weights(report),
+                    "try int4 weights (--bits w4a8) or a board with more flash")
+
+
+def check_firmware(report: dict, max_ram: int | None, max_flash: int | None) -> None:
+    """After linking: the firmware's flash and RAM (code, data, stack included)."""
+    mem = report["memory"]
+    if max_ram is not None and mem["ram_bytes"] is not None and mem["ram_bytes"] > max_ram:
+        raise _fail("the firmware's RAM", mem["ram_bytes"], max_ram, "--max-ram",
+                    f"arena {mem['arena_bytes']:,} B; " + _peak_buffers(report), "try a board with more RAM")
+    if max_flash is not None and mem["flash_bytes"] is not None and mem["flash_bytes"] > max_flash:
+        raise _fail("the firmware's flash", mem["flash_bytes"], max_flash, "--max-flash",
+                    f"constants {mem['weights_bytes']:,} B; " + _largest_weights(report),
+                    "try int4 weights (--bits w4a8) or a board with more flash")
