@@ -89,3 +89,30 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     path.write_bytes(b"\0" * 64)
     result = tinyq("--debug", "inspect", path)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_json_mode_prints_one_json_document(mlperf_model, tmp_path):
+    boards = json.loads(tinyq("--json", "boards").stdout)
+    assert {"mps2_an386", "nucleo_f746zg", "host"} <= {b["name"] for b in boards}
+    built = tinyq("--json", "build", mlperf_model("ad"), "--board", "host", "-o", tmp_path / "b")
+    assert built.returncode == 0 and built.stderr == ""
+    report = json.loads(built.stdout)
+    assert report["memory"]["arena_bytes"] == json.loads((tmp_path / "b" / "report.json").read_text())["memory"][
+        "arena_bytes"]
+    bench = json.loads(tinyq("--json", "bench", tmp_path / "b").stdout)
+    assert bench["bit_exact"] is True and bench["target"] == "host"
+    failed = tinyq("--json", "build", mlperf_model("ad"), "--board", "nope", "-o", tmp_path / "c")
+    assert failed.returncode == 2 and failed.stdout == "" and "unknown board" in failed.stderr
+
+
+def test_quiet_mode_leaves_results_and_errors(tmp_path):
+    data = tmp_path / "d.npz"
+    x = np.random.default_rng(0).normal(0, 1, (32, 12)).astype(np.float32)
+    np.savez(data, x=x, y=np.zeros(32, np.int64))
+    import keras
+    import keras_models
+    keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
+    loud = tinyq("eval", tmp_path / "m.keras", "--data", data)
+    quiet = tinyq("-q", "eval", tmp_path / "m.keras", "--data", data)
+    assert "calibrating on the first" in loud.stderr and quiet.stderr == ""
+    assert quiet.returncode == 0 and "quantized_accuracy" in quiet.stdout

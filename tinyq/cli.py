@@ -1,7 +1,9 @@
 """The `tinyq` command line. Commands are thin: they parse, call a module, print.
 
 Errors the user can act on (TinyqError) print one line and exit 2; `--debug`
-shows the traceback of any failure.
+shows the traceback of any failure. `--quiet` leaves only results and errors;
+`--json` prints each command's result as one JSON document on stdout and
+nothing else there (progress and notes go nowhere).
 """
 from __future__ import annotations
 
@@ -22,15 +24,35 @@ err_console = Console(stderr=True)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinyq")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes: results and errors only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (implies --quiet).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, as_json: bool) -> None:
     """Quantize Keras/TFLite models to int8 and deploy them as bit-exact C on Cortex-M."""
-    ctx.obj = {"debug": debug}
+    from tinyq.progress import set_quiet
+
+    ctx.obj = {"debug": debug, "quiet": quiet or as_json, "json": as_json}
+    set_quiet(quiet or as_json)
+    console.quiet = as_json
+
+
+def note(message: str) -> None:
+    """Progress notes on stderr, silenced by --quiet and --json."""
+    ctx = click.get_current_context(silent=True)
+    if not (ctx and ctx.obj and ctx.obj.get("quiet")):
+        err_console.print(message, highlight=False)
+
+
+def emit(result) -> None:
+    """The command's result as JSON on stdout, when --json asked for it."""
+    ctx = click.get_current_context(silent=True)
+    if ctx and ctx.obj and ctx.obj.get("json"):
+        click.echo(json.dumps(result, indent=1, default=str))
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (as `tinyq --json inspect`).")
 def inspect(model: str, as_json: bool) -> None:
     """Layers, shapes, quantization, MACs and weight bytes of MODEL."""
     from tinyq.analysis import describe_qparams, summary
@@ -40,7 +62,8 @@ def inspect(model: str, as_json: bool) -> None:
     rows = summary(graph)
     totals = {"ops": len(rows), "macs": sum(r["macs"] for r in rows),
               "weights_bytes": sum(r["weights_bytes"] for r in rows)}
-    if as_json:
+    emit({"model": graph.name, "ops": rows, "totals": totals})
+    if as_json and not click.get_current_context().obj["json"]:
         click.echo(json.dumps({"model": graph.name, "ops": rows, "totals": totals}, indent=1))
         return
     cells = [[str(r["index"]), r["type"], str(r["out_shape"]), r["weights_quant"], r["out_quant"],
@@ -74,6 +97,9 @@ def boards() -> None:
     for board in all_boards().values():
         table.add_row(board.name, board.core, board.target, board.description)
     console.print(table)
+    emit([{"name": b.name, "aliases": list(b.aliases), "core": b.core, "target": b.target,
+           "description": b.description} | {k: v for k, v in b.section("memory").items() if k.endswith("_bytes")}
+          for b in all_boards().values()])
 
 
 def quant_options(fn):
@@ -124,13 +150,13 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
     prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
     quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
     report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
-                       compile=not no_compile, log=lambda message: err_console.print(message, highlight=False),
-                       **budgets)
+                       compile=not no_compile, log=note, **budgets)
     mem = report["memory"]
     sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
     console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
                   f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
                   f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}")
+    emit(report)
 
 
 @cli.command()
@@ -162,6 +188,7 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
                       "-" if sqnr is None else f"{sqnr:.1f}")
     console.print(table)
     console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}")
+    emit(report)
 
 
 @cli.command()
@@ -203,6 +230,7 @@ def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learn
     (out / "qat_report.json").write_text(json.dumps(report, indent=1) + "\n")
     console.print(f"trained {epochs} epochs (loss {losses[0]:.4f} -> {losses[-1]:.4f}); wrote "
                   f"{out / 'model_int8.tflite'} (deploy with: tinyq build {out / 'model_int8.tflite'} --board ...)")
+    emit(report)
 
 
 def quant_layers(prepared) -> list[dict]:
@@ -226,8 +254,7 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
 
     if calib is None and Path(model).suffix.lower() != ".tflite":
         calib = data_path
-        err_console.print(f"note: calibrating on the first {calib_samples} samples of --data "
-                          "(pass --calib to use separate data)")
+        note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
     prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
     data = load_dataset(data_path, prepared.float_graph or prepared.graph, what="data")
     result = run_eval(prepared.float_graph, prepared.graph, data)
@@ -244,6 +271,7 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     if "output_sqnr_db" in result:
         table.add_row("output SQNR", f"{result['output_sqnr_db']:.1f} dB")
     console.print(table)
+    emit(result)
 
 
 @cli.command()
@@ -268,6 +296,7 @@ def bench(build_dir: str, emulate: bool, port: str | None, baud: int | None, inp
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
     print_bench(result)
+    emit(result)
     if not result["bit_exact"]:
         raise TinyqError("outputs differ from the integer reference (bit_exact: false)")
 
@@ -283,6 +312,7 @@ def flash(build_dir: str, upload_port: str | None) -> None:
 
     run_flash(Path(build_dir), upload_port)
     console.print(f"flashed {build_dir}")
+    emit({"flashed": build_dir})
 
 
 def print_bench(result: dict) -> None:
