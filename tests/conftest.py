@@ -57,6 +57,25 @@ def mlperf_model():
     return get
 
 
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory, mlperf_model):
+    """MLPerf Tiny firmware builds, (key, board) -> (build dir, report), made once per session."""
+    from tinyq.boards import get_board
+    from tinyq.build import build
+    from tinyq.importers.tflite import load_tflite
+    cache = {}
+
+    def get(key: str, board: str):
+        if (key, board) not in cache:
+            out = tmp_path_factory.mktemp(f"{key}_{board}")
+            graph = load_tflite(mlperf_model(key))
+            report = build(graph, get_board(board), out, source=str(mlperf_model(key)), quant={"algo": ["imported"]},
+                           log=lambda message: None)
+            cache[key, board] = (out, report)
+        return cache[key, board]
+    return get
+
+
 def structured_input(shape) -> np.ndarray:
     """The anchors' input: byte i = (i*7+3) mod 256."""
     size = int(np.prod(shape))

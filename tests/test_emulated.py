@@ -1,12 +1,9 @@
 """Firmware in QEMU: MLPerf Tiny models on emulated Cortex-M4 and M7, over the serial link."""
 from __future__ import annotations
 
-import socket
-import threading
 
 import numpy as np
 import pytest
-import serial
 
 from conftest import require_tool
 from tflm_oracle import tflm_outputs
@@ -14,8 +11,6 @@ from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
 from tinyq.importers.tflite import load_tflite
-from tinyq.target.device import Device
-from tinyq.target.link import Link
 from tinyq.target.qemu import Emulator
 
 
@@ -23,21 +18,6 @@ from tinyq.target.qemu import Emulator
 def tools():
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cc"):
         require_tool(tool)
-
-
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory, mlperf_model):
-    cache = {}
-
-    def get(key: str, board: str):
-        if (key, board) not in cache:
-            out = tmp_path_factory.mktemp(f"{key}_{board}")
-            graph = load_tflite(mlperf_model(key))
-            report = build(graph, get_board(board), out, source=str(mlperf_model(key)), quant={"algo": ["imported"]},
-                           log=lambda message: None)
-            cache[key, board] = (out, report)
-        return cache[key, board]
-    return get
 
 
 @pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
@@ -78,63 +58,6 @@ def test_profile_accounts_for_every_layer(builds):
     assert abs(result["instructions"] - total) < 60 * len(layers)   # call and marker overhead only
     convs = [(op["macs"], layer["instructions"]) for op, layer in zip(report["ops"], layers) if op["type"] == "CONV_2D"]
     assert max(convs)[1] == max(count for _, count in convs)       # the convolution with the most MACs costs most
-
-
-class CorruptingProxy:
-    """Forwards a TCP stream, flipping one byte in every `every` bytes coming from the
-    device, `budget` times in all (then the line is clean)."""
-
-    def __init__(self, target_port: int, every: int, budget: int):
-        self.every, self.count, self.budget = every, 0, budget
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(1)
-        self.port = self.server.getsockname()[1]
-        self.upstream = socket.create_connection(("127.0.0.1", target_port))
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _pump(self, src, dst, corrupt):
-        try:
-            while data := src.recv(4096):
-                if corrupt:
-                    data = bytearray(data)
-                    for i in range(len(data)):
-                        self.count += 1
-                        if self.count % self.every == 0 and self.budget > 0:
-                            data[i] ^= 0x5A
-                            self.budget -= 1
-                dst.sendall(bytes(data))
-        except OSError:
-            pass
-
-    def _run(self):
-        client, _ = self.server.accept()
-        threading.Thread(target=self._pump, args=(client, self.upstream, False), daemon=True).start()
-        self._pump(self.upstream, client, True)
-
-
-def test_link_recovers_from_corruption_and_rejects_bad_frames(builds):
-    out, report = builds("ad", "mps2_an386")
-    graph = load_tflite(out / "model_int8.tflite")
-    board = get_board("mps2_an386")
-    x = np.random.default_rng(5).integers(-128, 128, graph[graph.inputs[0]].shape).astype(np.int8)
-    from tinyq import ref
-    expected = ref.outputs(graph, [x])[0].tobytes()
-    emu = Emulator(board, out / report["firmware"]["elf"], out / "emulator_faults", count_instructions=False)
-    emu.workdir.mkdir(parents=True, exist_ok=True)
-    with emu:
-        # Put the proxy between us and QEMU: QEMU's UART connection is taken over.
-        qemu_port = emu.port
-        emu.serial.close()
-        emu.serial = None
-        proxy = CorruptingProxy(qemu_port, every=97, budget=5)
-        link = Link(serial.serial_for_url(f"socket://127.0.0.1:{proxy.port}", timeout=0.05), timeout=3, retries=6)
-        device = Device(link)
-        link.port.write(b"\xa5\x02\x01\xff\x0f" + bytes(64))      # length 4095: refused, not read
-        device.load(x.tobytes())
-        device.invoke(1, timeout=30)
-        assert device.read(len(expected)) == expected
-        assert proxy.budget == 0 and link.stats.retries > 0
 
 
 def test_mlperf_runner_dialect(builds, anchors):

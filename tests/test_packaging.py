@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 from conftest import ROOT
 from tinyq.resources import data_dir

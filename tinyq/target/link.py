@@ -52,6 +52,7 @@ class Link:
         self.seq = (self.seq + 1) & 0xFF
         name = COMMANDS.get(command, hex(command))
         problem = "no reply"
+        boots_before = self.stats.boots
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retries += 1
@@ -74,6 +75,10 @@ class Link:
                     raise DeviceError(f"device refused {name}: {text} (code {code})")
                 if kind == command | REPLY:
                     return body
+        resets = self.stats.boots - boots_before
+        if resets:
+            raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries and the "
+                             f"device reset {resets} times meanwhile; check its power and look for a crash")
         raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries "
                          f"({self.stats.bad_frames} corrupt frames seen); check the port, the baud rate "
                          "and that the board runs tinyq firmware")

@@ -4,7 +4,10 @@ QEMU starts with `-chardev socket,...,server=on,wait=on` so the guest runs only
 once the host is connected (nothing it prints is lost) and `-icount shift=0`
 so timers count executed instructions (1 ns of virtual time each). The TCG
 plugin in firmware/qemu/ counts instructions exactly between calls of the
-firmware's tq_mark(). QEMU never outlives the `Emulator` context.
+firmware's tq_mark(). QEMU never outlives the `Emulator` context. A guest-initiated reset ends QEMU
+(`-no-reboot`: a crashing firmware must not loop) unless the emulator is
+`resettable`: then its monitor listens on a TCP port and `reset()` reboots the
+board the way a reset button would.
 """
 from __future__ import annotations
 
@@ -70,7 +73,8 @@ def _free_port() -> int:
 
 
 class Emulator:
-    def __init__(self, board: Board, elf: Path, workdir: Path, *, count_instructions: bool = True):
+    def __init__(self, board: Board, elf: Path, workdir: Path, *, count_instructions: bool = True,
+                 resettable: bool = False):
         emulator = board.section("emulator")
         if not emulator:
             raise TinyqError(f"board {board.name} is not emulated; use --port with a real board")
@@ -81,13 +85,19 @@ class Emulator:
         self.board, self.elf, self.workdir = board, elf, workdir
         self.machine = emulator["machine"]
         self.count_instructions = count_instructions
+        self.resettable = resettable
+        self.monitor_port = 0
         self.marks_file = workdir / "marks.txt"
         self.process: subprocess.Popen | None = None
         self.serial = None
         self.port = 0
 
     def command(self) -> list[str]:
-        cmd = [self.program, "-M", self.machine, "-display", "none", "-monitor", "none", "-no-reboot",
+        if self.resettable:
+            monitor = ["-monitor", f"tcp:127.0.0.1:{self.monitor_port},server=on,wait=off"]
+        else:
+            monitor = ["-monitor", "none", "-no-reboot"]
+        cmd = [self.program, "-M", self.machine, "-display", "none", *monitor,
                "-chardev", f"socket,id=uart,host=127.0.0.1,port={self.port},server=on,wait=on",
                "-serial", "chardev:uart", "-icount", "shift=0", "-kernel", str(self.elf)]
         if self.count_instructions:
@@ -99,7 +109,7 @@ class Emulator:
         """Start QEMU and connect to its UART (the guest starts on connection)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
-            self.port = _free_port()
+            self.port, self.monitor_port = _free_port(), _free_port()
             with open(self.workdir / "qemu.log", "w") as log:
                 self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL)
@@ -117,6 +127,19 @@ class Emulator:
             except (serial.SerialException, OSError):
                 time.sleep(0.05)
         return None
+
+    def reset(self) -> None:
+        """Reboot the emulated board (its RAM state is lost, the UART stays connected)."""
+        if not self.resettable:
+            raise TinyqError("this emulator was started without a monitor; create it with resettable=True")
+        with socket.create_connection(("127.0.0.1", self.monitor_port), timeout=5) as monitor:
+            monitor.sendall(b"system_reset\n")
+            seen = b""
+            while seen.count(b"(qemu)") < 2:     # the banner's prompt, then the one after our command
+                chunk = monitor.recv(4096)
+                if not chunk:
+                    break
+                seen += chunk
 
     def marks(self) -> list[int]:
         if not self.marks_file.exists():
