@@ -14,8 +14,8 @@ from tinyq.errors import TinyqError
 from tinyq.importers.tflite import parse_tflite
 
 
-def tinyq(*args, cwd=None):
-    env = dict(os.environ, COLUMNS="200")
+def tinyq(*args, cwd=None, env=None):
+    env = dict(os.environ, COLUMNS="200", **(env or {}))
     return subprocess.run([sys.executable, "-m", "tinyq", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=120)
 

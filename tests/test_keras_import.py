@@ -63,12 +63,16 @@ def test_unsupported_layer_is_named_with_its_class(keras, tmp_path):
 
 def test_lambda_code_never_runs(keras, tmp_path):
     marker = tmp_path / "pwned"
+    # the layer's code creates the marker whenever it runs: at model construction and on an unsafe load
+    code = eval(f"lambda t: t * 2 + float(__import__('os').system('touch {marker}'))")  # noqa: S307
     x = keras.Input((4,))
-    model = keras.Model(x, keras.layers.Lambda(lambda t: t * 2)(x))
-    model.save(tmp_path / "m.keras")
+    keras.Model(x, keras.layers.Lambda(code)(x)).save(tmp_path / "m.keras")
+    marker.unlink()
     with pytest.raises(TinyqError, match="safe mode"):
         load_float_keras(tmp_path / "m.keras")
     assert not marker.exists()
+    keras.models.load_model(tmp_path / "m.keras", safe_mode=False)   # the control: unsafe loading runs it
+    assert marker.exists()
 
 
 def test_corrupt_keras_file_is_one_clear_error(tmp_path):

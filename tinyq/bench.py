@@ -122,8 +122,10 @@ def _bench_device(board: Board, report: dict, port: str, baud: int | None, packe
     import serial
     try:
         link_port = serial.serial_for_url(port, baudrate=baud or board.section("port").get("baud", 115200),
-                                          timeout=0.05)
+                                          timeout=0.05, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as err:
+        if "exclusively lock" in str(err):     # another program (a serial monitor, a second bench) has it
+            raise TinyqError(f"serial port {port} is busy: another program has it open; close that first") from None
         raise TinyqError(f"cannot open serial port {port}: {err}") from None
     with link_port:
         info, invocation, raw, layer_ticks = _device_session(Device(Link(link_port)), report, packed, out_size,

@@ -120,12 +120,12 @@ def quant_options(fn):
     return fn
 
 
-def _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile):
+def _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets):
     from tinyq.pipeline import prepare
     from tinyq.quant import parse_config
 
     config = parse_config(algo, bits, per_tensor, percentile)
-    return prepare(model, calib=calib, calib_samples=calib_samples, config=config), config
+    return prepare(model, calib=calib, calib_samples=calib_samples, config=config, **budgets), config
 
 
 @cli.command()
@@ -142,12 +142,14 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
     from pathlib import Path
 
     from tinyq.boards import get_board
-    from tinyq.budget import parse_size
+    from tinyq.budget import board_budgets, parse_size
     from tinyq.build import build as run_build
 
     board = get_board(board_name)
-    budgets = {k: parse_size(v) for k, v in (("max_ram", max_ram), ("max_flash", max_flash)) if v is not None}
-    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    default_ram, default_flash = board_budgets(board)
+    budgets = {"max_ram": parse_size(max_ram) if max_ram else default_ram,
+               "max_flash": parse_size(max_flash) if max_flash else default_flash}
+    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
     quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
     report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
                        compile=not no_compile, log=note, **budgets)

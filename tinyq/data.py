@@ -45,6 +45,8 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
         raise TinyqError(f"{what} {path} does not exist")
     else:
         raise TinyqError(f"{what} {path}: expected an .npz file or a folder of .npy files")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise TinyqError(f"{what} {path} has dtype {x.dtype}; expected numbers")
     if tuple(x.shape) == want:                       # a single sample
         x = x[None]
     elif tuple(x.shape[1:]) != want:
@@ -52,14 +54,18 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
             raise TinyqError(f"{what} {path} has samples of shape {list(x.shape[1:])}; "
                              f"the model expects {list(want)}")
         x = x.reshape((len(x),) + want)              # e.g. (N, 28, 28) for a (28, 28, 1) input
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise TinyqError(f"{what} {path} has dtype {x.dtype}; expected numbers")
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise TinyqError(f"{what} {path} contains NaN or infinite values")
     if y is not None:
         y = np.asarray(y).reshape(len(y), -1)
+        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+            raise TinyqError(f"{what} {path} has labels of dtype {y.dtype}; expected class indices or one-hot rows")
         y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)   # one-hot labels become indices
+        bad = (y != np.round(y)) | (y < 0)
+        if bad.any():
+            raise TinyqError(f"{what} {path} has labels that are not class indices (e.g. {y[bad][0]:g})")
+        y = y.astype(np.int64)
         if len(y) != len(x):
             raise TinyqError(f"{what} {path}: {len(x)} samples but {len(y)} labels")
     if len(x) == 0:

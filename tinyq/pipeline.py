@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyq import ir
+from tinyq.budget import check_float_graph
 from tinyq.data import Dataset, load_dataset
 from tinyq.errors import TinyqError
 from tinyq.importers import is_integer_graph, load_float_model, load_model
@@ -28,7 +29,9 @@ def is_float_source(path: str | Path) -> bool:
 
 
 def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int | None, config: QuantConfig,
-            quiet: bool = False) -> Prepared:
+            quiet: bool = False, max_ram: int | None = None, max_flash: int | None = None) -> Prepared:
+    """The int8 graph to deploy: imported as it is, or quantized from a float model. With
+    budgets, a float model that cannot fit fails before calibration starts."""
     path = Path(model)
     if path.suffix.lower() == ".tflite":
         graph = load_model(path)
@@ -37,6 +40,7 @@ def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int |
                 raise TinyqError(f"{path} is already int8: --calib does not apply (it is deployed as it is)")
             return Prepared(graph, None, {"algo": ["imported"], "per_channel": None}, None)
     fm = load_float_model(path)
+    check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits)
     data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
     result = quantize(fm, data, config, quiet=quiet)
     quant = {"algo": config.algo, "per_channel": config.per_channel, "notes": result.notes}

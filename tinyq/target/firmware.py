@@ -151,6 +151,8 @@ def section_sizes(elf: Path) -> tuple[int, int]:
 
 
 def build_firmware(build_dir: Path, board: Board, *, log=print) -> FirmwareBuild:
+    if uses_local_platform(board):
+        _tool("arm-none-eabi-gcc")    # our dev-platform uses the system's toolchain: say so before pio fails
     note = ""
     try:
         elf = platformio.run(build_dir, board.name)
