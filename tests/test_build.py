@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from test_cli import assert_clean_error, tinyq
+from tinyq.importers.tflite import load_tflite
 
 
 def test_build_and_bench_on_host(tmp_path, mlperf_model, anchors):
@@ -29,8 +30,16 @@ def test_build_and_bench_on_host(tmp_path, mlperf_model, anchors):
     assert tinyq("bench", out, "--input", tmp_path / "x.npy").returncode == 0
     np.save(tmp_path / "bad.npy", np.zeros((3, 3), np.int8))
     assert_clean_error(tinyq("bench", out, "--input", tmp_path / "bad.npy"), "the model expects")
-    np.save(tmp_path / "float.npy", x.astype(np.float32))
-    assert_clean_error(tinyq("bench", out, "--input", tmp_path / "float.npy"), "expects int8")
+    # a float sample is quantized with the input's parameters: values on the int8 grid come back as x
+    q = load_tflite(out / "model_int8.tflite")
+    q = q[q.inputs[0]].qparams
+    np.save(tmp_path / "float.npy", ((x.astype(np.float32) - q.zp) * q.s).astype(np.float32))
+    assert tinyq("bench", out, "--input", tmp_path / "float.npy", "--json", tmp_path / "f.json").returncode == 0
+    assert tinyq("bench", out, "--input", tmp_path / "x.npy", "--json", tmp_path / "i.json").returncode == 0
+    outputs = [json.loads((tmp_path / f"{name}.json").read_text())["outputs"] for name in ("f", "i")]
+    assert outputs[0] == outputs[1]
+    np.save(tmp_path / "uint8.npy", x.view(np.uint8))
+    assert_clean_error(tinyq("bench", out, "--input", tmp_path / "uint8.npy"), "expects int8, or float")
 
 
 def test_no_compile_renders_only(tmp_path, mlperf_model):

@@ -13,6 +13,7 @@ import numpy as np
 from tinyq import ref
 from tinyq.boards import Board, get_board
 from tinyq.build import MODEL_FILE, read_report, write_report
+from tinyq.data import quantize_input
 from tinyq.errors import TinyqError
 from tinyq.importers.tflite import load_tflite
 from tinyq.ir import Graph
@@ -47,9 +48,11 @@ def load_inputs(graph: Graph, path: Path | None) -> list[np.ndarray]:
         t = graph[name]
         if array.size != t.size:
             raise TinyqError(f"input {path} has shape {array.shape}; the model expects {list(t.shape)}")
-        if t.dtype == "int8" and array.dtype != np.int8:
-            raise TinyqError(f"input {path} has dtype {array.dtype}; the model expects int8 "
-                             f"(quantize with scale {t.qparams.s:.6g} and zero point {t.qparams.zp})")
+        if t.dtype == "int8" and np.issubdtype(array.dtype, np.floating):   # a float sample: quantize as TFLite does
+            array = quantize_input(array, t.qparams.s, t.qparams.zp)
+        elif t.dtype == "int8" and array.dtype != np.int8:
+            raise TinyqError(f"input {path} has dtype {array.dtype}; the model expects int8, or float "
+                             f"values that tinyq quantizes (scale {t.qparams.s:.6g}, zero point {t.qparams.zp})")
         result.append(array.reshape(t.shape).astype(t.dtype))
     return result
 

@@ -202,7 +202,7 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel).")
 @click.option("--fixed-ranges", is_flag=True, help="EMA activation ranges instead of learned (LSQ) step sizes.")
 @click.option("--lr", "learning_rate", default=1e-4, show_default=True, type=float, help="Learning rate.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", help="Training batch size.", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--calib-samples", default=1000, show_default=True, type=click.IntRange(1),
               help="Training samples used to initialize the quantizers.")
 def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learning_rate, batch_size, calib_samples):
@@ -282,7 +282,8 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
 @click.option("--port", help="Serial port or pyserial URL of a real board (/dev/ttyACM0, socket://h:p, rfc2217://...).")
 @click.option("--baud", type=int, help="Baud rate (default: the board's).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="Input .npy (.npz for several inputs); default: a fixed byte pattern.")
+              help="Input .npy (.npz for several inputs), int8 or float (quantized as TFLite does); "
+                   "default: a fixed byte pattern.")
 @click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 100000), help="Inferences to run.")
 @click.option("--profile", is_flag=True, help="Also measure every layer.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the bench section here.")
