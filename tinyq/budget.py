@@ -2,8 +2,9 @@
 
 Checked three times: before quantizing a float model, on lower bounds (an op's
 int8 input and output must be in RAM together; every weight takes at least its
-bit-width), so a model far too big fails in seconds, not after calibration; before compiling, on what the plan knows exactly (the arena must fit
-the RAM budget, the constant data the flash budget), and after linking, on the
+bit-width), so a model far too big fails in seconds, not after calibration;
+before compiling, on what the plan knows exactly (the arena must fit the RAM
+budget, the constant data the flash budget); and after linking, on the
 firmware's real flash and RAM. A miss names the overshoot and the layers
 responsible: the buffers live at the arena's peak, or the largest weights.
 """
@@ -65,8 +66,9 @@ def check_float_graph(graph, max_ram: int | None, max_flash: int | None, weight_
         op = max(graph.ops, key=activation_bytes)
         need = activation_bytes(op)
         if need > max_ram:
-            raise _fail("the arena", need, max_ram, "--max-ram", f"layer {op.name} ({op.kind}) alone must hold its int8 "
-                        "input and output at once", "try a board with more RAM or a smaller input")
+            raise _fail("the arena", need, max_ram, "--max-ram",
+                        f"layer {op.name} ({op.kind}) alone must hold its int8 input and output at once",
+                        "try a board with more RAM or a smaller input")
     params = sum(math.prod(graph[n].shape) for op in graph.ops for n in op.inputs if graph[n].is_constant)
     need = params * (4 if weight_bits <= 4 else 8) // 8
     if max_flash is not None and need > max_flash:
