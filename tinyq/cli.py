@@ -92,10 +92,14 @@ def boards() -> None:
     from tinyq.boards import all_boards
 
     table = Table(title="boards", title_justify="left")
-    for col in ("name", "core", "target", "description"):
-        table.add_column(col)
+    for col, justify in (("name", "left"), ("core", "left"), ("clock", "right"), ("flash", "right"),
+                         ("RAM", "right"), ("target", "left"), ("description", "left")):
+        table.add_column(col, justify=justify)
     for board in all_boards().values():
-        table.add_row(board.name, board.core, board.target, board.description)
+        memory, clock = board.section("memory"), board.data.get("clock_hz")
+        sizes = [f"{memory[k] // 1024:,} KB" if k in memory else "-" for k in ("flash_bytes", "ram_bytes")]
+        table.add_row(board.name, board.core, f"{clock / 1e6:g} MHz" if clock else "-", *sizes, board.target,
+                      board.description)
     console.print(table)
     emit([{"name": b.name, "aliases": list(b.aliases), "core": b.core, "target": b.target,
            "description": b.description} | {k: v for k, v in b.section("memory").items() if k.endswith("_bytes")}

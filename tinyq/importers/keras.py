@@ -95,6 +95,7 @@ class _Converter:
         self.bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.consumers: dict[int, int] = {}    # id(KerasTensor) -> layers reading it
         self.alias: dict[int, int] = {}        # id(output of a removed layer) -> id(its input)
+        self.output = None                     # the KerasTensor the layer being converted produces
 
     # --- helpers ------------------------------------------------------------
     def _shape(self, keras_tensor) -> tuple[int, ...]:
@@ -142,9 +143,17 @@ class _Converter:
             not any(self._resolve(id(t)) == key for t in self.model.outputs)
 
     # --- conversion -----------------------------------------------------------
+    def _own_nodes(self) -> dict[int, list]:
+        """Each layer's calls within this model's graph. A loaded Sequential's layers also keep
+        the calls of its rebuilds; only the nodes of its functional graph count."""
+        graph = getattr(self.model, "_functional", None) or self.model
+        own = {id(node) for nodes in graph._nodes_by_depth.values() for node in nodes}
+        return {id(layer): [n for n in layer._inbound_nodes if id(n) in own] for layer in self.model.layers}
+
     def convert(self) -> FloatModel:
+        nodes = self._own_nodes()
         for layer in self.model.layers:
-            for node in layer._inbound_nodes:
+            for node in nodes[id(layer)]:
                 for t in _list(node.input_tensors):
                     self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
         for t in self.model.inputs:
@@ -153,20 +162,22 @@ class _Converter:
             kind = type(layer).__name__
             if kind == "InputLayer":
                 continue
-            if len(layer._inbound_nodes) != 1:
-                raise TinyqError(f"layer {layer.name!r} ({kind}) is used {len(layer._inbound_nodes)} times; "
+            if len(nodes[id(layer)]) != 1:
+                raise TinyqError(f"layer {layer.name!r} ({kind}) is used {len(nodes[id(layer)])} times; "
                                  "shared layers are not supported")
             handler = getattr(self, f"_layer_{kind}", None)
             if handler is None:
                 raise TinyqError(f"unsupported layer {layer.name!r} of class {kind}; tinyq supports "
                                  f"{', '.join(SUPPORTED_LAYERS)}")
-            inputs = _list(layer.input)
+            node = nodes[id(layer)][0]
+            inputs = _list(node.input_tensors)
             missing = [t for t in inputs if id(t) not in self.names]
             if missing:
                 raise TinyqError(f"layer {layer.name!r} ({kind}) reads a tensor from outside this model "
                                  "(nested models are not supported)")
+            self.output = node.output_tensors[0]     # the keras tensor this call of the layer produces
             out = handler(layer, [self.names[id(t)] for t in inputs], inputs)
-            self.names[id(layer.output)] = out
+            self.names[id(self.output)] = out
         graph = ir.Graph(self.name, self.tensors, tuple(self.ops),
                          tuple(self.names[id(t)] for t in self.model.inputs),
                          tuple(self.names[id(t)] for t in self.model.outputs)).pruned()
@@ -224,7 +235,7 @@ class _Converter:
         attrs = ir.Conv2D(strides, dilation, self._padding(layer, x.shape, kernel.shape[:2], strides, dilation))
         w = self._new(f"{layer.name}/kernel", (kernel.shape[3],) + kernel.shape[:3], kernel.transpose(3, 0, 1, 2))
         b = self._new(f"{layer.name}/bias", bias.shape, bias)
-        out = self._emit(layer.name, attrs, [ins[0], w, b], self._shape(layer.output))
+        out = self._emit(layer.name, attrs, [ins[0], w, b], self._shape(self.output))
         return self._activation(layer, out, self._activation_name(layer), None)
 
     def _depthwise(self, layer, x_name: str, kernel: np.ndarray, bias: np.ndarray, out_shape, name: str) -> str:
@@ -240,21 +251,21 @@ class _Converter:
         self._check_channels_last(layer)
         kernel = layer.kernel.numpy()
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[2] * kernel.shape[3], np.float32)
-        out = self._depthwise(layer, ins[0], kernel, bias, self._shape(layer.output), layer.name)
+        out = self._depthwise(layer, ins[0], kernel, bias, self._shape(self.output), layer.name)
         return self._activation(layer, out, self._activation_name(layer), None)
 
     def _layer_SeparableConv2D(self, layer, ins, keras_in):
         self._check_channels_last(layer)
         dw = layer.depthwise_kernel.numpy()
         pw = layer.pointwise_kernel.numpy()
-        oh = self._shape(layer.output)[1:3]
+        oh = self._shape(self.output)[1:3]
         mid_shape = (1, oh[0], oh[1], dw.shape[2] * dw.shape[3])
         mid = self._depthwise(layer, ins[0], dw, np.zeros(mid_shape[3], np.float32), mid_shape,
                               f"{layer.name}_depthwise")
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(pw.shape[3], np.float32)
         w = self._new(f"{layer.name}/pointwise_kernel", (pw.shape[3], 1, 1, pw.shape[2]), pw.transpose(3, 0, 1, 2))
         b = self._new(f"{layer.name}/bias", bias.shape, bias)
-        out = self._emit(f"{layer.name}_pointwise", ir.Conv2D(), [mid, w, b], self._shape(layer.output), layer.name)
+        out = self._emit(f"{layer.name}_pointwise", ir.Conv2D(), [mid, w, b], self._shape(self.output), layer.name)
         return self._activation(layer, out, self._activation_name(layer), None)
 
     def _layer_Dense(self, layer, ins, keras_in):
@@ -262,7 +273,7 @@ class _Converter:
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[1], np.float32)
         w = self._new(f"{layer.name}/kernel", kernel.shape[::-1], kernel.T)
         b = self._new(f"{layer.name}/bias", bias.shape, bias)
-        out = self._emit(layer.name, ir.FullyConnected(), [ins[0], w, b], self._shape(layer.output))
+        out = self._emit(layer.name, ir.FullyConnected(), [ins[0], w, b], self._shape(self.output))
         return self._activation(layer, out, self._activation_name(layer), None)
 
     def _layer_BatchNormalization(self, layer, ins, keras_in):
@@ -334,19 +345,19 @@ class _Converter:
         out = ins[0]
         for i, other in enumerate(ins[1:], start=1):
             out = self._emit(layer.name if i == len(ins) - 1 else f"{layer.name}_{i}", ir.Add(), [out, other],
-                             self._shape(layer.output))
+                             self._shape(self.output))
         return out
 
     def _layer_Concatenate(self, layer, ins, keras_in):
         rank = len(self.tensors[ins[0]].shape)
-        return self._emit(layer.name, ir.Concatenation(layer.axis % rank), ins, self._shape(layer.output))
+        return self._emit(layer.name, ir.Concatenation(layer.axis % rank), ins, self._shape(self.output))
 
     def _pool(self, layer, ins, cls):
         self._check_channels_last(layer)
         pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
         x = self.tensors[ins[0]]
         attrs = cls(pool, strides, self._padding(layer, x.shape, pool, strides, (1, 1)))
-        return self._emit(layer.name, attrs, ins, self._shape(layer.output))
+        return self._emit(layer.name, attrs, ins, self._shape(self.output))
 
     def _layer_MaxPooling2D(self, layer, ins, keras_in):
         return self._pool(layer, ins, ir.MaxPool2D)
@@ -362,10 +373,10 @@ class _Converter:
                             out_name=f"{layer.name}/pooled")
         if getattr(layer, "keepdims", False):
             return pooled
-        return self._emit(f"{layer.name}_flatten", ir.Reshape(), [pooled], self._shape(layer.output), layer.name)
+        return self._emit(f"{layer.name}_flatten", ir.Reshape(), [pooled], self._shape(self.output), layer.name)
 
     def _reshape(self, layer, ins, keras_in):
-        return self._emit(layer.name, ir.Reshape(), ins, self._shape(layer.output))
+        return self._emit(layer.name, ir.Reshape(), ins, self._shape(self.output))
 
     _layer_Flatten = _reshape
     _layer_Reshape = _reshape
@@ -374,13 +385,13 @@ class _Converter:
         self._check_channels_last(layer)
         (top, bottom), (left, right) = layer.padding
         pads = ((0, 0), (top, bottom), (left, right), (0, 0))
-        return self._emit(layer.name, ir.Pad(pads), ins, self._shape(layer.output))
+        return self._emit(layer.name, ir.Pad(pads), ins, self._shape(self.output))
 
     def _dropout(self, layer, ins, keras_in):
         """Inference ignores dropout: its readers read its input instead."""
         source = self._resolve(id(keras_in[0]))
-        self.alias[id(layer.output)] = source
-        self.consumers[source] = self.consumers.get(source, 0) - 1 + self.consumers.get(id(layer.output), 0)
+        self.alias[id(self.output)] = source
+        self.consumers[source] = self.consumers.get(source, 0) - 1 + self.consumers.get(id(self.output), 0)
         return ins[0]
 
     _layer_Dropout = _dropout
