@@ -267,8 +267,8 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     result |= {"algo": prepared.quant["algo"], "bits": config.bits if prepared.float_graph is not None else "w8a8"}
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
-    table = Table(show_header=False, title=f"eval {Path(model).name} on {result['samples']:,} samples",
-                  title_justify="left")
+    console.print(f"eval {Path(model).name} on {result['samples']:,} samples")
+    table = Table(show_header=False)
     table.add_column()
     table.add_column(justify="right")
     for key in ("float_accuracy", "quantized_accuracy", "agreement"):
