@@ -75,10 +75,11 @@ class Link:
                     raise DeviceError(f"device refused {name}: {text} (code {code})")
                 if kind == command | REPLY:
                     return body
-        resets = self.stats.boots - boots_before
-        if resets:
+        resets = self.stats.boots - max(boots_before, 1)     # the first banner seen is the power-up
+        if resets > 0:
             raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries and the "
-                             f"device reset {resets} times meanwhile; check its power and look for a crash")
+                             f"device reset {resets} time{'s' if resets > 1 else ''} meanwhile; "
+                             "check its power and look for a crash")
         raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries "
                          f"({self.stats.bad_frames} corrupt frames seen); check the port, the baud rate "
                          "and that the board runs tinyq firmware")
