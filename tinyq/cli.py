@@ -40,7 +40,7 @@ def note(message: str) -> None:
     """Progress notes on stderr, silenced by --quiet and --json."""
     ctx = click.get_current_context(silent=True)
     if not (ctx and ctx.obj and ctx.obj.get("quiet")):
-        err_console.print(message, highlight=False)
+        err_console.print(message, highlight=False, soft_wrap=True)
 
 
 def emit(result) -> None:
@@ -94,7 +94,7 @@ def boards() -> None:
     table = Table(title="boards", title_justify="left")
     for col, justify in (("name", "left"), ("core", "left"), ("clock", "right"), ("flash", "right"),
                          ("RAM", "right"), ("target", "left"), ("description", "left")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=col != "description")   # only the description wraps
     for board in all_boards().values():
         memory, clock = board.section("memory"), board.data.get("clock_hz")
         sizes = [f"{memory[k] // 1024:,} KB" if k in memory else "-" for k in ("flash_bytes", "ram_bytes")]
@@ -161,7 +161,7 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
     sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
     console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
                   f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
-                  f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}")
+                  f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}", soft_wrap=True)
     emit(report)
 
 
@@ -193,7 +193,7 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
         table.add_row(layer["type"], layer["name"], f"{layer['scale']:.4g}", str(layer["zero_point"]),
                       "-" if sqnr is None else f"{sqnr:.1f}")
     console.print(table)
-    console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}")
+    console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}", soft_wrap=True)
     emit(report)
 
 
@@ -318,7 +318,7 @@ def flash(build_dir: str, upload_port: str | None) -> None:
     from tinyq.flash import flash as run_flash
 
     run_flash(Path(build_dir), upload_port)
-    console.print(f"flashed {build_dir}")
+    console.print(f"flashed {build_dir}", soft_wrap=True)
     emit({"flashed": build_dir})
 
 
