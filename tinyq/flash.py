@@ -17,4 +17,6 @@ def flash(build_dir: Path, upload_port: str | None = None) -> None:
     try:
         platformio.run(build_dir, board.name, target="upload", upload_port=upload_port)
     except platformio.PioError as err:
-        raise TinyqError(f"upload failed: {err.reason} (log: {build_dir / 'pio.log'})") from None
+        elf = build_dir / report["firmware"]["elf"]
+        raise TinyqError(f"upload failed: {err.reason} (log: {build_dir / 'pio.log'}); the firmware is {elf}: "
+                         "program it with an SWD tool such as openocd or STM32CubeProgrammer") from None
