@@ -180,7 +180,7 @@ def _conv(c: _Ctx) -> tuple[str, dict]:
 
 
 def _fully_connected(c: _Ctx) -> tuple[str, dict]:
-    x, w, y = c.tensor(0), c.tensor(1), c.out
+    x, w = c.tensor(0), c.tensor(1)
     units, depth = w.shape
     batch = x.size // depth
     return c.fast or _kernel_name("fully_connected_s8", c), c.affine_tables() | {
