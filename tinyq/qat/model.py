@@ -7,7 +7,7 @@ import numpy as np
 
 from tinyq import ir
 from tinyq.qat import integer
-from tinyq.quant.convert import FIXED_OUTPUT, SHARES_INPUT_QUANT, weight_axis
+from tinyq.quant.convert import activation_groups, weight_axis
 from tinyq.sim import _explicit_pad, _same_or_valid, forward
 from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
@@ -47,29 +47,6 @@ def fake_quant_activations(tf, x, scale, offset, grad_factor: float = 1.0):
     s = positive(tf, scale_grad(tf, scale, grad_factor))
     z = tf.clip_by_value(round_ste(tf, offset), -128.0, 127.0)
     return s * (tf.clip_by_value(round_away_ste(tf, x / s) + z, -128.0, 127.0) - z)
-
-
-def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
-    """Which quantizer each activation tensor uses: its own, another's (a pooling output shares
-    its input's, a concatenation input its output's), or None (SOFTMAX/LOGISTIC: fixed)."""
-    groups: dict[str, str | None] = {name: name for name in graph.inputs}
-    for op in graph.ops:
-        out = op.outputs[0]
-        if isinstance(op.attrs, SHARES_INPUT_QUANT):
-            groups[out] = groups[op.inputs[0]]
-        elif isinstance(op.attrs, FIXED_OUTPUT):
-            groups[out] = None
-        else:
-            groups[out] = out
-    producers, consumers = graph.producers(), graph.consumers()
-    for op in graph.ops:   # as deployment: a requantizing producer adopts its concatenation's parameters
-        if isinstance(op.attrs, ir.Concatenation):
-            for name in op.inputs:
-                source = producers.get(name)
-                if source is not None and not isinstance(source.attrs, SHARES_INPUT_QUANT + FIXED_OUTPUT) \
-                        and len(consumers[name]) == 1 and name not in graph.outputs:
-                    groups[name] = op.outputs[0]
-    return groups
 
 
 def _key(name: str) -> str:

@@ -49,35 +49,20 @@ def quantize_weights(op: ir.Op, graph: ir.Graph, config: QuantConfig, method: st
     return WeightQuant(values, scales, axis)
 
 
-def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, ir.QParams]:
-    """Quantization of every activation tensor from its range, constraints applied."""
-    q: dict[str, ir.QParams] = {}
-
-    def own(name):
-        scale, zp = asymmetric_params(*ranges[name])
-        return ir.QParams.per_tensor(scale, zp)
-
-    for name in graph.inputs:
-        q[name] = own(name)
+def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
+    """Which tensor's quantization each activation tensor uses, as deployment constrains it:
+    its own, another's (a pooling/reshape/pad output shares its input's; a concatenation input
+    whose producer requantizes anyway takes the concatenation's), or None (SOFTMAX/LOGISTIC:
+    fixed). The PTQ conversion and the QAT simulation both follow this one map."""
+    groups: dict[str, str | None] = {name: name for name in graph.inputs}
     for op in graph.ops:
         out = op.outputs[0]
         if isinstance(op.attrs, SHARES_INPUT_QUANT):
-            q[out] = q[op.inputs[0]]
+            groups[out] = groups[op.inputs[0]]
         elif isinstance(op.attrs, FIXED_OUTPUT):
-            q[out] = SOFTMAX_QUANT
-        elif isinstance(op.attrs, ir.Concatenation):
-            lo = min(ranges[n][0] for n in op.inputs + (out,))
-            hi = max(ranges[n][1] for n in op.inputs + (out,))
-            scale, zp = asymmetric_params(lo, hi)
-            q[out] = ir.QParams.per_tensor(scale, zp)
+            groups[out] = None
         else:
-            q[out] = own(out)
-    _adopt_concat_quant(graph, q)
-    return q
-
-
-def _adopt_concat_quant(graph: ir.Graph, q: dict[str, ir.QParams]) -> None:
-    """A concatenation input whose producer requantizes anyway takes the output's parameters."""
+            groups[out] = out
     producers, consumers = graph.producers(), graph.consumers()
     for op in graph.ops:
         if not isinstance(op.attrs, ir.Concatenation):
@@ -86,7 +71,26 @@ def _adopt_concat_quant(graph: ir.Graph, q: dict[str, ir.QParams]) -> None:
             source = producers.get(name)
             if source is not None and isinstance(source.attrs, REQUANTIZES) and len(consumers[name]) == 1 \
                     and name not in graph.outputs:
-                q[name] = q[op.outputs[0]]
+                groups[name] = op.outputs[0]
+    return groups
+
+
+def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, ir.QParams]:
+    """Quantization of every activation tensor from its range, constraints applied; a
+    concatenation's range covers its inputs' so that none of them is clipped."""
+    producers = graph.producers()
+
+    def qparams(name: str) -> ir.QParams:
+        lo, hi = ranges[name]
+        source = producers.get(name)
+        if source is not None and isinstance(source.attrs, ir.Concatenation):
+            lo = min([lo, *(ranges[n][0] for n in source.inputs)])
+            hi = max([hi, *(ranges[n][1] for n in source.inputs)])
+        return ir.QParams.per_tensor(*asymmetric_params(lo, hi))
+
+    groups = activation_groups(graph)
+    own = {name: qparams(name) for name, group in groups.items() if group == name}
+    return {name: SOFTMAX_QUANT if group is None else own[group] for name, group in groups.items()}
 
 
 def to_int8(graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig,
