@@ -41,6 +41,8 @@ CASES = {
     "add_relu": ((6, 6, 3), lambda L, x: L.ReLU()(L.Add()([L.Conv2D(4, 3, padding="same")(x), L.Conv2D(4, 1)(x)]))),
     "add_three": ((6, 6, 3), lambda L, x: L.Add()([L.Conv2D(4, 1)(x), L.Conv2D(4, 1)(x), L.Conv2D(4, 1)(x)])),
     "concatenate": ((6, 6, 3), lambda L, x: L.Concatenate()([L.Conv2D(4, 1)(x), x])),
+    "nested_concatenate": ((6, 6, 3), lambda L, x: L.Concatenate()([
+        L.Concatenate()([L.Conv2D(4, 1)(x), L.Conv2D(3, 1)(x)]), L.Conv2D(2, 1)(x)])),
     "maxpool_same": ((7, 7, 3), lambda L, x: L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(4, 1)(x))),
     "avgpool_valid": ((8, 6, 3), lambda L, x: L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))),
     "avgpool_same": ((7, 7, 3), lambda L, x: L.AveragePooling2D(3, strides=2, padding="same")(L.Conv2D(4, 1)(x))),

@@ -39,7 +39,8 @@ def calibration(fm, count=200, seed=0):
 
 
 @pytest.mark.parametrize("method", ["minmax", "percentile", "mse", "bn"])
-@pytest.mark.parametrize("name", ["conv_bn_relu6", "separable_conv", "add_relu", "concatenate", "maxpool_same",
+@pytest.mark.parametrize("name", ["conv_bn_relu6", "separable_conv", "add_relu", "concatenate", "nested_concatenate",
+                                  "maxpool_same",
                                   "global_average_pooling", "dense_softmax", "depthwise_multiplier_bn"])
 def test_quantized_model_tracks_the_float_one(name, method, keras, tmp_path):
     fm = float_model(keras, name, tmp_path)

@@ -72,7 +72,12 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
             if source is not None and isinstance(source.attrs, REQUANTIZES) and len(consumers[name]) == 1 \
                     and name not in graph.outputs:
                 groups[name] = op.outputs[0]
-    return groups
+
+    def final(group):      # a concatenation feeding another adopts it in turn, and so do its inputs
+        while group is not None and groups[group] != group:
+            group = groups[group]
+        return group
+    return {name: final(group) for name, group in groups.items()}
 
 
 def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, ir.QParams]:
