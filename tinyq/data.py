@@ -8,6 +8,7 @@ import numpy as np
 
 from tinyq.errors import TinyqError
 from tinyq.ir import Graph
+from tinyq.ref.common import round_half_away_f32
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,5 @@ def _load_npy(path: Path) -> np.ndarray:
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """float -> int8 as TFLite's QUANTIZE computes it (round half away from zero)."""
-    q = np.asarray(x, np.float32) / np.float32(scale)
-    q = np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))
+    q = round_half_away_f32(np.asarray(x, np.float32) / np.float32(scale))
     return np.clip(q + zero_point, -128, 127).astype(np.int8)

@@ -83,4 +83,7 @@ def add(tf, a_codes, b_codes, a, b, out, lo, hi):
 
 
 def round_half_away(tf, x):
-    return tf.sign(x) * tf.floor(tf.abs(x) + 0.5)
+    """roundf() in TensorFlow; floor(|x| + 0.5) would round float32 0.49999997 up."""
+    a = tf.abs(x)
+    r = tf.floor(a)
+    return tf.sign(x) * (r + tf.cast(a - r >= 0.5, x.dtype))
