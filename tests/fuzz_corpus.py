@@ -40,7 +40,8 @@ def _mutants(seed: bytes, rng: random.Random, count: int, keras: bool):
             _flip(data, rng, rng.randint(1, 8), limit=1024)
         elif kind == 3:                                 # a zeroed range
             start = rng.randrange(len(data))
-            data[start:start + rng.randint(4, 4096)] = bytes(min(len(data) - start, 4096))[:len(data[start:start + 4096])]
+            end = min(len(data), start + rng.randint(4, 4096))
+            data[start:end] = bytes(end - start)
         elif kind == 4:                                 # 32-bit fields overwritten
             for _ in range(rng.randint(1, 6)):
                 at = rng.randrange(0, max(1, len(data) - 4)) & ~3
@@ -55,7 +56,8 @@ def _mutants(seed: bytes, rng: random.Random, count: int, keras: bool):
                 data[at:at + len(new)] = new
         else:
             _flip(data, rng, rng.randint(1, 4), limit=256)
-            del data[rng.randrange(len(data)):][:rng.randint(1, 64)]
+            start = rng.randrange(len(data))
+            del data[start:start + rng.randint(1, 64)]          # bytes cut out: every later offset shifts
         yield ["", "flipped", "header", "zeroed", "fields", "config" if keras else "spliced"][kind], bytes(data)
 
 
@@ -76,7 +78,7 @@ def generate(out: Path, seeds: list[Path], per_seed: int, seed: int = 0) -> list
 def default_seeds(shared: Path) -> list[Path]:
     root = shared / "models" / "mlperf_tiny"
     return [root / "kws" / "kws_ref_model_int8.tflite", root / "ic" / "pretrainedResnet_int8.tflite",
-            root / "kws" / "kws_ref_model_float32.tflite", root / "kws" / "kws_ref_model.h5"]
+            root / "ad" / "ad01_float32.tflite", root / "kws" / "kws_ref_model.h5"]
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ def _weights(w: Tensor, b: Tensor, x: Tensor, channels: int, axis: int) -> None:
     _expect(w.is_constant, f"weights {w.name!r} must be constant")
     _expect(b.is_constant and b.shape == (channels,), f"bias {b.name!r} must be a constant of shape ({channels},)")
     if x.dtype == "float32":
-        _expect(w.dtype == "float32" and b.dtype == "float32", "float op needs float32 weights and bias")
+        _expect(w.dtype == "float32" and b.dtype == "float32",
+                f"float activations with {w.dtype} weights (a dynamic-range 'hybrid' model) are not supported: "
+                "use the float32 or the fully int8 model")
         return
     _expect(w.dtype in ("int8", "int4"), f"weights {w.name!r} must be int8 or int4, not {w.dtype}")
     _expect(b.dtype == "int32", f"bias {b.name!r} must be int32, not {b.dtype}")

@@ -9,6 +9,8 @@ BN-based range setting and analytic bias correction) travels beside it in
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +26,17 @@ SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"
                     "GlobalAveragePooling2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout", "SpatialDropout2D")
 AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
 FUSES_ACTIVATION = AFFINE + (ir.Add, ir.Mul, ir.AveragePool2D, ir.MaxPool2D, ir.Concatenation)
+HDF5_WALK_SECONDS = 30
+_HDF5_WALK = """
+import sys, h5py
+def read(name, obj):
+    dict(obj.attrs)
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
+with h5py.File(sys.argv[1], "r") as f:
+    dict(f.attrs)
+    f.visititems(read)
+"""
 
 
 @dataclass
@@ -45,9 +58,24 @@ def _legacy_custom_objects() -> dict:
     return {"DepthwiseConv2D": DepthwiseConv2D}
 
 
+def _check_hdf5_terminates(path: Path) -> None:
+    """HDF5's C library can loop forever on some corrupt files, where no Python signal reaches
+    it; read the whole file once in a child process with a time limit before Keras reads it here.
+    A child that raises is fine: Keras then fails on the same file with its own message."""
+    try:
+        result = subprocess.run([sys.executable, "-c", _HDF5_WALK, str(path)], capture_output=True,
+                                timeout=HDF5_WALK_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise TinyqError(f"{path} is a corrupt HDF5 file: reading it did not finish in {HDF5_WALK_SECONDS} s") from None
+    if result.returncode < 0:
+        raise TinyqError(f"{path} is a corrupt HDF5 file: reading it crashed the HDF5 library") from None
+
+
 def load_keras_model(path: str | Path):
     """The Keras model object, loaded safely; errors are one clear line."""
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5") and path.is_file():
+        _check_hdf5_terminates(path)
     try:
         keras = tinyq_tf.keras()
     except ImportError:
