@@ -68,7 +68,8 @@ def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: dict
     build over budget writes its report (to see why) and raises BudgetError."""
     out_dir.mkdir(parents=True, exist_ok=True)
     default_ram, default_flash = budget.board_budgets(board)
-    max_ram, max_flash = max_ram or default_ram, max_flash or default_flash
+    max_ram = default_ram if max_ram is None else max_ram
+    max_flash = default_flash if max_flash is None else max_flash
     generated = codegen.generate(graph)
     codegen.write(generated, out_dir / host.LIB)
     save_tflite(graph, out_dir / MODEL_FILE)

@@ -151,8 +151,8 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
 
     board = get_board(board_name)
     default_ram, default_flash = board_budgets(board)
-    budgets = {"max_ram": parse_size(max_ram) if max_ram else default_ram,
-               "max_flash": parse_size(max_flash) if max_flash else default_flash}
+    budgets = {"max_ram": default_ram if max_ram is None else parse_size(max_ram),
+               "max_flash": default_flash if max_flash is None else parse_size(max_flash)}
     prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
     quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
     report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
@@ -183,7 +183,8 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
     save_tflite(prepared.graph, out / "model_int8.tflite")
     layers = quant_layers(prepared)
     report = {"model": str(model), "algo": config.algo, "bits": config.bits, "per_channel": config.per_channel,
-              "calibration_samples": prepared.quant.get("calibration_samples"), "layers": layers}
+              "calibration_samples": prepared.quant.get("calibration_samples"), "notes": prepared.quant["notes"],
+              "layers": layers}
     (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
     table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
     for col in ("op", "layer", "output scale", "zero point", "SQNR dB"):
@@ -255,16 +256,19 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
     from pathlib import Path
 
+    from tinyq.build import weight_bits
     from tinyq.data import load_dataset
+    from tinyq.pipeline import is_float_source
     from tinyq.quant.evaluate import evaluate as run_eval
 
-    if calib is None and Path(model).suffix.lower() != ".tflite":
+    if calib is None and is_float_source(model):
         calib = data_path
         note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
     prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
     data = load_dataset(data_path, prepared.float_graph or prepared.graph, what="data")
     result = run_eval(prepared.float_graph, prepared.graph, data)
-    result |= {"algo": prepared.quant["algo"], "bits": config.bits if prepared.float_graph is not None else "w8a8"}
+    bits = config.bits if prepared.float_graph is not None else f"w{weight_bits(prepared.graph)}a8"
+    result |= {"algo": prepared.quant["algo"], "bits": bits}
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
     console.print(f"eval {Path(model).name} on {result['samples']:,} samples")

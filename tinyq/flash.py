@@ -14,6 +14,8 @@ def flash(build_dir: Path, upload_port: str | None = None) -> None:
     board = get_board(report["board"])
     if board.target != "device":
         raise TinyqError(f"{board.name} is not a real board: nothing to flash (use tinyq bench --emulate)")
+    if "firmware" not in report:
+        raise TinyqError(f"{build_dir} holds no firmware (built with --no-compile?): run tinyq build without it")
     try:
         platformio.run(build_dir, board.name, target="upload", upload_port=upload_port)
     except platformio.PioError as err:

@@ -38,6 +38,9 @@ def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int |
         if is_integer_graph(graph):
             if calib is not None:
                 raise TinyqError(f"{path} is already int8: --calib does not apply (it is deployed as it is)")
+            if config != QuantConfig():
+                raise TinyqError(f"{path} is already int8: quantization options (--algo, --bits, --per-tensor, "
+                                 "--percentile) do not apply (it is deployed as it is)")
             return Prepared(graph, None, {"algo": ["imported"], "per_channel": None}, None)
     fm = load_float_model(path)
     check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits)
