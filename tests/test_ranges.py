@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyq.quant.observe import BINS, TensorStats
+from tinyq.quant.observe import BINS, TensorStats, observe
 from tinyq.quant.ranges import asymmetric_params, bn_range, mse_range, percentile_range, symmetric_scales
 
 
@@ -22,15 +22,23 @@ def quant_mse(values, lo, hi):
 @pytest.mark.parametrize("lo, hi", [(-1.0, 3.0), (0.0, 6.0), (-2.5, -0.5), (0.3, 0.9)])
 def test_asymmetric_params_represent_zero_exactly_and_cover_the_range(lo, hi):
     scale, zp = asymmetric_params(lo, hi)
-    assert -128 <= zp <= 127                                       # real 0 is the code zp, exactly
-    assert (-128 - zp) * scale <= min(lo, 0) + scale
-    assert (127 - zp) * scale >= max(hi, 0) - scale
+    assert -128 <= zp <= 127 and float(zp).is_integer()           # real 0 is the code zp, exactly
+    assert (-128 - zp) * scale <= min(lo, 0) + scale / 2
+    assert (127 - zp) * scale >= max(hi, 0) - scale / 2
 
 
-def test_minmax_is_the_observed_range():
-    values = np.random.default_rng(0).uniform(-3, 5, 100_000)
-    s = stats_of(values)
-    assert (s.lo, s.hi) == (values.min(), values.max())
+def test_observe_merges_batches_into_the_whole_range():
+    """The calibration observer sees the data in batches; its range and histogram cover all of it."""
+    import keras
+
+    import keras_models
+    from tinyq.importers.keras import float_model_from_keras
+    graph = float_model_from_keras(keras_models.build(keras, "dense_softmax")).graph
+    x = np.random.default_rng(0).uniform(-3, 5, (1000, 12)).astype(np.float32)
+    x[617, 3], x[42, 0] = -7.5, 9.25                       # the extremes sit in different batches
+    stats = observe(graph, x, histograms=True, batch_size=64, quiet=True)[graph.inputs[0]]
+    assert (stats.lo, stats.hi) == (-7.5, 9.25)
+    assert stats.hist.sum() == x.size and stats.hist[0] >= 1 and stats.hist[-1] >= 1
 
 
 def test_mse_clips_heavy_tails_and_beats_minmax():
