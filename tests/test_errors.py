@@ -170,3 +170,14 @@ def test_garbled_serial_port(device_build, pty_port):
         stop.set()
         thread.join()
     assert_clean_error(result, "serial link failed: INFO got", "corrupt frames seen")
+
+
+def test_quantization_options_on_an_int8_model(tmp_path, mlperf_model):
+    result = tinyq("build", mlperf_model("ad"), "--board", "host", "--bits", "w4a8", "-o", tmp_path / "o")
+    assert_clean_error(result, "already int8: quantization options")
+
+
+def test_flashing_a_build_without_firmware(tmp_path, mlperf_model):
+    built = tinyq("build", mlperf_model("ad"), "--board", "nucleo_f746", "--no-compile", "-o", tmp_path / "o")
+    assert built.returncode == 0, built.stderr
+    assert_clean_error(tinyq("flash", tmp_path / "o"), "holds no firmware")
