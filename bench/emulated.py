@@ -28,19 +28,18 @@ def main() -> None:
         for key in ("kws", "ic", "ad"):
             for board, core in CORES.items():
                 out = Path(tmp) / f"{key}_{board}"
-                report = build(load_model(mlperf_path(key)), get_board(board), out, source=key,
-                               quant={"algo": ["imported"]}, log=lambda message: None)
+                report = build(load_model(mlperf_path(key)), get_board(board), out, source=key, log=lambda message: None)
                 result = bench(out, emulate=True, runs=2)
                 tflm = peer[key][f"{core}/tflm+cmsis-nn"]
-                mem = report["memory"]
+                mem = report.memory
                 rows.append({
                     "model": key, "board": board, "instructions": result["instructions"],
                     "instr_per_mac": result["instructions_per_mac"],
                     "tflm_instructions": tflm["instructions_per_inference"],
                     "instr_ratio": result["instructions"] / tflm["instructions_per_inference"],
-                    "arena_bytes": mem["arena_bytes"], "arena_ratio": mem["arena_bytes"] / tflm["arena_bytes"],
-                    "flash_bytes": mem["flash_bytes"], "flash_ratio": mem["flash_bytes"] / tflm["flash_bytes"],
-                    "ram_bytes": mem["ram_bytes"], "bit_exact": result["bit_exact"],
+                    "arena_bytes": mem.arena_bytes, "arena_ratio": mem.arena_bytes / tflm["arena_bytes"],
+                    "flash_bytes": mem.flash_bytes, "flash_ratio": mem.flash_bytes / tflm["flash_bytes"],
+                    "ram_bytes": mem.ram_bytes, "bit_exact": result["bit_exact"],
                     "deterministic": result["instructions_all_runs_equal"]})
                 print(f"{key} on {board}: {result['instructions']:,} instructions", file=sys.stderr)
     print_table(rows, [("model", "s"), ("board", "s"), ("instructions", ","), ("instr_per_mac", ".2f"),

@@ -19,6 +19,7 @@ from common import print_table, write_results
 from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
+from tinyq.report import QuantSummary
 from tinyq.data import Dataset, quantize_input
 from tinyq.importers.keras import load_float_keras
 from tinyq.quant import parse_config, quantize
@@ -34,7 +35,7 @@ def main() -> None:
         for bits, algo in (("w8a8", "mse"), ("w4a8", "mse,cle,bc,adaround")):
             graph = quantize(fm, calib, parse_config(algo, bits), quiet=True).graph
             out = Path(tmp) / bits
-            report = build(graph, get_board("mps2_an386"), out, source="mobilenet", quant={"algo": algo.split(",")},
+            report = build(graph, get_board("mps2_an386"), out, source="mobilenet", quant=QuantSummary(bits, algo.split(",")),
                            log=lambda message: None)
             t = graph[graph.inputs[0]]
             np.save(out / "x.npy", quantize_input(test.x[0], t.qparams.s, t.qparams.zp).reshape(t.shape))
@@ -42,7 +43,7 @@ def main() -> None:
             tensor_bytes = sum(graph[op.inputs[1]].nbytes for op in graph.ops if len(op.inputs) > 1
                                and graph[op.inputs[1]].is_constant)
             rows.append({"bits": bits, "algo": algo, "weight_tensor_bytes": tensor_bytes,
-                         "constant_bytes": report["memory"]["weights_bytes"], "flash_bytes": report["memory"]["flash_bytes"],
+                         "constant_bytes": report.memory.weights_bytes, "flash_bytes": report.memory.flash_bytes,
                          "accuracy": 100 * evaluate(None, graph, test, quiet=True)["quantized_accuracy"],
                          "instructions": run["instructions"], "bit_exact": run["bit_exact"]})
     base = rows[0]

@@ -22,6 +22,7 @@ from common import mlperf_path, print_table, shared_dir, write_results
 from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
+from tinyq.report import QuantSummary
 from tinyq.data import Dataset
 from tinyq.importers.keras import load_float_keras
 from tinyq.importers.tflite import load_tflite
@@ -70,11 +71,11 @@ def main() -> None:
 
             out_dir = Path(tmp) / key
             report = build(result.graph, get_board("mps2_an386"), out_dir, source=rel,
-                           quant={"algo": ["mse"]}, log=lambda message: None)
+                           quant=QuantSummary("w8a8", ["mse"]), log=lambda message: None)
             run = bench(out_dir, emulate=True)
             rows.append({"model": key, "ops": len(result.graph.ops), "calibration": len(calib.x),
                          "tinyq_sqnr_db": output_sqnr(result.graph), "mlperf_int8_sqnr_db": output_sqnr(official),
-                         "arena_bytes": report["memory"]["arena_bytes"], "flash_bytes": report["memory"]["flash_bytes"],
+                         "arena_bytes": report.memory.arena_bytes, "flash_bytes": report.memory.flash_bytes,
                          "instructions": run["instructions"], "bit_exact": run["bit_exact"]})
             print(f"{key}: done", file=sys.stderr)
     print_table(rows, [("model", "s"), ("ops", "d"), ("calibration", "d"), ("tinyq_sqnr_db", ".1f"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import keras_models
-from hostlib import HostModel
-from tflm_oracle import tflm_outputs
+from support import keras_models
+from support.hostlib import HostModel
+from support.tflm import tflm_outputs
 from tinyq import codegen, ir, ref
 from tinyq.data import Dataset
 from tinyq.exporters.tflite import to_tflite
@@ -17,6 +17,7 @@ from tinyq.quant.bias_correction import bias_shift, clipped_gaussian_mean
 from tinyq.quant.cle import equalize, find_pairs
 from tinyq.quant.convert import quantize_weights
 from tinyq.sim import FloatRunner
+from tinyq.ops.conv import Conv2D
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_analytic_bias_correction_matches_brute_force(keras, tmp_path):
     beta, gamma = rng.normal(0.5, 1, 4), rng.uniform(0.3, 2, 4)
     w = rng.normal(0, 1, (6, 3, 3, 4))
     w_quant = np.round(w * 2) / 2                        # a coarse quantizer, so the shift is visible
-    op = ir.Op("conv", ir.Conv2D(), ("x", "w", "b"), ("y",))
+    op = ir.Op("conv", Conv2D(), ("x", "w", "b"), ("y",))
     analytic = bias_shift(op, w, w_quant, clipped_gaussian_mean(beta, gamma, 0.0, np.inf))
     x = np.maximum(rng.normal(beta, gamma, (400_000, 3, 3, 4)), 0)   # one receptive field per sample
     brute = np.einsum("ohwi,nhwi->no", w_quant - w, x).mean(axis=0)
@@ -94,7 +95,7 @@ def test_adaround_reduces_reconstruction_error():
     tensors = {"x": ir.Tensor("x", (1, 8, 8, 8), "float32"), "w": ir.Tensor("w", w.shape, "float32", None, w),
                "b": ir.Tensor("b", (16,), "float32", None, rng.normal(0, 0.1, 16).astype(np.float32)),
                "y": ir.Tensor("y", (1, 8, 8, 16), "float32")}
-    op = ir.Op("conv", ir.Conv2D(padding=ir.Padding2D(1, 1, 1, 1), activation=ir.Activation.RELU), ("x", "w", "b"),
+    op = ir.Op("conv", Conv2D(padding=ir.Padding2D(1, 1, 1, 1), activation=ir.Activation.RELU), ("x", "w", "b"),
                ("y",))
     graph = ir.verify(ir.Graph("g", tensors, (op,), ("x",), ("y",)))
     x = np.maximum(rng.normal(0.3, 1, (256, 8, 8, 8)), 0).astype(np.float32)

@@ -5,12 +5,13 @@ import json
 
 import pytest
 
-from conftest import require_tool
-from test_cli import tinyq
+from support.env import require_tool
+from support.cli import tinyq
 from tinyq import ir
 from tinyq.boards import get_board
 from tinyq.budget import BudgetError, parse_size
 from tinyq.build import build
+from tinyq.ops.quantize import Quantize
 
 
 @pytest.mark.parametrize("text, size", [("4096", 4096), ("256K", 262144), ("256kb", 262144), ("1M", 1 << 20),
@@ -47,13 +48,13 @@ def test_board_memory_is_the_default_budget(tmp_path):
     q = ir.QParams.per_tensor
     x = ir.Tensor("x", (1, 128, 128, 16), "int8", q(0.05, 0))
     y = ir.Tensor("y", (1, 128, 128, 16), "int8", q(0.05, 0))
-    graph = ir.verify(ir.Graph("big", {"x": x, "y": y}, (ir.Op("relu", ir.Quantize(), ("x",), ("y",)),),
+    graph = ir.verify(ir.Graph("big", {"x": x, "y": y}, (ir.Op("relu", Quantize(), ("x",), ("y",)),),
                                ("x",), ("y",)))
     board = get_board("netduinoplus2")
     ram = board.section("memory")["ram_bytes"]
     assert ram < x.nbytes
     with pytest.raises(BudgetError, match=rf"{x.nbytes - ram:,} over the {ram:,}-byte budget \(--max-ram\)"):
-        build(graph, board, tmp_path / "b", source="big", quant={}, compile=False)
+        build(graph, board, tmp_path / "b", source="big", compile=False)
 
 
 def test_firmware_flash_is_checked_after_linking(mlperf_model, tmp_path):
@@ -61,10 +62,10 @@ def test_firmware_flash_is_checked_after_linking(mlperf_model, tmp_path):
     require_tool("arm-none-eabi-gcc")
     from tinyq.importers.tflite import load_tflite
     graph = load_tflite(mlperf_model("kws"))
-    first = build(graph, get_board("mps2_an386"), tmp_path / "a", source="kws", quant={}, log=lambda m: None)
-    budget = first["memory"]["weights_bytes"] + 1000
-    assert first["memory"]["flash_bytes"] > budget
+    first = build(graph, get_board("mps2_an386"), tmp_path / "a", source="kws", log=lambda m: None)
+    budget = first.memory.weights_bytes + 1000
+    assert first.memory.flash_bytes > budget
     with pytest.raises(BudgetError, match="the firmware's flash needs"):
-        build(graph, get_board("mps2_an386"), tmp_path / "b", source="kws", quant={}, log=lambda m: None,
+        build(graph, get_board("mps2_an386"), tmp_path / "b", source="kws", log=lambda m: None,
               max_flash=budget)
-    assert first["memory"]["budget"]["max_flash"] == 4 * 1024 * 1024
+    assert first.memory.budget.max_flash == 4 * 1024 * 1024

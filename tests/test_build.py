@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from test_cli import assert_clean_error, tinyq
+from support.cli import assert_clean_error, tinyq
 from tinyq.importers.tflite import load_tflite
 
 

@@ -2,31 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from cases import Case, convert
+from support.cases import Case, convert
+from support.cli import assert_clean_error, tinyq
 from tinyq.errors import TinyqError
 from tinyq.importers.tflite import parse_tflite
-
-
-def tinyq(*args, cwd=None, env=None):
-    env = dict(os.environ, COLUMNS="200", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tinyq", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
-
-
-def assert_clean_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and lines[0].startswith("error:")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_lists_commands():
@@ -37,7 +20,7 @@ def test_help_lists_commands():
 
 def test_inspect_reports_the_published_mac_count(mlperf_model, anchors):
     for key in ("kws", "ic", "ad"):
-        result = tinyq("inspect", mlperf_model(key), "--json")
+        result = tinyq("--print-json", "inspect", mlperf_model(key))
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["totals"]["macs"] == anchors["models"][key]["macs"]
@@ -92,16 +75,16 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 
 def test_json_mode_prints_one_json_document(mlperf_model, tmp_path):
-    boards = json.loads(tinyq("--json", "boards").stdout)
+    boards = json.loads(tinyq("--print-json", "boards").stdout)
     assert {"mps2_an386", "nucleo_f746zg", "host"} <= {b["name"] for b in boards}
-    built = tinyq("--json", "build", mlperf_model("ad"), "--board", "host", "-o", tmp_path / "b")
+    built = tinyq("--print-json", "build", mlperf_model("ad"), "--board", "host", "-o", tmp_path / "b")
     assert built.returncode == 0 and built.stderr == ""
     report = json.loads(built.stdout)
     assert report["memory"]["arena_bytes"] == json.loads((tmp_path / "b" / "report.json").read_text())["memory"][
         "arena_bytes"]
-    bench = json.loads(tinyq("--json", "bench", tmp_path / "b").stdout)
+    bench = json.loads(tinyq("--print-json", "bench", tmp_path / "b").stdout)
     assert bench["bit_exact"] is True and bench["target"] == "host"
-    failed = tinyq("--json", "build", mlperf_model("ad"), "--board", "nope", "-o", tmp_path / "c")
+    failed = tinyq("--print-json", "build", mlperf_model("ad"), "--board", "nope", "-o", tmp_path / "c")
     assert failed.returncode == 2 and failed.stdout == "" and "unknown board" in failed.stderr
 
 
@@ -110,7 +93,7 @@ def test_quiet_mode_leaves_results_and_errors(tmp_path):
     x = np.random.default_rng(0).normal(0, 1, (32, 12)).astype(np.float32)
     np.savez(data, x=x, y=np.zeros(32, np.int64))
     import keras
-    import keras_models
+    from support import keras_models
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     loud = tinyq("eval", tmp_path / "m.keras", "--data", data)
     quiet = tinyq("-q", "eval", tmp_path / "m.keras", "--data", data)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cases import CASES, convert
-from conftest import random_inputs, structured_input
-from hostlib import HostModel
-from tflm_oracle import tflm_outputs
+from support.cases import CASES, convert
+from support.inputs import random_inputs, structured_input
+from support.hostlib import HostModel
+from support.tflm import tflm_outputs
 from tinyq import ir, ref
 from tinyq.importers.tflite import parse_tflite
+from tinyq.ops.conv import Conv2D
 
 RANDOM_INPUTS = 20
 
@@ -65,7 +66,7 @@ def test_hostile_names_yield_valid_harmless_c(tmp_path):
         b = ir.Tensor(f"{name}/b", (2,), "int32", None, rng.integers(-50, 50, 2).astype(np.int32))
         y = ir.Tensor(f"{name} out {i}", (1, 4, 4, 2), "int8", q(0.05 + 0.01 * i, i - 5))
         tensors |= {w.name: w, b.name: b, y.name: y}
-        ops.append(ir.Op(name, ir.Conv2D(activation=ir.Activation.RELU), (previous, w.name, b.name), (y.name,)))
+        ops.append(ir.Op(name, Conv2D(activation=ir.Activation.RELU), (previous, w.name, b.name), (y.name,)))
         previous = y.name
     graph = ir.Graph('evil "model" */', {t.name: t for t in tensors.values()}, tuple(ops),
                      (HOSTILE_NAMES[1],), (previous,))

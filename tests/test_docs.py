@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 
-from conftest import require, require_tool
-from test_cli import tinyq
+from support.env import require, require_tool
+from support.cli import tinyq
+from tinyq import ops
 from tinyq.cli import cli
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -50,6 +51,15 @@ def test_cli_reference_lists_exactly_the_options_help_shows():
     assert documented[""] == actual_options(cli) | {"-h", "--help"}
     for name, command in cli.commands.items():
         assert documented[name] == actual_options(command), name
+
+
+def test_readme_operator_table_is_the_registry():
+    """One row per registered op: its deployed dtype signatures and the TFLite operators read as it."""
+    text = (DOCS.parent / "README.md").read_text()
+    rows = re.findall(r"^\| ([A-Z_0-9]+) \| (.*?) \| (.*?) \|$", text, re.M)
+    expected = [(d.name, "; ".join(str(s) for s in d.signatures if not s.is_float), ", ".join(d.tflite_aliases))
+                for d in ops.all_ops()]
+    assert [(name, sigs, aliases.strip()) for name, sigs, aliases in rows] == expected
 
 
 def blocks(text: str, language: str) -> list[str]:

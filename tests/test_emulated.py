@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_tool
-from tflm_oracle import tflm_outputs
+from support.env import require_tool
+from support.tflm import tflm_outputs
 from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
@@ -24,8 +24,8 @@ def tools():
 @pytest.mark.parametrize("key", ["kws", "ic", "ad"])
 def test_mlperf_in_qemu_bit_exact_and_deterministic(key, board, builds, anchors, mlperf_model, tmp_path):
     out, report = builds(key, board)
-    assert report["firmware"]["builder"] == "pio"      # the local dev-platform builds offline
-    assert report["memory"]["flash_bytes"] > report["memory"]["weights_bytes"]
+    assert report.firmware.builder == "pio"      # the local dev-platform builds offline
+    assert report.memory.flash_bytes > report.memory.weights_bytes
     first = bench(out, emulate=True, runs=2)
     assert first["bit_exact"] and first["instructions_all_runs_equal"]
     assert first["outputs"][0] == anchors["models"][key]["output_int8"]
@@ -53,10 +53,10 @@ def test_profile_accounts_for_every_layer(builds):
     out, report = builds("kws", "mps2_an386")
     result = bench(out, emulate=True, profile=True)
     layers = result["per_layer"]
-    assert [layer["name"] for layer in layers] == [op["name"] for op in report["ops"]]
+    assert [layer["name"] for layer in layers] == [op.name for op in report.ops]
     total = sum(layer["instructions"] for layer in layers)
     assert abs(result["instructions"] - total) < 60 * len(layers)   # call and marker overhead only
-    convs = [(op["macs"], layer["instructions"]) for op, layer in zip(report["ops"], layers) if op["type"] == "CONV_2D"]
+    convs = [(op.macs, layer["instructions"]) for op, layer in zip(report.ops, layers) if op.type == "CONV_2D"]
     assert max(convs)[1] == max(count for _, count in convs)       # the convolution with the most MACs costs most
 
 
@@ -73,7 +73,7 @@ def test_mlperf_runner_dialect(builds, anchors):
             reply += port.read(4096)
         return reply.decode()
 
-    with Emulator(get_board("mps2_an386"), out / report["firmware"]["elf"], out / "emulator_eembc",
+    with Emulator(get_board("mps2_an386"), out / report.firmware.elf, out / "emulator_eembc",
                   count_instructions=False) as emu:
         time.sleep(0.5)
         emu.serial.read(4096)        # the boot banner (unless pyserial dropped it on connect)
@@ -93,7 +93,7 @@ def test_int4_weights_in_qemu(tmp_path):
     """A W4A8 model: weights packed two per byte, unpacked by the kernels, bit-exact in QEMU."""
     import keras
 
-    import keras_models
+    from support import keras_models
     from tinyq.data import Dataset
     from tinyq.importers.keras import load_float_keras
     from tinyq.quant import parse_config, quantize
@@ -104,9 +104,9 @@ def test_int4_weights_in_qemu(tmp_path):
     sizes = {}
     for bits in ("w8a8", "w4a8"):
         graph = quantize(fm, calib, parse_config("mse", bits), quiet=True).graph
-        report = build(graph, get_board("mps2_an386"), tmp_path / bits, source="m", quant={}, log=lambda m: None)
+        report = build(graph, get_board("mps2_an386"), tmp_path / bits, source="m", log=lambda m: None)
         result = bench(tmp_path / bits, emulate=True)
         assert result["bit_exact"], bits
         sizes[bits] = sum(graph[op.inputs[1]].nbytes for op in graph.ops)
-        assert report["memory"]["flash_bytes"] > 0
+        assert report.memory.flash_bytes > 0
     assert sizes["w4a8"] * 2 - sizes["w8a8"] <= 2        # half, up to the odd-length padding byte

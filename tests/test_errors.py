@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import serial
 
-from conftest import require_tool
-from test_cli import assert_clean_error, tinyq
+from support.env import require_tool
+from support.cli import assert_clean_error, tinyq
 
 
 def _softmax_axis(L, x):
@@ -79,7 +79,7 @@ CALIB_CASES = {
 
 @pytest.mark.parametrize("name", CALIB_CASES)
 def test_bad_calibration_data(name, keras, tmp_path):
-    import keras_models
+    from support import keras_models
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     values, fragment = CALIB_CASES[name]
     np.savez(tmp_path / "c.npz", x=values)
@@ -88,7 +88,7 @@ def test_bad_calibration_data(name, keras, tmp_path):
 
 
 def test_labels_that_are_not_classes(keras, tmp_path):
-    import keras_models
+    from support import keras_models
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     np.savez(tmp_path / "c.npz", x=np.zeros((8, 12), np.float32))
     np.savez(tmp_path / "d.npz", x=np.zeros((8, 12), np.float32), y=np.linspace(0, 1, 8))

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conftest import require_tool
-from hostlib import HostModel
+from support.env import require_tool
+from support.hostlib import HostModel
 from tinyq import ir, ref
-from tinyq.codegen import fast
+from tinyq.codegen.lower import choose_kernels
+from tinyq.ops import kernel_params
+from tinyq.ops.affine import exact_requant
+from tinyq.ops.conv import conv_overlap_lead
+from tinyq.ops.add import Add
+from tinyq.ops.conv import Conv2D
+from tinyq.ops.depthwise_conv import DepthwiseConv2D
+from tinyq.ops.fully_connected import FullyConnected
+from tinyq.ops.pool import AveragePool2D
 
 A = ir.Activation
 RNG_SEED = 11
@@ -91,11 +99,11 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
     if row.op in ("conv", "dw", "fc"):
         depth = row.shape[-1]
         if row.op == "conv":
-            w_shape, axis, attrs = (row.out, *row.kernel_hw, depth), 0, ir.Conv2D
+            w_shape, axis, attrs = (row.out, *row.kernel_hw, depth), 0, Conv2D
         elif row.op == "dw":
-            w_shape, axis, attrs = (1, *row.kernel_hw, row.out), 3, ir.DepthwiseConv2D
+            w_shape, axis, attrs = (1, *row.kernel_hw, row.out), 3, DepthwiseConv2D
         else:
-            w_shape, axis, attrs = (row.out, depth), 0, ir.FullyConnected
+            w_shape, axis, attrs = (row.out, depth), 0, FullyConnected
         scales = rng.uniform(0.004, 0.02, row.out) if row.per_channel else np.full(row.out, 0.01)
         limit = 8 if row.int4 else 128
         w = ir.Tensor("w", w_shape, "int4" if row.int4 else "int8", ir.QParams.per_channel(scales.tolist(), axis),
@@ -113,10 +121,10 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
     elif row.op == "add":
         tensors.append(ir.Tensor("x2", row.shape, "int8", q(0.11, 7)))
         inputs.append("x2")
-        out_shape, op_attrs = row.shape, ir.Add(activation=row.act)
+        out_shape, op_attrs = row.shape, Add(activation=row.act)
     else:
         out_shape = (row.shape[0], *_out_hw(row), row.shape[-1])
-        op_attrs = ir.AveragePool2D(filter=row.kernel_hw, stride=row.stride, padding=ir.Padding2D(*row.pad))
+        op_attrs = AveragePool2D(filter=row.kernel_hw, stride=row.stride, padding=ir.Padding2D(*row.pad))
     zp_out = -128 if row.act in (A.RELU, A.RELU6) else int(rng.integers(-10, 10))
     out_q = x.qparams if row.op == "avgpool" else q(row.out_scale, zp_out)
     tensors.append(ir.Tensor("y", out_shape, "int8", out_q))
@@ -134,9 +142,9 @@ def test_fast_kernel_matches_reference_on_host(row, tmp_path):
     rng = np.random.default_rng(RNG_SEED)
     graph = build_graph(row, rng)
     op = graph.ops[0]
-    assert fast.fast_kernel(op, graph) == row.kernel
+    assert choose_kernels(graph)[op.name].name == (row.kernel or REFERENCE_KERNELS[row.op])
     model = HostModel(graph, tmp_path)
-    assert [layer.kernel for layer in model.generated.layers] == [row.kernel or REFERENCE_KERNELS[row.op]]
+    assert [layer.kernel.name for layer in model.generated.layers] == [row.kernel or REFERENCE_KERNELS[row.op]]
     for inputs in random_batch(graph, rng, 20):
         assert np.array_equal(model.run(inputs)[0], ref.outputs(graph, inputs)[0])
 
@@ -148,19 +156,20 @@ def test_requantization_variant_follows_the_multipliers():
     for name, exact in (("conv_multiplier_above_half", True), ("dw_multiplier_above_half", True),
                         ("conv1x1_pointwise", False), ("dw3x3_s2_valid", False)):
         graph = build_graph(next(r for r in ROWS if r.name == name), rng)
-        assert fast.exact_requant(graph.ops[0], graph) == exact, name
+        op = graph.ops[0]
+        assert exact_requant(op, graph, kernel_params(op, graph)) == exact, name
 
 
 def test_reference_fallback_says_why():
     rng = np.random.default_rng(RNG_SEED)
     graph = build_graph(next(r for r in ROWS if r.name == "dw_dilated_keeps_reference"), rng)
-    assert "dilation" in fast.reference_reason(graph.ops[0], graph)
+    assert "dilation" in choose_kernels(graph)[graph.ops[0].name].reference_because
     conv = build_graph(next(r for r in ROWS if r.name == "conv3x3_same_odd_pixels"), rng)
     b = conv["b"]
     huge = ir.Tensor("b", b.shape, b.dtype, b.qparams, np.full(b.shape, 2**31 - 5, np.int32))
     conv = ir.Graph(conv.name, {**conv.tensors, "b": huge}, conv.ops, conv.inputs, conv.outputs)
-    assert fast.fast_kernel(conv.ops[0], conv) is None
-    assert fast.reference_reason(conv.ops[0], conv) == "the folded bias leaves int32"
+    kernel = choose_kernels(conv)[conv.ops[0].name]
+    assert kernel.name == "convolve_s8" and kernel.reference_because == "the folded bias leaves int32"
 
 
 def _conv_steps(graph: ir.Graph):
@@ -202,7 +211,7 @@ def test_overlap_lead_is_safe_and_tight(name):
     `lead` bytes before the input without clobbering a byte still to be read, and the
     lead is tight (a smaller one clobbers) unless a lead of 0 or less already suffices."""
     graph = build_graph(next(r for r in ROWS if r.name == name), np.random.default_rng(0))
-    lead = fast.overlap_lead("convolve_fast_s8", graph.ops[0], graph)
+    lead = conv_overlap_lead(graph.ops[0], graph)
     assert not _clobbers(_conv_steps(graph), lead)
     if lead > 0:
         assert _clobbers(_conv_steps(graph), lead - 1)
@@ -233,7 +242,7 @@ def test_fast_kernels_in_qemu_match_reference(board, tmp_path):
 
     rng = np.random.default_rng(RNG_SEED)
     graph = combined_graph([r for r in ROWS if r.kernel], rng)
-    build(graph, get_board(board), tmp_path / "fw", source="fast kernel table", quant={}, log=lambda message: None)
+    build(graph, get_board(board), tmp_path / "fw", source="fast kernel table", log=lambda message: None)
     for i, inputs in enumerate(random_batch(graph, rng, 3)):
         np.savez(tmp_path / f"x{i}.npz", *inputs)
         result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")

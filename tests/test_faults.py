@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import serial
 
-from conftest import require_tool
-from fault_line import TO_DEVICE, TO_HOST, Fault, FaultyLine
-from test_cli import assert_clean_error, tinyq
+from support.env import require_tool
+from support.fault_line import TO_DEVICE, TO_HOST, Fault, FaultyLine
+from support.cli import assert_clean_error, tinyq
 from tinyq import ref
 from tinyq.boards import get_board
 from tinyq.errors import TinyqError
@@ -50,7 +50,7 @@ def firmware(builds):
 
 
 def emulator(out, report, workdir) -> Emulator:
-    return Emulator(get_board("mps2_an386"), out / report["firmware"]["elf"], workdir, count_instructions=False,
+    return Emulator(get_board("mps2_an386"), out / report.firmware.elf, workdir, count_instructions=False,
                     resettable=True)
 
 
@@ -75,7 +75,7 @@ def test_faults_are_retried_and_the_answer_is_exact(name, firmware, tmp_path):
         line = through(emu, fault)
         link = Link(serial.serial_for_url(line.url, timeout=0.05), timeout=0.5, retries=6)
         device = Device(link)
-        assert device.info()["model"] == report["model"]["hash"]
+        assert device.info()["model"] == report.model.hash
         boots = link.stats.boots                             # the power-up banner, if pyserial kept it
         assert infer(device, x, len(expected)) == expected
     assert line.injected == fault.budget                     # every planned fault happened

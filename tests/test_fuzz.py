@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
-from fuzz_corpus import default_seeds, generate
-from test_cli import assert_clean_error, tinyq
+from support.env import SHARED
+from support.fuzz_corpus import default_seeds, generate
+from support.cli import assert_clean_error, tinyq
 
 HERE = Path(__file__).resolve().parent
 PER_SEED = 60
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory):
 
 def run_worker(paths: list[Path]) -> dict[str, dict]:
     try:
-        result = subprocess.run([sys.executable, str(HERE / "fuzz_worker.py"), *map(str, paths)],
+        result = subprocess.run([sys.executable, str(HERE / "support" / "fuzz_worker.py"), *map(str, paths)],
                                 capture_output=True, text=True, timeout=WORKER_TIMEOUT, cwd=HERE)
     except subprocess.TimeoutExpired as err:
         started = [json.loads(line)["file"] for line in (err.stdout or b"").decode().splitlines()]

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tinyq import ir
+from tinyq.ops.conv import Conv2D
+from tinyq.ops.pool import MaxPool2D
 
 
 def q(scale=0.1, zp=0):
@@ -21,7 +23,7 @@ def conv_graph(out_shape=(1, 4, 4, 2), w_axis=0, bias_shape=(2,), x_shape=(1, 4,
         ir.Tensor("b", bias_shape, "int32", q(0.001), np.zeros(bias_shape, np.int32)),
         ir.Tensor("y", out_shape, "int8", q(0.2, -3)),
     ]
-    op = ir.Op("conv", ir.Conv2D(padding=ir.Padding2D(1, 1, 1, 1)), ("x", "w", "b"), ("y",))
+    op = ir.Op("conv", Conv2D(padding=ir.Padding2D(1, 1, 1, 1)), ("x", "w", "b"), ("y",))
     return ir.Graph("g", {t.name: t for t in tensors}, (op,), ("x",), ("y",))
 
 
@@ -43,7 +45,7 @@ def test_verify_rejects_inconsistent_ops(kwargs, message):
 
 def test_verify_rejects_use_before_definition_and_double_writes():
     g = conv_graph()
-    relu = ir.Op("pool", ir.MaxPool2D((1, 1)), ("y",), ("z",))
+    relu = ir.Op("pool", MaxPool2D((1, 1)), ("y",), ("z",))
     g2 = g.with_tensors(ir.Tensor("z", (1, 4, 4, 2), "int8", q(0.2, -3)))
     with pytest.raises(ir.IRError, match="used before it is produced"):
         ir.verify(g2.replace(ops=(relu,) + g2.ops))
@@ -56,7 +58,7 @@ def test_verify_rejects_use_before_definition_and_double_writes():
 
 def test_verify_enforces_shared_quantization_for_data_movement():
     g = conv_graph()
-    pool = ir.Op("pool", ir.MaxPool2D((2, 2), (2, 2)), ("y",), ("z",))
+    pool = ir.Op("pool", MaxPool2D((2, 2), (2, 2)), ("y",), ("z",))
     g2 = g.with_tensors(ir.Tensor("z", (1, 2, 2, 2), "int8", q(0.5, 0))).replace(ops=g.ops + (pool,), outputs=("z",))
     with pytest.raises(ir.IRError, match="share quantization"):
         ir.verify(g2)

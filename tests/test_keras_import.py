@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import keras_models
+from support import keras_models
 from tinyq.errors import TinyqError
 from tinyq.importers.keras import load_float_keras
 from tinyq.sim import FloatRunner

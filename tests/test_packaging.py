@@ -5,7 +5,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT
+from support.env import ROOT
 from tinyq.resources import data_dir
 
 

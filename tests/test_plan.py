@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyq.importers import load_model
+from tinyq.codegen.lower import choose_kernels
 from tinyq.plan import ArenaPlanner, Buffer, find_overlaps, plan_graph
 
 buffers = st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 30), st.integers(0, 10)), min_size=1, max_size=40)
@@ -75,7 +76,7 @@ def test_disjoint_lifetimes_share_memory():
 def test_mlperf_plans_beat_tflm_arena(mlperf_model, anchors):
     for key in ("kws", "ic", "ad"):
         graph = load_model(mlperf_model(key))
-        plan = plan_graph(graph)
+        plan = plan_graph(graph, choose_kernels(graph, fast=False))
         assert find_overlaps(list(plan.buffers), list(plan.buffer_offsets)) == []
         assert plan.arena_bytes <= anchors["models"][key]["cortex-m4/tflm+cmsis-nn"]["arena_bytes"]
         # the graph's largest live pair of activations is a lower bound
@@ -84,11 +85,11 @@ def test_mlperf_plans_beat_tflm_arena(mlperf_model, anchors):
 
 def test_reshape_aliases_and_add_runs_in_place(mlperf_model):
     graph = load_model(mlperf_model("ic"))
-    plan = plan_graph(graph)
+    plan = plan_graph(graph, choose_kernels(graph, fast=False))
     for op in graph.ops:
         if op.kind == "RESHAPE":
             assert plan.offsets[op.inputs[0]] == plan.offsets[op.outputs[0]]
     adds = [op for op in graph.ops if op.kind == "ADD"]
     assert any(plan.offsets[op.outputs[0]] in (plan.offsets[op.inputs[0]], plan.offsets[op.inputs[1]]) for op in adds)
-    no_in_place = plan_graph(graph, in_place=False)
+    no_in_place = plan_graph(graph, choose_kernels(graph, fast=False), in_place=False)
     assert no_in_place.arena_bytes >= plan.arena_bytes

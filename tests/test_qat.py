@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import keras_models
-from test_cli import tinyq
+from support import keras_models
+from support.cli import tinyq
 from tinyq import qat, ref
 from tinyq.data import quantize_input
 from tinyq.importers.keras import load_float_keras

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-import keras_models
-from hostlib import HostModel
-from test_cli import assert_clean_error, tinyq
-from tflm_oracle import tflm_outputs
+from support import keras_models
+from support.hostlib import HostModel
+from support.cli import assert_clean_error, tinyq
+from support.inputs import random_inputs
+from support.tflm import tflm_outputs
 from tinyq import ir, ref
 from tinyq.data import Dataset, quantize_input
 from tinyq.errors import TinyqError
@@ -53,6 +54,21 @@ def test_quantized_model_tracks_the_float_one(name, method, keras, tmp_path):
     out = graph[graph.outputs[0]]
     deq = (ints.astype(np.float64) - out.qparams.zp) * out.qparams.s
     assert sqnr_db(floats, deq.reshape(floats.shape)) > 20
+
+
+@pytest.mark.parametrize("name", sorted(keras_models.CASES))
+def test_every_keras_layer_quantizes_exports_and_runs_in_tflm_bit_exact(name, keras, tmp_path):
+    """Each layer kind through quantization and the TFLite export: TFLM runs the exported file
+    exactly like the numpy reference runs the graph it came from."""
+    fm = float_model(keras, name, tmp_path)
+    graph = quantize(fm, calibration(fm, 64), parse_config("minmax"), quiet=True).graph
+    data = to_tflite(graph)
+    reread = parse_tflite(data)
+    for inputs in random_inputs(graph, 5, seed=2):
+        expected = ref.outputs(graph, inputs)
+        assert all(np.array_equal(a, b) for a, b in zip(ref.outputs(reread, inputs), expected, strict=True))
+        theirs = tflm_outputs(data, inputs, len(expected))
+        assert all(np.array_equal(e, t.reshape(e.shape)) for e, t in zip(expected, theirs, strict=True)), name
 
 
 def test_tflite_export_runs_in_tflm_exactly_like_our_c(keras, tmp_path):

@@ -31,7 +31,7 @@ def test_observe_merges_batches_into_the_whole_range():
     """The calibration observer sees the data in batches; its range and histogram cover all of it."""
     import keras
 
-    import keras_models
+    from support import keras_models
     from tinyq.importers.keras import float_model_from_keras
     graph = float_model_from_keras(keras_models.build(keras, "dense_softmax")).graph
     x = np.random.default_rng(0).uniform(-3, 5, (1000, 12)).astype(np.float32)

@@ -6,12 +6,14 @@ import subprocess
 
 import numpy as np
 
-from conftest import ROOT, require_tool
+from support.env import ROOT, require_tool
 from tinyq import ir
 from tinyq.bench import bench
 from tinyq.boards import get_board
-from tinyq.build import build, read_report
+from tinyq.build import build
+from tinyq.report import read_report
 from tinyq.importers.tflite import load_tflite
+from tinyq.ops.conv import Conv2D
 
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 CHART_BLUE, CHART_ORANGE = (31, 119, 180), (255, 127, 14)   # matplotlib's first two colours, used by the charts
@@ -25,7 +27,7 @@ def test_kws_report_renders_in_headless_chromium(mlperf_model, tmp_path):
     chromium = require_tool("chromium")
     require_tool("qemu-system-arm")
     out = tmp_path / "kws"
-    build(load_tflite(mlperf_model("kws")), get_board("mps2_an386"), out, source="kws", quant={"algo": ["imported"]},
+    build(load_tflite(mlperf_model("kws")), get_board("mps2_an386"), out, source="kws",
           log=lambda message: None)
     before = (out / "report.html").read_text()
     assert "not run yet" in before and "instructions" not in before
@@ -56,9 +58,9 @@ def test_report_escapes_names_from_the_model(tmp_path):
                   rng.integers(-127, 128, (2, 1, 1, 2)).astype(np.int8))
     b = ir.Tensor("b", (2,), "int32", None, np.zeros(2, np.int32))
     tensors = [ir.Tensor("x", (1, 4, 4, 2), "int8", q(0.05, 0)), w, b, ir.Tensor("y", (1, 4, 4, 2), "int8", q(0.05, 0))]
-    graph = ir.verify(ir.Graph(name, {t.name: t for t in tensors}, (ir.Op(name, ir.Conv2D(), ("x", "w", "b"), ("y",)),),
+    graph = ir.verify(ir.Graph(name, {t.name: t for t in tensors}, (ir.Op(name, Conv2D(), ("x", "w", "b"), ("y",)),),
                                ("x",), ("y",)))
-    build(graph, get_board("host"), tmp_path / "b", source=name, quant={}, compile=False)
+    build(graph, get_board("host"), tmp_path / "b", source=name, compile=False)
     page = (tmp_path / "b" / "report.html").read_text()
     assert "<script>" not in page and html.escape(name) in page
-    assert read_report(tmp_path / "b")["model"]["name"] == name
+    assert read_report(tmp_path / "b").model.name == name

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import keras_models
-from conftest import require_tool
-from test_cli import tinyq
+from support import keras_models
+from support.env import require_tool
+from support.cli import tinyq
 
 HOME_CACHES = (".platformio/", ".cache/tinyq/", ".cache/matplotlib/", ".config/matplotlib/", ".keras/")
 

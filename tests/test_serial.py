@@ -6,7 +6,7 @@ import time
 import pytest
 import serial
 
-from fake_device import FakeDevice
+from support.fake_device import FakeDevice
 from tinyq.errors import TinyqError
 from tinyq.target.device import Device
 from tinyq.target.link import Link, frame

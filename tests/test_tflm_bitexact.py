@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cases import CASES, convert
-from conftest import random_inputs, structured_input
-from tflm_oracle import tflm_tensors
+from support.cases import CASES, convert
+from support.inputs import random_inputs, structured_input
+from support.tflm import tflm_tensors
 from tinyq import ref
 from tinyq.importers.tflite import parse_tflite
 

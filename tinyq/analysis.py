@@ -1,23 +1,21 @@
 """Per-op cost figures: MACs, weight bytes, a one-line quantization summary."""
 from __future__ import annotations
 
-import numpy as np
-
-from tinyq.ir import Conv2D, DepthwiseConv2D, FullyConnected, Graph, Op, QParams
+from tinyq import ops
+from tinyq.ir import Graph, Op, QParams
 
 
 def macs(op: Op, graph: Graph) -> int:
-    """Multiply-accumulates of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED
-    (the MLPerf Tiny convention: other ops count zero)."""
-    out = graph[op.outputs[0]]
-    w = graph[op.inputs[1]] if len(op.inputs) > 1 else None
-    if isinstance(op.attrs, Conv2D):
-        return out.size * int(np.prod(w.shape[1:]))
-    if isinstance(op.attrs, DepthwiseConv2D):
-        return out.size * w.shape[1] * w.shape[2]
-    if isinstance(op.attrs, FullyConnected):
-        return out.size * w.shape[1]
-    return 0
+    """Multiply-accumulates of an op (the MLPerf Tiny convention: only convolutions and dense
+    layers count)."""
+    return ops.definition(op).macs(op, graph)
+
+
+def bits_of(graph: Graph) -> str:
+    """The bit widths of an int8 graph as its weights say: w4a8 when every weight is int4."""
+    dtypes = {graph[op.inputs[1]].dtype for op in graph.ops
+              if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant}
+    return "w4a8" if dtypes == {"int4"} else "w8a8"
 
 
 def weight_bytes(op: Op, graph: Graph) -> int:

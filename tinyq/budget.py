@@ -36,19 +36,19 @@ def board_budgets(board) -> tuple[int | None, int | None]:
     return memory.get("ram_bytes"), memory.get("flash_bytes")
 
 
-def _peak_buffers(report: dict, count: int = 3) -> str:
+def _peak_buffers(report, count: int = 3) -> str:
     """The largest buffers live at the op where the arena's live bytes peak."""
-    plan, ops = report["memory"]["plan"], report["ops"]
-    live = [sum(b["bytes"] for b in plan if b["first_op"] <= i <= b["last_op"]) for i in range(len(ops))]
+    plan, ops = report.memory.plan, report.ops
+    live = [sum(b.bytes for b in plan if b.live_at(i)) for i in range(len(ops))]
     peak = max(range(len(ops)), key=live.__getitem__) if ops else 0
-    at_peak = sorted((b for b in plan if b["first_op"] <= peak <= b["last_op"]), key=lambda b: -b["bytes"])[:count]
-    names = ", ".join(f"{b['tensors'].split(' = ')[0].split(';')[0]} {b['bytes']:,} B" for b in at_peak)
-    return f"at op {peak} ({ops[peak]['name'] if ops else '-'}) the arena holds {names}"
+    at_peak = sorted((b for b in plan if b.live_at(peak)), key=lambda b: -b.bytes)[:count]
+    names = ", ".join(f"{b.short_label} {b.bytes:,} B" for b in at_peak)
+    return f"at op {peak} ({ops[peak].name if ops else '-'}) the arena holds {names}"
 
 
-def _largest_weights(report: dict, count: int = 3) -> str:
-    ops = sorted(report["ops"], key=lambda op: -op["weights_bytes"])[:count]
-    return "largest weights: " + ", ".join(f"{op['name']} {op['weights_bytes']:,} B" for op in ops)
+def _largest_weights(report, count: int = 3) -> str:
+    ops = sorted(report.ops, key=lambda op: -op.weights_bytes)[:count]
+    return "largest weights: " + ", ".join(f"{op.name} {op.weights_bytes:,} B" for op in ops)
 
 
 def _fail(what: str, need: int, budget: int, option: str, culprits: str, hint: str) -> BudgetError:
@@ -79,24 +79,24 @@ def check_float_graph(graph, max_ram: int | None, max_flash: int | None, weight_
                     "try fewer bits (--bits w4a8) or a board with more flash")
 
 
-def check_plan(report: dict, max_ram: int | None, max_flash: int | None) -> None:
+def check_plan(report) -> None:
     """Before compiling: the arena against the RAM budget, constants against the flash budget."""
-    mem = report["memory"]
-    if max_ram is not None and mem["arena_bytes"] > max_ram:
-        raise _fail("the arena", mem["arena_bytes"], max_ram, "--max-ram", _peak_buffers(report),
+    mem, limits = report.memory, report.memory.budget
+    if limits.max_ram is not None and mem.arena_bytes > limits.max_ram:
+        raise _fail("the arena", mem.arena_bytes, limits.max_ram, "--max-ram", _peak_buffers(report),
                     "try a board with more RAM or a smaller input")
-    if max_flash is not None and mem["weights_bytes"] > max_flash:
-        raise _fail("the constant data", mem["weights_bytes"], max_flash, "--max-flash", _largest_weights(report),
+    if limits.max_flash is not None and mem.weights_bytes > limits.max_flash:
+        raise _fail("the constant data", mem.weights_bytes, limits.max_flash, "--max-flash", _largest_weights(report),
                     "try int4 weights (--bits w4a8) or a board with more flash")
 
 
-def check_firmware(report: dict, max_ram: int | None, max_flash: int | None) -> None:
+def check_firmware(report) -> None:
     """After linking: the firmware's flash and RAM (code, data, stack included)."""
-    mem = report["memory"]
-    if max_ram is not None and mem["ram_bytes"] is not None and mem["ram_bytes"] > max_ram:
-        raise _fail("the firmware's RAM", mem["ram_bytes"], max_ram, "--max-ram",
-                    f"arena {mem['arena_bytes']:,} B; " + _peak_buffers(report), "try a board with more RAM")
-    if max_flash is not None and mem["flash_bytes"] is not None and mem["flash_bytes"] > max_flash:
-        raise _fail("the firmware's flash", mem["flash_bytes"], max_flash, "--max-flash",
-                    f"constants {mem['weights_bytes']:,} B; " + _largest_weights(report),
+    mem, limits = report.memory, report.memory.budget
+    if limits.max_ram is not None and mem.ram_bytes is not None and mem.ram_bytes > limits.max_ram:
+        raise _fail("the firmware's RAM", mem.ram_bytes, limits.max_ram, "--max-ram",
+                    f"arena {mem.arena_bytes:,} B; " + _peak_buffers(report), "try a board with more RAM")
+    if limits.max_flash is not None and mem.flash_bytes is not None and mem.flash_bytes > limits.max_flash:
+        raise _fail("the firmware's flash", mem.flash_bytes, limits.max_flash, "--max-flash",
+                    f"constants {mem.weights_bytes:,} B; " + _largest_weights(report),
                     "try int4 weights (--bits w4a8) or a board with more flash")

@@ -2,8 +2,9 @@
 
 Errors the user can act on (TinyqError) print one line and exit 2; `--debug`
 shows the traceback of any failure. `--quiet` leaves only results and errors;
-`--json` prints each command's result as one JSON document on stdout and
-nothing else there (progress and notes go nowhere).
+`--print-json` prints each command's result as one JSON document on stdout and
+nothing else there (progress and notes go nowhere). A command's own
+`--json FILE` writes its result to FILE.
 """
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ err_console = Console(stderr=True)
 @click.version_option(__version__, prog_name="tinyq")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes: results and errors only.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (implies --quiet).")
+@click.option("--print-json", "as_json", is_flag=True, help="Print the result as JSON on stdout (implies --quiet).")
+@click.option("--json", "old_json", is_flag=True, hidden=True)   # the 0.1 spelling of --print-json
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, quiet: bool, as_json: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, as_json: bool, old_json: bool) -> None:
     """Quantize Keras/TFLite models to int8 and deploy them as bit-exact C on Cortex-M."""
     from tinyq.progress import set_quiet
 
+    if old_json:
+        err_console.print("note: the global --json is now --print-json (a command's --json FILE writes a file)",
+                          highlight=False, soft_wrap=True)
+        as_json = True
     ctx.obj = {"debug": debug, "quiet": quiet or as_json, "json": as_json}
     set_quiet(quiet or as_json)
     console.quiet = as_json
@@ -52,20 +58,23 @@ def emit(result) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (as `tinyq --json inspect`).")
-def inspect(model: str, as_json: bool) -> None:
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the table here, as JSON.")
+def inspect(model: str, json_out: str | None) -> None:
     """Layers, shapes, quantization, MACs and weight bytes of MODEL."""
+    from pathlib import Path
+
     from tinyq.analysis import describe_qparams, summary
     from tinyq.importers import load_model
+    from tinyq.report import short_name
 
     graph = load_model(model)
     rows = summary(graph)
     totals = {"ops": len(rows), "macs": sum(r["macs"] for r in rows),
               "weights_bytes": sum(r["weights_bytes"] for r in rows)}
-    emit({"model": graph.name, "ops": rows, "totals": totals})
-    if as_json and not click.get_current_context().obj["json"]:
-        click.echo(json.dumps({"model": graph.name, "ops": rows, "totals": totals}, indent=1))
-        return
+    result = {"model": graph.name, "ops": rows, "totals": totals}
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
+    emit(result)
     cells = [[str(r["index"]), r["type"], str(r["out_shape"]), r["weights_quant"], r["out_quant"],
               f"{r['macs']:,}", f"{r['weights_bytes']:,}", short_name(r["output"])] for r in rows]
     cells.append(["", "total", "", "", "", f"{totals['macs']:,}", f"{totals['weights_bytes']:,}", ""])
@@ -124,12 +133,12 @@ def quant_options(fn):
     return fn
 
 
-def _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets):
-    from tinyq.pipeline import prepare
+def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets):
+    from tinyq.pipeline import deployable
     from tinyq.quant import parse_config
 
     config = parse_config(algo, bits, per_tensor, percentile)
-    return prepare(model, calib=calib, calib_samples=calib_samples, config=config, **budgets), config
+    return deployable(model, calib=calib, calib_samples=calib_samples, config=config, **budgets), config
 
 
 @cli.command()
@@ -153,16 +162,15 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
     default_ram, default_flash = board_budgets(board)
     budgets = {"max_ram": default_ram if max_ram is None else parse_size(max_ram),
                "max_flash": default_flash if max_flash is None else parse_size(max_flash)}
-    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
-    quant = prepared.quant | ({"bits": config.bits} if prepared.float_graph is not None else {})
-    report = run_build(prepared.graph, board, Path(out_dir), source=str(model), quant=quant,
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
+    report = run_build(deploy.graph, board, Path(out_dir), source=str(model), quant=deploy.quant,
                        compile=not no_compile, log=note, **budgets)
-    mem = report["memory"]
-    sizes = f", flash {mem['flash_bytes']:,} B, RAM {mem['ram_bytes']:,} B" if mem["flash_bytes"] is not None else ""
-    console.print(f"built [bold]{report['model']['name']}[/] for {board.name}: {len(report['ops'])} ops, "
-                  f"{report['model']['macs']:,} MACs, arena {mem['arena_bytes']:,} B, "
-                  f"weights {mem['weights_bytes']:,} B{sizes} -> {out_dir}", soft_wrap=True)
-    emit(report)
+    mem = report.memory
+    sizes = f", flash {mem.flash_bytes:,} B, RAM {mem.ram_bytes:,} B" if mem.flash_bytes is not None else ""
+    console.print(f"built [bold]{report.model.name}[/] for {board.name}: {len(report.ops)} ops, "
+                  f"{report.model.macs:,} MACs, arena {mem.arena_bytes:,} B, "
+                  f"weights {mem.weights_bytes:,} B{sizes} -> {out_dir}", soft_wrap=True)
+    emit(report.to_json())
 
 
 @cli.command()
@@ -175,15 +183,15 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
 
     from tinyq.exporters.tflite import save_tflite
 
-    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
-    if prepared.float_graph is None:
+    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    if deploy.float_graph is None:
         raise TinyqError(f"{model} is already an int8 model: nothing to quantize")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_tflite(prepared.graph, out / "model_int8.tflite")
-    layers = quant_layers(prepared)
+    save_tflite(deploy.graph, out / "model_int8.tflite")
+    layers = quant_layers(deploy)
     report = {"model": str(model), "algo": config.algo, "bits": config.bits, "per_channel": config.per_channel,
-              "calibration_samples": prepared.quant.get("calibration_samples"), "notes": prepared.quant["notes"],
+              "calibration_samples": deploy.quant.calibration_samples, "notes": deploy.quant.notes,
               "layers": layers}
     (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
     table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
@@ -240,8 +248,8 @@ def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learn
     emit(report)
 
 
-def quant_layers(prepared) -> list[dict]:
-    graph, sqnr = prepared.graph, prepared.quant.get("sqnr_db", {})
+def quant_layers(deploy) -> list[dict]:
+    graph, sqnr = deploy.graph, deploy.quant.sqnr_db or {}
     return [{"name": op.name, "type": op.kind, "output": op.outputs[0], "scale": graph[op.outputs[0]].qparams.s,
              "zero_point": graph[op.outputs[0]].qparams.zp, "sqnr_db": sqnr.get(op.outputs[0])}
             for op in graph.ops]
@@ -256,7 +264,6 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
     from pathlib import Path
 
-    from tinyq.build import weight_bits
     from tinyq.data import load_dataset
     from tinyq.pipeline import is_float_source
     from tinyq.quant.evaluate import evaluate as run_eval
@@ -264,11 +271,10 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     if calib is None and is_float_source(model):
         calib = data_path
         note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
-    prepared, config = _prepare(model, calib, calib_samples, algo, bits, per_tensor, percentile)
-    data = load_dataset(data_path, prepared.float_graph or prepared.graph, what="data")
-    result = run_eval(prepared.float_graph, prepared.graph, data)
-    bits = config.bits if prepared.float_graph is not None else f"w{weight_bits(prepared.graph)}a8"
-    result |= {"algo": prepared.quant["algo"], "bits": bits}
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    data = load_dataset(data_path, deploy.float_graph or deploy.graph, what="data")
+    result = run_eval(deploy.float_graph, deploy.graph, data)
+    result |= {"algo": deploy.quant.algo, "bits": deploy.quant.bits}
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
     console.print(f"eval {Path(model).name} on {result['samples']:,} samples")
@@ -355,11 +361,6 @@ def print_bench(result: dict) -> None:
         for i, layer in enumerate(result["per_layer"]):
             layers.add_row(str(i), layer["type"], layer["name"], f"{layer[unit]:,}", f"{100 * layer[unit] / total:.1f}%")
         console.print(layers)
-
-
-def short_name(tensor_name: str) -> str:
-    """TFLite joins fused layer names with ';': the first is the layer's own."""
-    return tensor_name.split(";")[0]
 
 
 def main(argv: list[str] | None = None) -> None:

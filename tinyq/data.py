@@ -8,18 +8,13 @@ import numpy as np
 
 from tinyq.errors import TinyqError
 from tinyq.ir import Graph
-from tinyq.ref.common import round_half_away_f32
+from tinyq.ops.common import round_half_away_f32
 
 
 @dataclass(frozen=True)
 class Dataset:
     x: np.ndarray                 # float32, (N, *input shape without batch)
     y: np.ndarray | None = None   # integer labels (N,), or None
-
-    def head(self, count: int | None) -> "Dataset":
-        if count is None or count >= len(self.x):
-            return self
-        return Dataset(self.x[:count], None if self.y is None else self.y[:count])
 
 
 def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, what: str = "data") -> Dataset:

@@ -121,10 +121,6 @@ def _fx_mul(a, b):
     return saturating_rounding_doubling_high_mul(a, b)
 
 
-def _fx_one(integer_bits: int) -> int:
-    return INT32_MAX if integer_bits == 0 else 1 << (31 - integer_bits)
-
-
 def rounding_half_sum(a, b):
     s = _i64(a) + _i64(b)
     s = s + np.where(s >= 0, 1, -1)

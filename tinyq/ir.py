@@ -1,20 +1,22 @@
 """tinyq's one IR: an immutable graph of typed ops over typed tensors.
 
 Importers build it, passes return new graphs (`dataclasses.replace`,
-`Graph.with_ops`, ...), the reference executor and codegen read it. The kind
-of an op is the class of its `attrs` (a frozen dataclass per op), never a
-string; `verify(graph)` checks structure, shapes and the int8 quantization
-rules of the TFLite spec.
+`Graph.with_tensors`, ...), the reference executor and codegen read it. The
+kind of an op is the class of its `attrs` (a frozen dataclass defined by the
+op's module in tinyq/ops), never a string; `verify(graph)` checks structure,
+refuses every dtype signature the op's kernels do not implement, and applies
+the op's shape and quantization rules.
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from tinyq import ops
 from tinyq.errors import TinyqError
 
 
@@ -33,7 +35,7 @@ class Activation(enum.Enum):
                 Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}[self]
 
 
-DTYPES = ("int4", "int8", "int16", "int32", "float32")
+DTYPES = ("int4", "int8", "int16", "int32", "int64", "float32")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class Tensor:
         return self.size * np.dtype(self.dtype).itemsize
 
 
-# --- op attributes: one frozen dataclass per op kind -----------------------
+# --- attribute types shared by several op kinds ----------------------------
 
 @dataclass(frozen=True)
 class Padding2D:
@@ -127,120 +129,16 @@ class Padding2D:
 
 
 @dataclass(frozen=True)
-class Conv2D:
-    """inputs: (x NHWC, weights OHWI, bias[O]); output NHWC."""
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: Padding2D = Padding2D()
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class DepthwiseConv2D:
-    """inputs: (x NHWC, weights 1HW(C*M), bias[C*M]); output NHW(C*M)."""
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: Padding2D = Padding2D()
-    depth_multiplier: int = 1
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class FullyConnected:
-    """inputs: (x [..., K], weights [N, K], bias[N]); output [batch, N]."""
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class Add:
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class Mul:
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class AveragePool2D:
-    filter: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: Padding2D = Padding2D()
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class MaxPool2D:
-    filter: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: Padding2D = Padding2D()
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class Mean:
-    axes: tuple[int, ...]
-    keep_dims: bool = True
-
-
-@dataclass(frozen=True)
-class Reshape:
-    """Output shape is the output tensor's shape."""
-
-
-@dataclass(frozen=True)
-class Softmax:
-    beta: float = 1.0
-
-
-@dataclass(frozen=True)
-class Concatenation:
-    axis: int
-    activation: Activation = Activation.NONE
-
-
-@dataclass(frozen=True)
-class Pad:
-    """Pads with the zero point (value 0.0 in real terms)."""
-    paddings: tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Logistic:
-    pass
-
-
-@dataclass(frozen=True)
-class Quantize:
-    """float32 -> int8 at the graph boundary, or int8 -> int8 requantization."""
-
-
-@dataclass(frozen=True)
-class Dequantize:
-    """int8 -> float32 at the graph boundary."""
-
-
-OpAttrs = (Conv2D | DepthwiseConv2D | FullyConnected | Add | Mul | AveragePool2D | MaxPool2D
-           | Mean | Reshape | Softmax | Concatenation | Pad | Logistic | Quantize | Dequantize)
-OP_KINDS = OpAttrs.__args__
-
-# TFLite's operator names, used in tables and messages.
-OP_NAMES = {Conv2D: "CONV_2D", DepthwiseConv2D: "DEPTHWISE_CONV_2D", FullyConnected: "FULLY_CONNECTED",
-            Add: "ADD", Mul: "MUL", AveragePool2D: "AVERAGE_POOL_2D", MaxPool2D: "MAX_POOL_2D",
-            Mean: "MEAN", Reshape: "RESHAPE", Softmax: "SOFTMAX", Concatenation: "CONCATENATION",
-            Pad: "PAD", Logistic: "LOGISTIC", Quantize: "QUANTIZE", Dequantize: "DEQUANTIZE"}
-
-
-@dataclass(frozen=True)
 class Op:
     name: str
-    attrs: OpAttrs
+    attrs: Any              # the attrs dataclass of the op's kind (see tinyq.ops)
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
     @property
     def kind(self) -> str:
-        return OP_NAMES[type(self.attrs)]
+        """The op's TFLite operator name."""
+        return ops.definition(self).name
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,11 +185,13 @@ class Graph:
         return replace(self, tensors={n: t for n, t in self.tensors.items() if n in used})
 
 
-def attrs_fields(attrs) -> dict:
-    return {f.name: getattr(attrs, f.name) for f in fields(attrs)}
-
-
-from tinyq.shapes import check_op  # noqa: E402  (shape rules need the classes above)
+def _signature_error(definition: ops.OpDef, ins: list[Tensor], outs: list[Tensor]) -> str:
+    hybrid = any(t.dtype == "float32" for t in ins + outs) and any(t.is_constant and t.dtype != "float32"
+                                                                  for t in ins)
+    return (f"dtypes {ops.signature_of(ins, outs)} are not implemented; {definition.name} supports "
+            f"{definition.supported()}" + ("; float activations with integer weights (a dynamic-range "
+                                            "'hybrid' model) are not supported: use the float32 or the fully "
+                                            "int8 model" if hybrid else ""))
 
 
 def verify(graph: Graph) -> Graph:
@@ -304,9 +204,11 @@ def verify(graph: Graph) -> Graph:
     produced: set[str] = set()
     names: set[str] = set()
     for index, op in enumerate(graph.ops):
-        where = f"op {index} ({op.kind} {op.name!r})"
-        if not isinstance(op.attrs, OP_KINDS):
-            raise IRError(f"{where}: unknown attrs type {type(op.attrs).__name__}")
+        try:
+            definition = ops.definition(op)
+        except KeyError:
+            raise IRError(f"op {index} ({op.name!r}): unknown attrs type {type(op.attrs).__name__}") from None
+        where = f"op {index} ({definition.name} {op.name!r})"
         if op.name in names:
             raise IRError(f"{where}: duplicate op name")
         names.add(op.name)
@@ -322,8 +224,11 @@ def verify(graph: Graph) -> Graph:
                 raise IRError(f"{where}: tensor {name!r} is written twice")
             produced.add(name)
             available.add(name)
+        ins, outs = [tensors[n] for n in op.inputs], [tensors[n] for n in op.outputs]
+        if not definition.implements(ins, outs):
+            raise IRError(f"{where}: {_signature_error(definition, ins, outs)}")
         try:
-            check_op(op, [tensors[n] for n in op.inputs], [tensors[n] for n in op.outputs])
+            definition.check(op.attrs, ins, outs)
         except IRError as err:
             raise IRError(f"{where}: {err}") from None
     for name in graph.outputs:

@@ -1,25 +1,27 @@
-"""From whatever the user has to an int8 graph: the shared front half of build, quantize and eval."""
+"""From whatever the user has to the int8 graph to deploy: the front half of build, quantize and eval."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinyq import ir
+from tinyq.analysis import bits_of
 from tinyq.budget import check_float_graph
 from tinyq.data import Dataset, load_dataset
 from tinyq.errors import TinyqError
 from tinyq.importers import is_integer_graph, load_float_model, load_model
 from tinyq.quant import QuantConfig, quantize
 from tinyq.quant.evaluate import layer_sqnr
+from tinyq.report import QuantSummary
 
 SQNR_SAMPLES = 256
 
 
 @dataclass
-class Prepared:
+class Deployable:
     graph: ir.Graph                 # int8
     float_graph: ir.Graph | None    # None for an imported int8 model
-    quant: dict                     # the report's "quant" section
+    quant: QuantSummary             # the report's "quant" section
     calib: Dataset | None
 
 
@@ -28,8 +30,8 @@ def is_float_source(path: str | Path) -> bool:
     return path.suffix.lower() in (".keras", ".h5", ".hdf5") or not is_integer_graph(load_model(path))
 
 
-def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int | None, config: QuantConfig,
-            quiet: bool = False, max_ram: int | None = None, max_flash: int | None = None) -> Prepared:
+def deployable(model: str | Path, *, calib: str | Path | None, calib_samples: int | None, config: QuantConfig,
+               quiet: bool = False, max_ram: int | None = None, max_flash: int | None = None) -> Deployable:
     """The int8 graph to deploy: imported as it is, or quantized from a float model. With
     budgets, a float model that cannot fit fails before calibration starts."""
     path = Path(model)
@@ -41,13 +43,12 @@ def prepare(model: str | Path, *, calib: str | Path | None, calib_samples: int |
             if config != QuantConfig():
                 raise TinyqError(f"{path} is already int8: quantization options (--algo, --bits, --per-tensor, "
                                  "--percentile) do not apply (it is deployed as it is)")
-            return Prepared(graph, None, {"algo": ["imported"], "per_channel": None}, None)
+            return Deployable(graph, None, QuantSummary(bits_of(graph), ["imported"]), None)
     fm = load_float_model(path)
     check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits)
     data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
     result = quantize(fm, data, config, quiet=quiet)
-    quant = {"algo": config.algo, "per_channel": config.per_channel, "notes": result.notes}
-    if data is not None:
-        quant["calibration_samples"] = len(data.x)
-        quant["sqnr_db"] = layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES])
-    return Prepared(result.graph, result.float_graph, quant, data)
+    quant = QuantSummary(config.bits, config.algo, config.per_channel, result.notes,
+                         len(data.x) if data is not None else None,
+                         layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES]) if data else None)
+    return Deployable(result.graph, result.float_graph, quant, data)

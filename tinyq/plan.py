@@ -11,23 +11,22 @@ op, provided the output starts at least `lead` bytes before it (the kernel
 writes in order and never overtakes its reads; the kernel's planner twin
 computes the lead).
 
-`plan_graph` turns a graph into buffers: a RESHAPE output shares its input's
-buffer, elementwise ops (and kernels that say so) write over an input that
-dies at that op, and each op's scratch (im2col and the like) is a buffer
-alive for that op only.
+`plan_graph` turns a graph and the kernel chosen for each op into buffers:
+what each kernel says about its memory decides the rest (an aliasing kernel's
+output shares its input's buffer; an elementwise kernel, or one that writes in
+place, writes over an input that dies at its op; a kernel with an overlap
+lead may start its output just before its dying input), and each op's
+scratch (im2col and the like) is a buffer alive for that op only.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Collection, Mapping
+from typing import Mapping
 
-from tinyq.ir import Add, Graph, Logistic, Mul, Quantize, Reshape, Softmax
+from tinyq.ir import Graph
+from tinyq.ops import InPlace, Kernel
 
 ALIGNMENT = 4
-# Ops whose kernels may write their output over an input of the same size:
-# each output element depends only on input elements at the same index (or,
-# for SOFTMAX, on its row, which the kernel reads fully before writing).
-IN_PLACE_OPS = (Add, Mul, Logistic, Softmax, Quantize)
 
 
 def align(n: int, alignment: int = ALIGNMENT) -> int:
@@ -39,7 +38,12 @@ class Buffer:
     size: int
     first: int
     last: int
-    label: str = ""
+    tensors: tuple[str, ...] = ()     # the tensors sharing this buffer
+    scratch_of: str | None = None     # or the op whose scratch it is
+
+    @property
+    def label(self) -> str:
+        return f"scratch of {self.scratch_of}" if self.scratch_of is not None else " = ".join(self.tensors)
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -71,10 +75,11 @@ class ArenaPlanner:
         """Buffer `out` may overlap buffer `into` if it starts at least `lead` bytes before it."""
         self.leads[out, into] = lead
 
-    def add_buffer(self, size: int, first: int, last: int, label: str = "") -> int:
+    def add_buffer(self, size: int, first: int, last: int, tensors: tuple[str, ...] = (),
+                   scratch_of: str | None = None) -> int:
         if size < 0 or first > last:
             raise ValueError(f"bad buffer: size {size}, lifetime {first}..{last}")
-        self.buffers.append(Buffer(size, first, last, label))
+        self.buffers.append(Buffer(size, first, last, tuple(tensors), scratch_of))
         return len(self.buffers) - 1
 
     def plan(self) -> tuple[list[int], int]:
@@ -124,14 +129,6 @@ class MemoryPlan:
     buffer_offsets: tuple[int, ...]
     leads: Mapping[tuple[int, int], int] = field(default_factory=dict)   # allowed overlaps (see ArenaPlanner)
 
-    def table(self) -> str:
-        """A printable plan: one line per buffer, by offset."""
-        rows = sorted(zip(self.buffer_offsets, self.buffers), key=lambda r: (r[0], r[1].first))
-        width = max((len(b.label) for _, b in rows), default=5)
-        lines = [f"arena {self.arena_bytes} bytes", f"{'offset':>8} {'bytes':>8} {'ops':>9}  buffer"]
-        lines += [f"{off:>8} {b.size:>8} {f'{b.first}..{b.last}':>9}  {b.label:<{width}}" for off, b in rows]
-        return "\n".join(lines)
-
 
 def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     """First and last op index touching each activation tensor. Graph inputs
@@ -149,13 +146,10 @@ def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     return {name: (first, last) for name, (first, last) in span.items()}
 
 
-def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *, in_place: bool = True,
-               aliases: Collection[str] = (), leads: Mapping[str, int] | None = None,
+def plan_graph(graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = True,
                alignment: int = ALIGNMENT) -> MemoryPlan:
-    """`aliases`: ops whose kernel may write its output over its first input when that
-    input dies there; `leads`: ops whose output may overlap that dying input when it
-    starts at least the given number of bytes before it."""
-    scratch_bytes, leads = scratch_bytes or {}, leads or {}
+    """The arena plan for `kernels` (op name -> the kernel chosen for it); `in_place=False`
+    gives every tensor its own bytes (aliasing kernels aside)."""
     life = lifetimes(graph)
     group = {name: name for name in life}           # tensor -> representative tensor of its buffer
     members = {name: [name] for name in life}
@@ -170,16 +164,16 @@ def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *, 
         return max(life[m][1] for m in members[group[name]]) == i and name not in graph.outputs
 
     for i, op in enumerate(graph.ops):
-        out = op.outputs[0]
-        if isinstance(op.attrs, Reshape):
+        out, mode = op.outputs[0], kernels[op.name].in_place
+        if mode == InPlace.ALIAS:
             merge(op.inputs[0], out)
-        elif in_place and isinstance(op.attrs, IN_PLACE_OPS):
+        elif in_place and mode == InPlace.ELEMENTWISE:
             for name in op.inputs:
                 t = graph[name]
                 if not t.is_constant and t.nbytes == graph[out].nbytes and dies_at(name, i):
                     merge(name, out)
                     break
-        elif in_place and op.name in aliases and graph[out].nbytes <= graph[op.inputs[0]].nbytes \
+        elif in_place and mode == InPlace.FIRST_INPUT and graph[out].nbytes <= graph[op.inputs[0]].nbytes \
                 and dies_at(op.inputs[0], i):
             merge(op.inputs[0], out)
 
@@ -189,14 +183,16 @@ def plan_graph(graph: Graph, scratch_bytes: Mapping[str, int] | None = None, *, 
         size = max(graph[n].nbytes for n in names)
         first = max(0, min(life[n][0] for n in names))
         last = max(life[n][1] for n in names)
-        tensor_buffer[root] = planner.add_buffer(size, first, last, " = ".join(names))
+        tensor_buffer[root] = planner.add_buffer(size, first, last, tuple(names))
     scratch_ids = {}
     for i, op in enumerate(graph.ops):
-        if scratch_bytes.get(op.name, 0) > 0:
-            scratch_ids[op.name] = planner.add_buffer(scratch_bytes[op.name], i, i, f"scratch of {op.name}")
+        kernel = kernels[op.name]
+        if kernel.scratch_bytes > 0:
+            scratch_ids[op.name] = planner.add_buffer(kernel.scratch_bytes, i, i, scratch_of=op.name)
         source, out = group[op.inputs[0]] if op.inputs[0] in group else None, group[op.outputs[0]]
-        if in_place and op.name in leads and source is not None and source != out and dies_at(op.inputs[0], i):
-            planner.allow_overlap(tensor_buffer[out], tensor_buffer[source], leads[op.name])
+        if in_place and kernel.overlap_lead is not None and source is not None and source != out \
+                and dies_at(op.inputs[0], i):
+            planner.allow_overlap(tensor_buffer[out], tensor_buffer[source], kernel.overlap_lead)
     offsets, peak = planner.plan()
     conflicts = find_overlaps(planner.buffers, offsets, planner.leads)
     if conflicts:

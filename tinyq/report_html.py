@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from tinyq.report import short_name
+
 PLOTS = "plots"
 HTML_FILE = "report.html"
 
@@ -21,7 +23,7 @@ def _pyplot():
 
 
 def _short(name: str, width: int = 28) -> str:
-    name = name.split(";")[0]
+    name = short_name(name)
     return name if len(name) <= width else name[:width - 1] + "\u2026"
 
 

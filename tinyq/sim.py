@@ -13,37 +13,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from tinyq import ir
+from tinyq import ir, ops
 from tinyq.errors import TinyqError
+from tinyq.ops.common import activate
 from tinyq.tf import tensorflow as _tf
-
-
-def _same_or_valid(op: ir.Op, x_shape, kernel, stride, dilation) -> str | None:
-    from tinyq.shapes import same_padding
-    p = op.attrs.padding
-    if (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0):
-        return "VALID"
-    h = same_padding(x_shape[1], kernel[0], stride[0], dilation[0])
-    w = same_padding(x_shape[2], kernel[1], stride[1], dilation[1])
-    if (p.top, p.bottom, p.left, p.right) == (h[1], h[2], w[1], w[2]):
-        return "SAME"
-    return None
-
-
-def _activate(tf, x, activation: ir.Activation):
-    if activation == ir.Activation.RELU:
-        return tf.nn.relu(x)
-    if activation == ir.Activation.RELU6:
-        return tf.nn.relu6(x)
-    if activation == ir.Activation.RELU_N1_TO_1:
-        return tf.clip_by_value(x, -1.0, 1.0)
-    return x
-
-
-def _explicit_pad(tf, x, p: ir.Padding2D):
-    if (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0):
-        return x
-    return tf.pad(x, [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]])
 
 
 def forward(graph: ir.Graph, inputs: dict, *, weight: Callable | None = None,
@@ -60,52 +33,11 @@ def forward(graph: ir.Graph, inputs: dict, *, weight: Callable | None = None,
         return weight(name, tf.constant(t.data, dtype=tf.float32))
 
     for op in graph.ops:
-        a = op.attrs
-        x = values[op.inputs[0]] if not graph[op.inputs[0]].is_constant else const(op.inputs[0])
-        out_shape = graph[op.outputs[0]].shape
-        if isinstance(a, ir.Conv2D):
-            w = tf.transpose(const(op.inputs[1]), (1, 2, 3, 0))
-            y = tf.nn.conv2d(_explicit_pad(tf, x, a.padding), w, (1,) + a.stride + (1,), "VALID",
-                             dilations=(1,) + a.dilation + (1,)) + const(op.inputs[2])
-            y = _activate(tf, y, a.activation)
-        elif isinstance(a, ir.DepthwiseConv2D):
-            w = const(op.inputs[1])
-            _, kh, kw, cm = graph[op.inputs[1]].shape
-            c = graph[op.inputs[0]].shape[3]
-            w = tf.reshape(w, (kh, kw, c, cm // c))
-            y = tf.nn.depthwise_conv2d(_explicit_pad(tf, x, a.padding), w, (1,) + a.stride + (1,), "VALID",
-                                       dilations=a.dilation) + const(op.inputs[2])
-            y = _activate(tf, y, a.activation)
-        elif isinstance(a, ir.FullyConnected):
-            w = const(op.inputs[1])
-            depth = graph[op.inputs[1]].shape[1]
-            y = tf.matmul(tf.reshape(x, (-1, depth)), w, transpose_b=True) + const(op.inputs[2])
-            y = _activate(tf, tf.reshape(y, (-1,) + out_shape[1:]), a.activation)
-        elif isinstance(a, (ir.Add, ir.Mul)):
-            other = values[op.inputs[1]] if not graph[op.inputs[1]].is_constant else const(op.inputs[1])
-            y = _activate(tf, x + other if isinstance(a, ir.Add) else x * other, a.activation)
-        elif isinstance(a, (ir.AveragePool2D, ir.MaxPool2D)):
-            mode = _same_or_valid(op, graph[op.inputs[0]].shape, a.filter, a.stride, (1, 1))
-            if mode is None:
-                raise TinyqError(f"{op.name}: pooling padding {a.padding} is neither SAME nor VALID")
-            pool = tf.nn.avg_pool2d if isinstance(a, ir.AveragePool2D) else tf.nn.max_pool2d
-            y = _activate(tf, pool(x, a.filter, a.stride, mode), a.activation)
-        elif isinstance(a, ir.Mean):
-            y = tf.reduce_mean(x, axis=list(a.axes), keepdims=a.keep_dims)
-        elif isinstance(a, ir.Reshape):
-            y = tf.reshape(x, (-1,) + out_shape[1:])
-        elif isinstance(a, ir.Softmax):
-            y = tf.nn.softmax(x * a.beta, axis=-1)
-        elif isinstance(a, ir.Concatenation):
-            parts = [values[n] if not graph[n].is_constant else const(n) for n in op.inputs]
-            y = _activate(tf, tf.concat(parts, axis=a.axis), a.activation)
-        elif isinstance(a, ir.Pad):
-            y = tf.pad(x, [list(p) for p in a.paddings])
-        elif isinstance(a, ir.Logistic):
-            y = tf.sigmoid(x)
-        else:
+        definition = ops.definition(op)
+        if not any(sig.is_float for sig in definition.signatures):
             raise TinyqError(f"{op.name}: {op.kind} has no float simulation")
-        values[op.outputs[0]] = activation(op.outputs[0], y)
+        xs = [const(n) if graph[n].is_constant else values[n] for n in op.inputs]
+        values[op.outputs[0]] = activation(op.outputs[0], definition.forward(tf, op, graph, xs))
     keep = set(keep) if keep is not None else {n for n in values if n in graph.tensors}
     return {n: v for n, v in values.items() if n in keep}
 
@@ -113,28 +45,12 @@ def forward(graph: ir.Graph, inputs: dict, *, weight: Callable | None = None,
 def layer_fn(tf, op: ir.Op, graph: ir.Graph, *, activation: bool = True):
     """One affine op as f(x, w[, bias]) on batched inputs (bias default: the graph's),
     for layer-wise optimization (AdaRound, bias correction)."""
-    a = op.attrs
+    definition = ops.definition(op)
     default_bias = tf.constant(graph[op.inputs[2]].data, tf.float32)
-    act = a.activation if activation else ir.Activation.NONE
-    if isinstance(a, ir.Conv2D):
-        def core(x, w):
-            return tf.nn.conv2d(_explicit_pad(tf, x, a.padding), tf.transpose(w, (1, 2, 3, 0)), (1,) + a.stride + (1,),
-                                "VALID", dilations=(1,) + a.dilation + (1,))
-    elif isinstance(a, ir.DepthwiseConv2D):
-        _, kh, kw, cm = graph[op.inputs[1]].shape
-        c = graph[op.inputs[0]].shape[3]
-
-        def core(x, w):
-            return tf.nn.depthwise_conv2d(_explicit_pad(tf, x, a.padding), tf.reshape(w, (kh, kw, c, cm // c)),
-                                          (1,) + a.stride + (1,), "VALID", dilations=a.dilation)
-    else:
-        depth = graph[op.inputs[1]].shape[1]
-
-        def core(x, w):
-            return tf.matmul(tf.reshape(x, (-1, depth)), w, transpose_b=True)
+    act = op.attrs.activation if activation else ir.Activation.NONE
 
     def fn(x, w, bias=None):
-        return _activate(tf, core(x, w) + (default_bias if bias is None else bias), act)
+        return activate(tf, definition.linear(tf, op, graph, x, w) + (default_bias if bias is None else bias), act)
     return fn
 
 

@@ -29,7 +29,8 @@ def is_integer_graph(graph: Graph) -> bool:
 
 def load_float_model(path: str | Path):
     """A float model to quantize: Keras (.keras, .h5) or a float .tflite."""
-    from tinyq.importers.keras import FloatModel, load_float_keras
+    from tinyq.float_model import FloatModel
+    from tinyq.importers.keras import load_float_keras
     path = Path(path)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         if not path.exists():

@@ -1,9 +1,11 @@
 """Import a `.tflite` flatbuffer (int8 or float) into the IR.
 
-Only subgraph 0 is read. Each supported builtin operator has one small
-converter below; anything else is an error naming the operator, its index
-and the supported set. A file that is not a well-formed TFLite flatbuffer
-(truncated, random bytes, dangling offsets) is one clear error.
+Only subgraph 0 is read. Each builtin operator is read by its op module's
+`read_tflite` facet (tinyq/ops), through the reader's helpers here; an
+operator no op module reads is an error naming it, its index and the
+supported set, and `verify` refuses dtypes the kernels do not implement. A
+file that is not a well-formed TFLite flatbuffer (truncated, random bytes,
+dangling offsets) is one clear error.
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ import numpy as np
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 
-from tinyq import ir
+from tinyq import ir, ops
 from tinyq.errors import TinyqError
 from tinyq.int4 import unpack_int4
-from tinyq.shapes import same_padding
+from tinyq.ops.window import SAME, VALID, padding_for
 
 _DTYPES = {tflite.TensorType.FLOAT32: "float32", tflite.TensorType.INT32: "int32",
            tflite.TensorType.INT16: "int16", tflite.TensorType.INT8: "int8",
@@ -29,22 +31,17 @@ _ACTIVATIONS = {tflite.ActivationFunctionType.NONE: ir.Activation.NONE,
                 tflite.ActivationFunctionType.RELU6: ir.Activation.RELU6,
                 tflite.ActivationFunctionType.RELU_N1_TO_1: ir.Activation.RELU_N1_TO_1}
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
-_CONVERTERS = {}
+_PADDINGS = {tflite.Padding.SAME: SAME, tflite.Padding.VALID: VALID}
 
 
-class _Unsupported(TinyqError):
-    pass
-
-
-def _converter(code):
-    def register(fn):
-        _CONVERTERS[code] = fn
-        return fn
-    return register
+def _readers() -> dict[int, ops.OpDef]:
+    """Builtin operator code -> the op that reads it."""
+    return {getattr(BuiltinOperator, name): definition for definition in ops.all_ops()
+            for name in (definition.name, *definition.tflite_aliases)}
 
 
 def supported_ops() -> list[str]:
-    return sorted(_OP_NAMES[c] for c in _CONVERTERS)
+    return sorted(_OP_NAMES[c] for c in _readers())
 
 
 def load_tflite(path: str | Path) -> ir.Graph:
@@ -166,7 +163,8 @@ class _Reader:
 
     # --- graph ---------------------------------------------------------
     def graph(self) -> ir.Graph:
-        ops = []
+        readers = _readers()
+        graph_ops = []
         for i in range(self.sg.OperatorsLength()):
             op = self.sg.Operators(i)
             if op.OpcodeIndex() >= self.model.OperatorCodesLength():
@@ -174,7 +172,7 @@ class _Reader:
             oc = self.model.OperatorCodes(op.OpcodeIndex())
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             kind = _OP_NAMES.get(code, f"builtin code {code}")
-            if code not in _CONVERTERS:
+            if code not in readers:
                 raise TinyqError(f"unsupported operator {kind} at index {i}; "
                                  f"tinyq supports {', '.join(supported_ops())}")
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
@@ -182,23 +180,42 @@ class _Reader:
             if len(outputs) != 1:
                 raise TinyqError(f"operator {kind} at index {i} has {len(outputs)} outputs")
             try:
-                attrs, in_indices = _CONVERTERS[code](self, op, inputs, outputs)
-            except _Unsupported as err:
+                attrs, in_indices = readers[code].read_tflite(self, op, inputs, outputs)
+            except ops.Unsupported as err:
                 raise TinyqError(f"operator {kind} at index {i}: {err}") from None
             in_names = [self.tensor(t).name for t in in_indices]
             out_names = [self.tensor(t).name for t in outputs]
-            ops.append(ir.Op(f"{kind.lower()}_{i}", attrs, tuple(in_names), tuple(out_names)))
+            graph_ops.append(ir.Op(f"{kind.lower()}_{i}", attrs, tuple(in_names), tuple(out_names)))
         inputs = [self.tensor(int(t)).name for t in self.sg.InputsAsNumpy()] if self.sg.InputsLength() else []
         outputs = [self.tensor(int(t)).name for t in self.sg.OutputsAsNumpy()] if self.sg.OutputsLength() else []
-        return ir.Graph(self.name, self.tensors, tuple(ops), tuple(inputs), tuple(outputs))
+        return ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
 
-    def options(self, op, cls):
-        table = op.BuiltinOptions()
-        opts = cls()
-        if table is None:
-            raise _Unsupported("missing builtin options")
-        opts.Init(table.Bytes, table.Pos)
+    # --- helpers of the op modules' read_tflite ---------------------------------------
+    def options(self, op, table: str):
+        """The operator's builtin options, read as the named table (e.g. "Conv2DOptions")."""
+        raw = op.BuiltinOptions()
+        if raw is None:
+            raise ops.Unsupported("missing builtin options")
+        opts = getattr(tflite, table)()
+        opts.Init(raw.Bytes, raw.Pos)
         return opts
+
+    @staticmethod
+    def activation(code: int) -> ir.Activation:
+        if code not in _ACTIVATIONS:
+            raise ops.Unsupported(f"fused activation {code} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1 are)")
+        return _ACTIVATIONS[code]
+
+    @staticmethod
+    def padding(kind: int, in_hw, kernel, stride, dilation) -> ir.Padding2D:
+        if kind not in _PADDINGS:
+            raise ops.Unsupported(f"padding type {kind}")
+        return padding_for(_PADDINGS[kind], in_hw, kernel, stride, dilation)
+
+    @staticmethod
+    def need_rank(t: ir.Tensor, rank: int, role: str) -> None:
+        if len(t.shape) != rank:
+            raise ops.Unsupported(f"{role} {t.name!r} has shape {t.shape}, expected rank {rank}")
 
     def bias_or_zeros(self, inputs, channels: int, x_index: int, w_index: int) -> int:
         """TFLite allows an absent bias (-1); the IR always has one."""
@@ -214,155 +231,3 @@ class _Reader:
             self.tensors[name] = ir.Tensor(name, (channels,), "int32", q, np.zeros(channels, np.int32))
         self.names.append(name)
         return len(self.names) - 1
-
-
-def _activation(code: int) -> ir.Activation:
-    if code not in _ACTIVATIONS:
-        raise _Unsupported(f"fused activation {code} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1 are)")
-    return _ACTIVATIONS[code]
-
-
-def _padding(kind: int, in_hw, kernel, stride, dilation) -> ir.Padding2D:
-    if kind == tflite.Padding.VALID:
-        return ir.Padding2D()
-    if kind != tflite.Padding.SAME:
-        raise _Unsupported(f"padding type {kind}")
-    _, top, bottom = same_padding(in_hw[0], kernel[0], stride[0], dilation[0])
-    _, left, right = same_padding(in_hw[1], kernel[1], stride[1], dilation[1])
-    return ir.Padding2D(top, bottom, left, right)
-
-
-def _need_rank(t: ir.Tensor, rank: int, role: str):
-    if len(t.shape) != rank:
-        raise _Unsupported(f"{role} {t.name!r} has shape {t.shape}, expected rank {rank}")
-
-
-@_converter(BuiltinOperator.CONV_2D)
-def _conv(r: _Reader, op, inputs, outputs):
-    o = r.options(op, tflite.Conv2DOptions)
-    x, w = r.tensor(inputs[0]), r.tensor(inputs[1])
-    _need_rank(x, 4, "input")
-    _need_rank(w, 4, "weights")
-    if w.shape[3] != x.shape[3]:
-        raise _Unsupported(f"grouped convolution ({x.shape[3]} input channels, filter depth {w.shape[3]})")
-    stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-    pad = _padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation)
-    attrs = ir.Conv2D(stride, dilation, pad, _activation(o.FusedActivationFunction()))
-    return attrs, [inputs[0], inputs[1], r.bias_or_zeros(inputs, w.shape[0], inputs[0], inputs[1])]
-
-
-@_converter(BuiltinOperator.DEPTHWISE_CONV_2D)
-def _depthwise(r: _Reader, op, inputs, outputs):
-    o = r.options(op, tflite.DepthwiseConv2DOptions)
-    x, w = r.tensor(inputs[0]), r.tensor(inputs[1])
-    _need_rank(x, 4, "input")
-    _need_rank(w, 4, "weights")
-    if w.shape[3] % x.shape[3]:
-        raise _Unsupported(f"{w.shape[3]} output channels are not a multiple of {x.shape[3]} inputs")
-    stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-    pad = _padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation)
-    attrs = ir.DepthwiseConv2D(stride, dilation, pad, w.shape[3] // x.shape[3],
-                               _activation(o.FusedActivationFunction()))
-    return attrs, [inputs[0], inputs[1], r.bias_or_zeros(inputs, w.shape[3], inputs[0], inputs[1])]
-
-
-@_converter(BuiltinOperator.FULLY_CONNECTED)
-def _fully_connected(r: _Reader, op, inputs, outputs):
-    o = r.options(op, tflite.FullyConnectedOptions)
-    if o.WeightsFormat() != tflite.FullyConnectedOptionsWeightsFormat.DEFAULT:
-        raise _Unsupported("shuffled weights format")
-    w = r.tensor(inputs[1])
-    _need_rank(w, 2, "weights")
-    attrs = ir.FullyConnected(_activation(o.FusedActivationFunction()))
-    return attrs, [inputs[0], inputs[1], r.bias_or_zeros(inputs, w.shape[0], inputs[0], inputs[1])]
-
-
-@_converter(BuiltinOperator.ADD)
-def _add(r, op, inputs, outputs):
-    return ir.Add(_activation(r.options(op, tflite.AddOptions).FusedActivationFunction())), inputs[:2]
-
-
-@_converter(BuiltinOperator.MUL)
-def _mul(r, op, inputs, outputs):
-    return ir.Mul(_activation(r.options(op, tflite.MulOptions).FusedActivationFunction())), inputs[:2]
-
-
-def _pool(cls):
-    def convert(r: _Reader, op, inputs, outputs):
-        o = r.options(op, tflite.Pool2DOptions)
-        x = r.tensor(inputs[0])
-        _need_rank(x, 4, "input")
-        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
-        pad = _padding(o.Padding(), x.shape[1:3], kernel, stride, (1, 1))
-        return cls(kernel, stride, pad, _activation(o.FusedActivationFunction())), inputs[:1]
-    return convert
-
-
-_converter(BuiltinOperator.AVERAGE_POOL_2D)(_pool(ir.AveragePool2D))
-_converter(BuiltinOperator.MAX_POOL_2D)(_pool(ir.MaxPool2D))
-
-
-@_converter(BuiltinOperator.MEAN)
-def _mean(r: _Reader, op, inputs, outputs):
-    axes = r.constant(inputs[1], "MEAN axis").reshape(-1)
-    keep = bool(r.options(op, tflite.ReducerOptions).KeepDims())
-    return ir.Mean(tuple(int(a) for a in axes), keep), inputs[:1]
-
-
-@_converter(BuiltinOperator.RESHAPE)
-def _reshape(r, op, inputs, outputs):
-    return ir.Reshape(), inputs[:1]
-
-
-@_converter(BuiltinOperator.SQUEEZE)
-def _squeeze(r, op, inputs, outputs):
-    return ir.Reshape(), inputs[:1]
-
-
-@_converter(BuiltinOperator.SOFTMAX)
-def _softmax(r, op, inputs, outputs):
-    return ir.Softmax(float(r.options(op, tflite.SoftmaxOptions).Beta())), inputs[:1]
-
-
-@_converter(BuiltinOperator.CONCATENATION)
-def _concatenation(r, op, inputs, outputs):
-    o = r.options(op, tflite.ConcatenationOptions)
-    return ir.Concatenation(int(o.Axis()), _activation(o.FusedActivationFunction())), inputs
-
-
-def _paddings(r: _Reader, index: int, rank: int):
-    pads = r.constant(index, "PAD paddings")
-    if pads.shape != (rank, 2):
-        raise _Unsupported(f"paddings of shape {pads.shape} for a rank-{rank} input")
-    return tuple((int(a), int(b)) for a, b in pads)
-
-
-@_converter(BuiltinOperator.PAD)
-def _pad(r, op, inputs, outputs):
-    x = r.tensor(inputs[0])
-    return ir.Pad(_paddings(r, inputs[1], len(x.shape))), inputs[:1]
-
-
-@_converter(BuiltinOperator.PADV2)
-def _padv2(r, op, inputs, outputs):
-    x = r.tensor(inputs[0])
-    value = r.constant(inputs[2], "PADV2 constant").reshape(-1)
-    zero = 0 if x.dtype == "float32" else x.qparams.zp
-    if value.size != 1 or value[0] != zero:
-        raise _Unsupported("padding with a value other than zero is not supported")
-    return ir.Pad(_paddings(r, inputs[1], len(x.shape))), inputs[:1]
-
-
-@_converter(BuiltinOperator.LOGISTIC)
-def _logistic(r, op, inputs, outputs):
-    return ir.Logistic(), inputs[:1]
-
-
-@_converter(BuiltinOperator.QUANTIZE)
-def _quantize(r, op, inputs, outputs):
-    return ir.Quantize(), inputs[:1]
-
-
-@_converter(BuiltinOperator.DEQUANTIZE)
-def _dequantize(r, op, inputs, outputs):
-    return ir.Dequantize(), inputs[:1]

@@ -5,14 +5,16 @@ import math
 
 import numpy as np
 
-from tinyq import ir
+from tinyq import ir, ops
+from tinyq.ops.add import Add
+from tinyq.ops.affine import is_affine, weight_axis
+from tinyq.ops.pool import AveragePool2D
+from tinyq.ops.softmax import Softmax
 from tinyq.qat import integer
-from tinyq.quant.convert import activation_groups, weight_axis
-from tinyq.sim import _explicit_pad, _same_or_valid, forward
+from tinyq.quant.convert import activation_groups
+from tinyq.sim import forward
 from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
-
-AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
 EMA_MOMENTUM = 0.99
 FIXED = (1.0 / 256.0, -128)
 
@@ -68,7 +70,7 @@ def build_model_class():
             self.qmax = (1 << (bits - 1)) - 1
             self.groups = activation_groups(graph)
             self.producers = graph.producers()
-            self.affine = [op for op in graph.ops if isinstance(op.attrs, AFFINE)]
+            self.affine = [op for op in graph.ops if is_affine(op)]
             self.kernels, self.biases, self.weight_scales = {}, {}, {}
             for op in self.affine:
                 w, b = graph[op.inputs[1]], graph[op.inputs[2]]
@@ -76,7 +78,7 @@ def build_model_class():
                 self.biases[op.name] = self._variable(f"{op.name}_bias", b.data, True)
                 shape = [1] * len(w.shape)
                 if per_channel:
-                    shape[weight_axis(op.attrs)] = -1
+                    shape[weight_axis(op)] = -1
                 self.weight_scales[op.name] = self._variable(f"{op.name}_wscale",
                                                              np.reshape(weight_scales[op.name], shape), learnable)
             self.act_scales, self.act_offsets, self.act_lo, self.act_hi = {}, {}, {}, {}
@@ -101,7 +103,7 @@ def build_model_class():
             if self.learnable:
                 return positive(tf, self.weight_scales[op.name])
             w = self.kernels[op.name]
-            axes = [i for i in range(len(w.shape)) if not self.per_channel or i != weight_axis(op.attrs)]
+            axes = [i for i in range(len(w.shape)) if not self.per_channel or i != weight_axis(op)]
             return tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=axes, keepdims=True), 1e-8) / self.qmax)
 
         def act_params(self, tf, name):
@@ -139,19 +141,8 @@ def build_model_class():
             product_scale = tf.cast(x_scale, tf.float64) * tf.reshape(tf.cast(w_scale, tf.float64), (-1,))
             b_codes = tf.round(tf.cast(self.biases[op.name], tf.float64) / product_scale)
             x = codes[op.inputs[0]] - tf.cast(x_zp, tf.float64)
-            a = op.attrs
-            if isinstance(a, ir.Conv2D):
-                acc = tf.nn.conv2d(_explicit_pad(tf, x, a.padding), tf.transpose(w_codes, (1, 2, 3, 0)),
-                                   (1,) + a.stride + (1,), "VALID", dilations=(1,) + a.dilation + (1,))
-            elif isinstance(a, ir.DepthwiseConv2D):
-                _, kh, kw, cm = self.graph[op.inputs[1]].shape
-                c = self.graph[op.inputs[0]].shape[3]
-                acc = tf.nn.depthwise_conv2d(_explicit_pad(tf, x, a.padding), tf.reshape(w_codes, (kh, kw, c, cm // c)),
-                                             (1,) + a.stride + (1,), "VALID", dilations=a.dilation)
-            else:
-                depth = self.graph[op.inputs[1]].shape[1]
-                acc = tf.matmul(tf.reshape(x, (-1, depth)), w_codes, transpose_b=True)
-                acc = tf.reshape(acc, (-1,) + self.graph[op.outputs[0]].shape[1:])
+            acc = ops.definition(op).linear(tf, op, self.graph, x, w_codes)
+            acc = tf.reshape(acc, (-1,) + self.graph[op.outputs[0]].shape[1:])
             lo, hi = self._act_range(tf, op, out_scale, out_zp)
             real_scale = product_scale / tf.cast(out_scale, tf.float64)
             return integer.requantize(tf, tf.cast(acc + b_codes, tf.int64), real_scale, out_zp, lo, hi)
@@ -159,20 +150,18 @@ def build_model_class():
         def _average_pool_codes(self, tf, op, codes, out_scale, out_zp):
             """Window mean of the codes rounded half away from zero, padding not counted: TF's
             float64 average of integers is exact enough (a tie, n/2 over n, is representable)."""
-            a = op.attrs
-            mode = _same_or_valid(op, self.graph[op.inputs[0]].shape, a.filter, a.stride, (1, 1))
-            mean = integer.round_half_away(tf, tf.nn.avg_pool2d(codes[op.inputs[0]], a.filter, a.stride, mode))
+            mean = integer.round_half_away(tf, ops.definition(op).pool(tf, op, self.graph, codes[op.inputs[0]]))
             lo, hi = self._act_range(tf, op, out_scale, out_zp)
             return tf.clip_by_value(mean, tf.cast(lo, tf.float64), tf.cast(hi, tf.float64))
 
         def _exact_codes(self, tf, op, codes, out_scale, out_zp):
             if op is None:
                 return None
-            if isinstance(op.attrs, AFFINE):
+            if is_affine(op):
                 return self._affine_codes(tf, op, codes, out_scale, out_zp)
-            if isinstance(op.attrs, ir.AveragePool2D):
+            if isinstance(op.attrs, AveragePool2D):
                 return self._average_pool_codes(tf, op, codes, out_scale, out_zp)
-            if isinstance(op.attrs, ir.Add) and not any(self.graph[n].is_constant for n in op.inputs):
+            if isinstance(op.attrs, Add) and not any(self.graph[n].is_constant for n in op.inputs):
                 (sa, za), (sb, zb) = (self.act_params(tf, n) for n in op.inputs)
                 lo, hi = self._act_range(tf, op, out_scale, out_zp)
                 f64 = (lambda v: tf.cast(v, tf.float64))
@@ -186,7 +175,7 @@ def build_model_class():
             graph = self.graph
             softmax = self.producers.get(graph.outputs[0])
             logits = softmax.inputs[0] if return_logits and softmax is not None and \
-                isinstance(softmax.attrs, ir.Softmax) else None
+                isinstance(softmax.attrs, Softmax) else None
             codes: dict[str, object] = {}
 
             def activation(name, value):

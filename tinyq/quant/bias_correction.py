@@ -19,13 +19,13 @@ import math
 import numpy as np
 
 from tinyq import ir
+from tinyq.ops.affine import is_affine
+from tinyq.ops.conv import Conv2D
+from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.quant.convert import WeightQuant
 from tinyq.quant.layerwise import Layerwise, dequantized
 from tinyq.sim import layer_fn
 from tinyq.tf import tensorflow
-
-AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
-
 
 def _phi(x):
     return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
@@ -81,7 +81,7 @@ def input_means_analytic(graph: ir.Graph, bn_stats: dict) -> dict[str, np.ndarra
     producers = graph.producers()
     means = {}
     for op in graph.ops:
-        if not isinstance(op.attrs, AFFINE):
+        if not is_affine(op):
             continue
         name = op.inputs[0]
         source = producers.get(name)
@@ -96,8 +96,8 @@ def input_means_analytic(graph: ir.Graph, bn_stats: dict) -> dict[str, np.ndarra
 def bias_shift(op: ir.Op, w: np.ndarray, w_quant: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """E[(W_q - W) x] per output channel, for an input with per-channel mean `mean`."""
     error = w_quant.astype(np.float64) - w.astype(np.float64)
-    if isinstance(op.attrs, ir.Conv2D):
+    if isinstance(op.attrs, Conv2D):
         return np.einsum("ohwi,i->o", error, mean)
-    if isinstance(op.attrs, ir.DepthwiseConv2D):
+    if isinstance(op.attrs, DepthwiseConv2D):
         return error.sum(axis=(0, 1, 2)) * np.repeat(mean, error.shape[3] // len(mean))
     return error @ mean

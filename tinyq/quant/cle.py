@@ -16,19 +16,16 @@ from dataclasses import replace
 import numpy as np
 
 from tinyq import ir
-from tinyq.importers.keras import FloatModel
-
-AFFINE = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)
+from tinyq.float_model import FloatModel
+from tinyq.ops.affine import is_affine, weight_axis
+from tinyq.ops.conv import Conv2D
+from tinyq.ops.depthwise_conv import DepthwiseConv2D
 HOMOGENEOUS = (ir.Activation.NONE, ir.Activation.RELU, ir.Activation.RELU6)
 ABSORB_SIGMAS = 3.0
 
 
-def _out_axis(op: ir.Op) -> int:
-    return 3 if isinstance(op.attrs, ir.DepthwiseConv2D) else 0
-
-
 def _in_axis(op: ir.Op) -> int:
-    return 3 if isinstance(op.attrs, (ir.Conv2D, ir.DepthwiseConv2D)) else 1
+    return 3 if isinstance(op.attrs, (Conv2D, DepthwiseConv2D)) else 1
 
 
 def _per_channel(w: np.ndarray, axis: int, fn) -> np.ndarray:
@@ -37,13 +34,13 @@ def _per_channel(w: np.ndarray, axis: int, fn) -> np.ndarray:
 
 def _in_channel_view(op: ir.Op, w: np.ndarray, channels: int) -> np.ndarray:
     """B's weights grouped by input channel: (channels, -1)."""
-    if isinstance(op.attrs, ir.DepthwiseConv2D):   # output c*M+m reads input channel c
+    if isinstance(op.attrs, DepthwiseConv2D):   # output c*M+m reads input channel c
         return np.moveaxis(w, 3, 0).reshape(channels, -1)
     return np.moveaxis(w, _in_axis(op), 0).reshape(channels, -1)
 
 
 def _scale_in_channels(op: ir.Op, w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    if isinstance(op.attrs, ir.DepthwiseConv2D):
+    if isinstance(op.attrs, DepthwiseConv2D):
         return w * np.repeat(s, w.shape[3] // len(s)).reshape(1, 1, 1, -1)
     shape = [1] * w.ndim
     shape[_in_axis(op)] = -1
@@ -56,10 +53,10 @@ def find_pairs(graph: ir.Graph) -> list[tuple[ir.Op, ir.Op]]:
     pairs = []
     for a in graph.ops:
         out = a.outputs[0]
-        if not isinstance(a.attrs, AFFINE) or a.attrs.activation not in HOMOGENEOUS or out in graph.outputs:
+        if not is_affine(a) or a.attrs.activation not in HOMOGENEOUS or out in graph.outputs:
             continue
         readers = consumers[out]
-        if len(readers) == 1 and isinstance(readers[0].attrs, AFFINE) and readers[0].inputs[0] == out:
+        if len(readers) == 1 and is_affine(readers[0]) and readers[0].inputs[0] == out:
             pairs.append((a, readers[0]))
     return pairs
 
@@ -78,11 +75,11 @@ def equalize(fm: FloatModel, *, iterations: int = 20, absorb_bias: bool = True) 
     for _ in range(iterations):
         for a, b in pairs:
             channels = graph[a.outputs[0]].shape[-1]
-            r1 = _per_channel(np.abs(weights[a.name]), _out_axis(a), np.max)
+            r1 = _per_channel(np.abs(weights[a.name]), weight_axis(a), np.max)
             r2 = np.max(np.abs(_in_channel_view(b, weights[b.name], channels)), axis=1)
             s = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1)), 1.0)
             shape = [1] * weights[a.name].ndim
-            shape[_out_axis(a)] = -1
+            shape[weight_axis(a)] = -1
             weights[a.name] = weights[a.name] / s.reshape(shape)
             biases[a.name] = biases[a.name] / s
             weights[b.name] = _scale_in_channels(b, weights[b.name], s)
@@ -119,9 +116,9 @@ def _absorb_high_biases(graph, pairs, weights, biases, stats) -> int:
         channels = len(c)
         biases[a.name] = biases[a.name] - c
         w = weights[b.name]
-        if isinstance(b.attrs, ir.DepthwiseConv2D):
+        if isinstance(b.attrs, DepthwiseConv2D):
             per_out = w.sum(axis=(0, 1, 2)) * np.repeat(c, w.shape[3] // channels)
-        elif isinstance(b.attrs, ir.Conv2D):
+        elif isinstance(b.attrs, Conv2D):
             per_out = np.einsum("ohwi,i->o", w, c)
         else:
             per_out = w @ c

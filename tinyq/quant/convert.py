@@ -1,10 +1,11 @@
 """Float IR + activation ranges -> the int8 IR that deploys.
 
-TFLite's constraints are honoured so the result runs on TFLite Micro too:
-pooling, reshape and pad share their input's quantization; SOFTMAX and
-LOGISTIC outputs are fixed (1/256, -128); CONCATENATION inputs share the
-output's quantization: a producer that requantizes anyway (convolution,
-dense, add...) adopts it, any other input gets an int8 -> int8 QUANTIZE.
+TFLite's constraints are honoured so the result runs on TFLite Micro too; each
+op's `output_quant` says which applies: data movement (pooling, reshape, pad)
+shares its input's quantization; SOFTMAX and LOGISTIC outputs are fixed
+(1/256, -128); CONCATENATION inputs share the output's quantization: a
+producer that requantizes anyway (convolution, dense, add...) adopts it, any
+other input gets an int8 -> int8 QUANTIZE (the op's `quantize` facet).
 Weights are symmetric (zero point 0, [-(2^(b-1)-1), 2^(b-1)-1]), biases
 int32 at input scale x weight scale.
 """
@@ -14,15 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyq import ir
+from tinyq import ir, ops
+from tinyq.ops import OutputQuant
+from tinyq.ops.affine import weight_axis
+from tinyq.ops.concatenation import Concatenation
 from tinyq.quant.config import QuantConfig
 from tinyq.quant.ranges import asymmetric_params, symmetric_scales
 
-SHARES_INPUT_QUANT = (ir.AveragePool2D, ir.MaxPool2D, ir.Reshape, ir.Pad)
-FIXED_OUTPUT = (ir.Softmax, ir.Logistic)
-REQUANTIZES = (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected, ir.Add, ir.Mul, ir.Concatenation, ir.Mean,
-               ir.Quantize)
-SOFTMAX_QUANT = ir.QParams.per_tensor(1.0 / 256.0, -128)
+FIXED_QUANT = ir.QParams.per_tensor(1.0 / 256.0, -128)
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,9 @@ class WeightQuant:
     axis: int | None
 
 
-def weight_axis(attrs) -> int:
-    return 3 if isinstance(attrs, ir.DepthwiseConv2D) else 0
-
-
 def quantize_weights(op: ir.Op, graph: ir.Graph, config: QuantConfig, method: str) -> WeightQuant:
     w = graph[op.inputs[1]].data
-    axis = weight_axis(op.attrs) if config.per_channel else None
+    axis = weight_axis(op) if config.per_channel else None
     scales = symmetric_scales(w, axis, config.weight_bits, method)
     qmax = (1 << (config.weight_bits - 1)) - 1
     shape = [1] * w.ndim
@@ -56,21 +52,17 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
     fixed). The PTQ conversion and the QAT simulation both follow this one map."""
     groups: dict[str, str | None] = {name: name for name in graph.inputs}
     for op in graph.ops:
+        rule = ops.definition(op).output_quant
         out = op.outputs[0]
-        if isinstance(op.attrs, SHARES_INPUT_QUANT):
-            groups[out] = groups[op.inputs[0]]
-        elif isinstance(op.attrs, FIXED_OUTPUT):
-            groups[out] = None
-        else:
-            groups[out] = out
+        groups[out] = groups[op.inputs[0]] if rule == OutputQuant.INPUT else None if rule == OutputQuant.FIXED else out
     producers, consumers = graph.producers(), graph.consumers()
     for op in graph.ops:
-        if not isinstance(op.attrs, ir.Concatenation):
+        if not isinstance(op.attrs, Concatenation):
             continue
         for name in op.inputs:
             source = producers.get(name)
-            if source is not None and isinstance(source.attrs, REQUANTIZES) and len(consumers[name]) == 1 \
-                    and name not in graph.outputs:
+            if source is not None and ops.definition(source).output_quant == OutputQuant.OWN \
+                    and len(consumers[name]) == 1 and name not in graph.outputs:
                 groups[name] = op.outputs[0]
 
     def final(group):      # a concatenation feeding another adopts it in turn, and so do its inputs
@@ -88,55 +80,40 @@ def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) 
     def qparams(name: str) -> ir.QParams:
         lo, hi = ranges[name]
         source = producers.get(name)
-        if source is not None and isinstance(source.attrs, ir.Concatenation):
+        if source is not None and isinstance(source.attrs, Concatenation):
             lo = min([lo, *(ranges[n][0] for n in source.inputs)])
             hi = max([hi, *(ranges[n][1] for n in source.inputs)])
         return ir.QParams.per_tensor(*asymmetric_params(lo, hi))
 
     groups = activation_groups(graph)
     own = {name: qparams(name) for name, group in groups.items() if group == name}
-    return {name: SOFTMAX_QUANT if group is None else own[group] for name, group in groups.items()}
+    return {name: FIXED_QUANT if group is None else own[group] for name, group in groups.items()}
+
+
+class Int8Context:
+    """What an op's `quantize` facet works with while the int8 graph is built: the activation
+    quantization, each weighted op's quantized weights, and the tensors set so far."""
+
+    def __init__(self, graph: ir.Graph, qparams: dict[str, ir.QParams], config: QuantConfig,
+                 weights: dict[str, WeightQuant]):
+        self.graph, self.qparams, self.config, self.weights = graph, qparams, config, weights
+        self.tensors = {name: ir.Tensor(name, graph[name].shape, "int8", qp) for name, qp in qparams.items()}
+
+    def set(self, tensor: ir.Tensor) -> None:
+        self.tensors[tensor.name] = tensor
+
+    def constant_as_activation(self, name: str) -> None:
+        """A constant operand (of ADD or MUL, say) quantized like an activation, over its own range."""
+        t = self.graph[name]
+        scale, zp = asymmetric_params(float(t.data.min()), float(t.data.max()))
+        values = np.clip(np.round(t.data / scale) + zp, -128, 127).astype(np.int8)
+        self.set(ir.Tensor(name, t.shape, "int8", ir.QParams.per_tensor(scale, zp), values))
 
 
 def to_int8(graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig,
             weights: dict[str, WeightQuant]) -> ir.Graph:
     """Build the int8 graph from activation quantization `q` (see activation_qparams) and
-    `weights`, the quantized weights of each affine op."""
-    tensors: dict[str, ir.Tensor] = {}
-    for name, qp in q.items():
-        tensors[name] = ir.Tensor(name, graph[name].shape, "int8", qp)
-    ops: list[ir.Op] = []
-    for op in graph.ops:
-        if isinstance(op.attrs, (ir.Conv2D, ir.DepthwiseConv2D, ir.FullyConnected)):
-            wq = weights[op.name]
-            w, b = graph[op.inputs[1]], graph[op.inputs[2]]
-            wparams = ir.QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None \
-                else ir.QParams.per_tensor(float(wq.scales[0]))
-            dtype = "int4" if config.weight_bits <= 4 else "int8"     # int4 deploys packed, two per byte
-            tensors[w.name] = ir.Tensor(w.name, w.shape, dtype, wparams, wq.values)
-            bias_scales = (np.float64(q[op.inputs[0]].s) * wq.scales.astype(np.float64))
-            bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
-                           -(1 << 31), (1 << 31) - 1).astype(np.int32)
-            bparams = ir.QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0) if wq.axis is not None \
-                else ir.QParams.per_tensor(float(bias_scales[0]))
-            tensors[b.name] = ir.Tensor(b.name, b.shape, "int32", bparams, bias)
-            ops.append(op)
-        elif isinstance(op.attrs, ir.Concatenation):
-            inputs = []
-            for name in op.inputs:
-                if q[name] != q[op.outputs[0]]:
-                    requantized = f"{name}/requantized_for_{op.name}"
-                    tensors[requantized] = ir.Tensor(requantized, graph[name].shape, "int8", q[op.outputs[0]])
-                    ops.append(ir.Op(f"{op.name}_requantize_{len(inputs)}", ir.Quantize(), (name,), (requantized,)))
-                    name = requantized
-                inputs.append(name)
-            ops.append(ir.Op(op.name, op.attrs, tuple(inputs), op.outputs))
-        else:
-            for name in op.inputs:
-                t = graph[name]
-                if t.is_constant:   # e.g. a constant operand of ADD or MUL: quantize as an activation
-                    scale, zp = asymmetric_params(float(t.data.min()), float(t.data.max()))
-                    values = np.clip(np.round(t.data / scale) + zp, -128, 127).astype(np.int8)
-                    tensors[name] = ir.Tensor(name, t.shape, "int8", ir.QParams.per_tensor(scale, zp), values)
-            ops.append(op)
-    return ir.verify(ir.Graph(graph.name, tensors, tuple(ops), graph.inputs, graph.outputs))
+    `weights`, the quantized weights of each weighted op."""
+    context = Int8Context(graph, q, config, weights)
+    int8_ops = [new for op in graph.ops for new in ops.definition(op).quantize(op, graph, context)]
+    return ir.verify(ir.Graph(graph.name, context.tensors, tuple(int8_ops), graph.inputs, graph.outputs))

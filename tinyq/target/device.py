@@ -1,4 +1,6 @@
-"""A tinyq firmware on the other end of a serial link: load, invoke, read, profile."""
+"""A tinyq firmware on the other end of a serial link: load, invoke, read, profile; and the
+bench of a real board over its serial port (cycles from its counter, latency and energy from
+the board file)."""
 from __future__ import annotations
 
 import struct
@@ -78,3 +80,51 @@ class Device:
             values = struct.unpack(f"<{(len(reply) - 6) // 4}I", reply[6:])
             ticks += values[: layers - len(ticks)]
         return ticks
+
+
+def invoke_timeout(report, runs: int) -> float:
+    """Generous: slow portable kernels in a slow emulator, or a 4 MHz board."""
+    return 30.0 + runs * report.model.macs * 60 / 20e6
+
+
+def run_session(device: Device, report, session, profile: bool):
+    """INFO (the board must run this build), LOAD, INVOKE, READ and optionally PROFILE:
+    (info, invocation, output bytes, per-layer ticks or None)."""
+    info = device.info()
+    if info.get("model") != report.model.hash:
+        raise TinyqError(f"the board runs model {info.get('model')!r}, this build is {report.model.hash!r}: "
+                         "flash this build first (tinyq flash)")
+    device.load(session.packed)
+    timeout = invoke_timeout(report, session.runs)
+    invocation = device.invoke(session.runs, timeout=timeout)
+    raw = device.read(session.out_size)
+    layer_ticks = device.profile(len(report.ops), timeout=timeout) if profile else None
+    return info, invocation, raw, layer_ticks
+
+
+def measure(board, report, session) -> tuple[dict, bytes]:
+    """Bench a board on a serial port (anything pyserial's serial_for_url opens)."""
+    import serial
+    try:
+        link_port = serial.serial_for_url(session.port, baudrate=session.baud or board.section("port").get("baud", 115200),
+                                          timeout=0.05, exclusive=True)
+    except (serial.SerialException, OSError, ValueError) as err:
+        if "exclusively lock" in str(err):     # another program (a serial monitor, a second bench) has it
+            raise TinyqError(f"serial port {session.port} is busy: another program has it open; close that first") \
+                from None
+        raise TinyqError(f"cannot open serial port {session.port}: {err}") from None
+    with link_port:
+        info, invocation, raw, layer_ticks = run_session(Device(Link(link_port)), report, session, session.profile)
+    scale = board.data["clock_hz"] / int(info["counter_hz"])
+    cycles = invocation.last_ticks * scale
+    result = {"target": "device", "runs": session.runs, "cycles": int(cycles),
+              "cycles_per_mac": cycles / max(report.model.macs, 1),
+              "latency_ms": cycles / board.data["clock_hz"] * 1e3}
+    power = board.section("power")
+    if power:
+        result |= {"energy_uj": power["voltage"] * power["run_current_ma"] * result["latency_ms"],
+                   "energy_source": "model", "energy_basis": power["source"]}
+    if session.profile:
+        result["per_layer"] = [{"name": op.name, "type": op.type, "cycles": int(t * scale)}
+                               for op, t in zip(report.ops, layer_ticks)]
+    return result, raw

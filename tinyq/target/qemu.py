@@ -166,3 +166,27 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def measure(elf: Path, build_dir: Path, board: Board, report, session) -> tuple[dict, bytes]:
+    """Bench an emulated board: instructions per inference counted exactly by the plugin."""
+    from tinyq.target.device import Device, run_session
+    from tinyq.target.link import Link
+    with Emulator(board, elf, build_dir / "emulator") as emu:
+        device = Device(Link(emu.serial, timeout=10.0))
+        info, invocation, raw, layer_ticks = run_session(device, report, session, session.profile)
+        marks = emu.marks()
+    runs = session.runs
+    per_run = [marks[i + 1] - marks[i] for i in range(0, 2 * runs, 2)]
+    counter_hz = int(info["counter_hz"])
+    result = {"target": "emulated", "runs": runs, "instructions": per_run[0],
+              "instructions_per_mac": per_run[0] / max(report.model.macs, 1),
+              "instructions_all_runs_equal": len(set(per_run)) == 1,
+              "counter_ticks": invocation.last_ticks,
+              "counter_ticks_expected": per_run[0] * NS_PER_INSTRUCTION * counter_hz / 1e9}
+    if session.profile:
+        layer_marks = marks[2 * runs:]
+        result["per_layer"] = [
+            {"name": op.name, "type": op.type, "instructions": layer_marks[2 + 2 * i] - layer_marks[1 + 2 * i],
+             "counter_ticks": ticks} for i, (op, ticks) in enumerate(zip(report.ops, layer_ticks))]
+    return result, raw

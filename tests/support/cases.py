@@ -1,7 +1,7 @@
 """Small Keras models, converted by the TFLite converter, that cover the
 awkward corners of the int8 kernels. One row per case: a builder, the ops the
 converted model must contain (so each row really covers what it claims), and
-converter switches.
+converter switches (`int16`: the converter's 16x8 mode, int16 activations).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class Case:
     float_io: bool = False
     calib_scale: float = 1.0
     expect: dict = field(default_factory=dict)
+    inputs: int = 1             # with more than one, `build` gets a list of inputs of input_shape
+    int16: bool = False
 
 
 def _branches(k, x, scale_a, scale_b):
@@ -97,21 +99,24 @@ def convert(case: Case, out_dir: Path) -> Path:
     import tensorflow as tf
 
     keras.utils.set_random_seed(len(case.name))
-    x = keras.Input(case.input_shape, batch_size=1)
-    model = keras.Model(x, case.build(keras, x))
+    xs = [keras.Input(case.input_shape, batch_size=1) for _ in range(case.inputs)]
+    model = keras.Model(xs, case.build(keras, xs if case.inputs > 1 else xs[0]))
     rng = np.random.default_rng(0)
 
     def representative():
         for _ in range(64):
-            yield [rng.uniform(-case.calib_scale, case.calib_scale, (1,) + case.input_shape).astype(np.float32)]
+            yield [rng.uniform(-case.calib_scale, case.calib_scale, (1,) + case.input_shape).astype(np.float32)
+                   for _ in xs]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    ops_set = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 if case.int16 \
+        else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+    converter.target_spec.supported_ops = [ops_set]
     if not case.float_io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = tf.int16 if case.int16 else tf.int8
+        converter.inference_output_type = tf.int16 if case.int16 else tf.int8
     if case.per_tensor_dense:
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     path.write_bytes(converter.convert())

@@ -1,9 +1,10 @@
 """The numpy integer reference: the bit-exact twin of every generated kernel.
 
-`run(graph, inputs)` executes a verified graph and returns every tensor's
-value. Arrays carry one extra leading axis (a batch of independent samples)
-in front of the graph's shapes, so accuracy runs evaluate thousands of
-samples per call; `run` adds and removes that axis for single samples. Constant inputs
+`run(graph, inputs)` executes a verified graph, op by op through each op's
+reference kernel (tinyq/ops), and returns every tensor's value. Arrays carry
+one extra leading axis (a batch of independent samples) in front of the
+graph's shapes, so accuracy runs evaluate thousands of samples per call;
+`run` adds and removes that axis for single samples. Constant inputs
 (weights, biases) reach kernels without it.
 """
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from tinyq.ir import Graph
-from tinyq.prepare import prepare
-from tinyq.ref import affine, elementwise, pool, shape_ops, softmax  # noqa: F401  (register kernels)
-from tinyq.ref.registry import KERNELS
+from tinyq.ops import definition, kernel_params
 
 
 def run(graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *,
@@ -36,11 +35,10 @@ def run(graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *
             raise ValueError(f"input {name!r} has shape {x.shape[1:]}, the model expects {t.shape}")
         values[name] = x.astype(np.dtype("int8" if t.dtype == "int4" else t.dtype), copy=False)
     for op in graph.ops:
-        kernel = KERNELS[type(op.attrs)]
         in_tensors = [graph[n] for n in op.inputs]
         ins = [t.data if t.is_constant else values[t.name] for t in in_tensors]
-        values[op.outputs[0]] = kernel(op.attrs, prepare(op, graph), ins, in_tensors,
-                                       [graph[n] for n in op.outputs])
+        values[op.outputs[0]] = definition(op).reference(op.attrs, kernel_params(op, graph), ins, in_tensors,
+                                                          [graph[n] for n in op.outputs])
     return values if batched else {n: v[0] for n, v in values.items()}
 
 

@@ -1,0 +1,214 @@
+"""The op registry: everything tinyq knows about an op kind, in one module of this package.
+
+An op module defines its attrs dataclass and one `OpDef` subclass, decorated
+with `@register`: the dtype signatures its kernels implement, its shape and
+quantization rules, its integer parameters (TFLM's Prepare), the numpy
+reference kernel, the TensorFlow float forward pass, TFLite import and
+export, and the choice and lowering of its C kernel. Every other part of
+tinyq asks the registry (`definition(op)`), never the op's class, so adding
+an op is adding a module here (and its template). Modules are found by
+`all_ops()`; an op module needs no line anywhere else.
+"""
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from tinyq.errors import TinyqError
+
+if TYPE_CHECKING:
+    from tinyq.ir import Graph, Op, Tensor
+
+
+class Unsupported(TinyqError):
+    """A model construct the op does not implement (raised by TFLite import and lowering)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The dtypes of one implemented combination of inputs and outputs. With `variadic`,
+    the last input dtype repeats (CONCATENATION takes any number of inputs)."""
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    variadic: bool = False
+
+    def matches(self, ins: tuple[str, ...], outs: tuple[str, ...]) -> bool:
+        if outs != self.outputs:
+            return False
+        if self.variadic:
+            fixed = self.inputs[:-1]
+            return len(ins) >= len(self.inputs) and ins[:len(fixed)] == fixed and \
+                all(d == self.inputs[-1] for d in ins[len(fixed):])
+        return ins == self.inputs
+
+    @property
+    def is_float(self) -> bool:
+        """A float model's signature: verified and simulated, never lowered to C."""
+        return "float32" in self.outputs and "float32" in self.inputs
+
+    def __str__(self) -> str:
+        ins = ", ".join(self.inputs) + (", ..." if self.variadic else "")
+        return f"({ins}) -> {', '.join(self.outputs)}"
+
+
+def signature_of(ins: list[Tensor], outs: list[Tensor]) -> str:
+    return str(Signature(tuple(t.dtype for t in ins), tuple(t.dtype for t in outs)))
+
+
+class InPlace(enum.Enum):
+    """Whether a kernel's output may share memory with an input (the planner's question)."""
+    NEVER = "never"
+    ELEMENTWISE = "elementwise"    # any input of the output's size that dies here (element i reads index i)
+    FIRST_INPUT = "first input"    # the first input, when it dies here and the output is no larger
+    ALIAS = "alias"                # always the first input's memory (RESHAPE: same bytes)
+
+
+class OutputQuant(enum.Enum):
+    """How post-training quantization sets an op's output quantization."""
+    OWN = "own"          # the op requantizes: its output gets its own range
+    INPUT = "input"      # data movement: the output shares the first input's quantization
+    FIXED = "fixed"      # fixed by the kernel (SOFTMAX, LOGISTIC: scale 1/256, zero point -128)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The C kernel chosen for one op, decided once and read by the memory plan, the
+    lowering and the report. `name` is the kernel's header (tq_<name>.h); `template`
+    the Jinja file in templates/kernels rendered with `options`."""
+    name: str
+    template: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    scratch_bytes: int = 0                  # the Python twin of the kernel's *_get_buffer_size
+    in_place: InPlace = InPlace.NEVER
+    overlap_lead: int | None = None         # output may start this many bytes before its dying input
+    reference_because: str | None = None    # why a fast kernel was not taken (None: it was, or none exists)
+    weight_layout: str = "plain"            # plain | interleaved (rows in blocks, words of k) | tap pairs
+    rows_per_block: int = 1                 # output channels per inner-loop block (interleaved layout)
+    specialized: bool = False               # worth a layer function of its own (flatten, noinline)
+
+    def __post_init__(self):
+        if not self.template:
+            object.__setattr__(self, "template", self.name)
+
+    @property
+    def template_file(self) -> str:
+        return f"kernels/{self.template}.c.j2"
+
+
+class OpDef:
+    """One op kind. Subclasses set the class attributes and implement the facets their
+    signatures claim: float signatures need `forward`; integer ones `params`,
+    `reference`, `kernel` and `lower`; every op `check` and its TFLite mapping."""
+    attrs: type                                  # the op's attrs dataclass
+    name: str                                    # its TFLite builtin operator name
+    signatures: tuple[Signature, ...] = ()
+    tflite_aliases: tuple[str, ...] = ()         # more builtin operators imported as this op
+    output_quant: OutputQuant = OutputQuant.OWN
+
+    # --- rules -----------------------------------------------------------------------
+    def check(self, attrs, ins: list[Tensor], outs: list[Tensor]) -> None:
+        """Shape and quantization rules beyond the dtypes; raise IRError with the reason."""
+        raise NotImplementedError
+
+    # --- integer arithmetic ---------------------------------------------------------
+    def params(self, attrs, ins: list[Tensor], outs: list[Tensor]):
+        """The kernel's integer parameters, computed as TFLM's Prepare computes them."""
+        raise NotImplementedError
+
+    def reference(self, attrs, params, ins: list[np.ndarray], in_tensors: list[Tensor],
+                  outs: list[Tensor]) -> np.ndarray:
+        """The numpy reference: inputs carry a leading sample axis (constants do not)."""
+        raise NotImplementedError
+
+    # --- float semantics ------------------------------------------------------------
+    def forward(self, tf, op: Op, graph: Graph, xs: list):
+        """The op in TensorFlow float arithmetic on batched inputs (calibration, AdaRound, QAT)."""
+        raise NotImplementedError
+
+    # --- C --------------------------------------------------------------------------
+    def kernel(self, op: Op, graph: Graph, fast: bool) -> Kernel:
+        raise NotImplementedError
+
+    def lower(self, ctx, kernel: Kernel) -> dict:
+        """The values the kernel template's layer() macro renders."""
+        raise NotImplementedError
+
+    # --- TFLite ---------------------------------------------------------------------
+    def read_tflite(self, reader, op, inputs: list[int], outputs: list[int]) -> tuple[Any, list[int]]:
+        """(attrs, input tensor indices) of a TFLite operator."""
+        raise NotImplementedError
+
+    def write_tflite(self, writer, op: Op) -> None:
+        raise NotImplementedError
+
+    # --- facts with defaults --------------------------------------------------------
+    def macs(self, op: Op, graph: Graph) -> int:
+        return 0
+
+    def propagate_range(self, op: Op, ranges: list) -> tuple[float, float] | None:
+        """A data-free range of the output from the inputs' ranges (None: unknown)."""
+        return None
+
+    def quantize(self, op: Op, graph: Graph, context) -> list[Op]:
+        """The op in the int8 graph (see tinyq.quant.convert.Int8Context): by default the op
+        itself, with constant operands quantized like activations."""
+        for name in op.inputs:
+            if graph[name].is_constant:
+                context.constant_as_activation(name)
+        return [op]
+
+    def implements(self, ins: list[Tensor], outs: list[Tensor]) -> bool:
+        dtypes = tuple(t.dtype for t in ins), tuple(t.dtype for t in outs)
+        return any(s.matches(*dtypes) for s in self.signatures)
+
+    def supported(self) -> str:
+        return ", ".join(str(s) for s in self.signatures)
+
+
+_BY_ATTRS: dict[type, OpDef] = {}
+_BY_NAME: dict[str, OpDef] = {}
+_DISCOVERED = False
+
+
+def register(cls: type[OpDef]) -> type[OpDef]:
+    """Class decorator: make an OpDef subclass the definition of its attrs class."""
+    definition = cls()
+    for key, table in ((definition.attrs, _BY_ATTRS), (definition.name, _BY_NAME)):
+        if key in table:
+            raise AssertionError(f"{key} is registered twice")
+        table[key] = definition
+    return cls
+
+
+def all_ops() -> list[OpDef]:
+    """Every registered op, after importing every module of this package once."""
+    global _DISCOVERED
+    if not _DISCOVERED:
+        for module in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{module.name}")
+        _DISCOVERED = True
+    return sorted(_BY_NAME.values(), key=lambda d: d.name)
+
+
+def definition(op_or_attrs) -> OpDef:
+    """The definition of an op (or of an attrs object); KeyError for an unknown kind."""
+    attrs = getattr(op_or_attrs, "attrs", op_or_attrs)
+    return _BY_ATTRS[type(attrs)]
+
+
+def by_name(name: str) -> OpDef | None:
+    all_ops()
+    return _BY_NAME.get(name)
+
+
+def kernel_params(op: Op, graph: Graph):
+    """The integer parameters of an op's kernel (None for a float op)."""
+    ins, outs = [graph[n] for n in op.inputs], [graph[n] for n in op.outputs]
+    if outs[0].dtype == "float32" and all(t.dtype == "float32" for t in ins):
+        return None
+    return definition(op).params(op.attrs, ins, outs)

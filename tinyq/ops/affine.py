@@ -1,0 +1,256 @@
+"""What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: weights and bias, per-channel
+requantization, and the fast kernels' conditions and data layouts.
+
+A fast kernel replaces the reference kernel of an op only when it is
+bit-exact for every input: the folded bias (bias + input offset x weight sum)
+fits int32, every accumulator stays below 2^30 in magnitude, and every output
+channel's requantization shifts right by at least one bit (the conditions of
+tq_requant_apply); a layer whose multipliers or reach break the one-SMLAL
+form keeps the fast kernel with the reference requantization (`exact`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.int4 import pack_int4
+from tinyq.ir import Graph, Op, QParams, Tensor
+from tinyq.ops import OpDef, Signature, definition
+from tinyq.ops.common import FLOAT, INT8, activate, activation_range, clamp_int8, expect
+
+ACC_LIMIT = 1 << 30
+INT32 = (-(1 << 31), (1 << 31) - 1)
+SIGNATURES = (Signature((INT8, INT8, "int32"), (INT8,)), Signature((INT8, "int4", "int32"), (INT8,)),
+              Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)))
+
+
+@dataclass(frozen=True)
+class AffineParams:
+    """One multiplier per output channel."""
+    input_offset: int
+    output_offset: int
+    multiplier: tuple[int, ...]
+    shift: tuple[int, ...]
+    act_min: int
+    act_max: int
+
+
+class AffineOp(OpDef):
+    """An op y = act(W x + b) with constant weights (input 1) and bias (input 2)."""
+    signatures = SIGNATURES
+    weight_axis = 0              # the output-channel axis of the weights
+
+    def linear(self, tf, op: Op, graph: Graph, x, w):
+        """W x in TensorFlow (float, or integer codes held in float64), without bias or activation."""
+        raise NotImplementedError
+
+    def forward(self, tf, op, graph, xs):
+        x, w, b = xs
+        return activate(tf, self.linear(tf, op, graph, x, w) + b, op.attrs.activation)
+
+    def check_weights(self, w: Tensor, b: Tensor, channels: int) -> None:
+        expect(w.is_constant, f"weights {w.name!r} must be constant")
+        expect(b.is_constant and b.shape == (channels,), f"bias {b.name!r} must be a constant of shape ({channels},)")
+        if w.dtype == FLOAT:
+            return
+        q = w.qparams
+        expect(q is not None, f"weights {w.name!r} need quantization")
+        expect(all(z == 0 for z in q.zero_point), f"weights {w.name!r} must be symmetric (zero point 0)")
+        if q.per_channel_quantized:
+            expect(q.axis == self.weight_axis and len(q.scale) == channels,
+                   f"weights {w.name!r}: per-channel quantization must be on axis {self.weight_axis} "
+                   f"with {channels} scales")
+        expect(all(s > 0 and np.isfinite(s) for s in q.scale), f"weights {w.name!r} have a non-positive scale")
+
+    def params(self, attrs, ins, outs) -> AffineParams:
+        x, w, _ = ins
+        y = outs[0]
+        channels = w.shape[self.weight_axis]
+        scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
+        pairs = [fx.quantize_multiplier(float(np.float32(x.qparams.s)) * float(np.float32(s))
+                                        / float(np.float32(y.qparams.s))) for s in scales]
+        lo, hi = activation_range(attrs.activation, y)
+        return AffineParams(-x.qparams.zp, y.qparams.zp, tuple(m for m, _ in pairs),
+                            tuple(s for _, s in pairs), lo, hi)
+
+    def quantize(self, op, graph, context):
+        """Weights as `context` quantized them (int4 when 4 bits or fewer), the bias at input
+        scale x weight scale in int32."""
+        wq = context.weights[op.name]
+        w, b = graph[op.inputs[1]], graph[op.inputs[2]]
+        wparams = QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None \
+            else QParams.per_tensor(float(wq.scales[0]))
+        context.set(Tensor(w.name, w.shape, "int4" if context.config.weight_bits <= 4 else INT8, wparams, wq.values))
+        bias_scales = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
+        bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
+                       *INT32).astype(np.int32)
+        bparams = QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0) if wq.axis is not None \
+            else QParams.per_tensor(float(bias_scales[0]))
+        context.set(Tensor(b.name, b.shape, "int32", bparams, bias))
+        return [op]
+
+    def read_bias(self, reader, inputs, channels: int) -> list[int]:
+        return [inputs[0], inputs[1], reader.bias_or_zeros(inputs, channels, inputs[0], inputs[1])]
+
+
+def is_affine(op: Op) -> bool:
+    """Convolution, depthwise and dense layers: the ops whose weights quantization chooses."""
+    return isinstance(definition(op), AffineOp)
+
+
+def weight_axis(op: Op) -> int:
+    return definition(op).weight_axis
+
+
+# --- reference ----------------------------------------------------------------------------
+
+def requantize(acc, p: AffineParams) -> np.ndarray:
+    """int32 accumulator -> int8 with per-channel (last axis) multipliers."""
+    mult = np.asarray(p.multiplier, np.int64)
+    shift = np.asarray(p.shift, np.int64)
+    out = fx.multiply_by_quantized_multiplier(fx.wrap32(acc), mult, shift) + p.output_offset
+    return clamp_int8(out, p.act_min, p.act_max)
+
+
+def exact_matmul(a, b) -> np.ndarray:
+    """Integer matrix product through float64: every partial sum is an integer far below
+    2^53, so the result is exact and BLAS-fast."""
+    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+
+
+# --- fast kernels: conditions ------------------------------------------------------------
+
+def weight_rows(op: Op, graph: Graph) -> np.ndarray:
+    """The weights as (output channels, k) int64 rows."""
+    w = graph[op.inputs[1]].data.astype(np.int64)
+    axis = definition(op).weight_axis
+    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+
+def folded_bias(op: Op, graph: Graph) -> np.ndarray:
+    """bias + input_offset x (sum of each output channel's weights), as int64."""
+    offset = -graph[op.inputs[0]].qparams.zp
+    return graph[op.inputs[2]].data.astype(np.int64) + offset * weight_rows(op, graph).sum(axis=1)
+
+
+def why_not_fast(op: Op, graph: Graph, gemm: bool) -> str | None:
+    """None when the op may take a fast kernel, else the reason it may not."""
+    folded = folded_bias(op, graph)
+    if folded.min() < INT32[0] or folded.max() > INT32[1]:
+        return "the folded bias leaves int32"
+    if graph[op.inputs[1]].dtype == "int4" and gemm and \
+            16 * np.abs(weight_rows(op, graph)).sum(axis=1).max() * 128 >= INT32[1]:
+        return "int4 sums (kept 16x) may leave int32"
+    return None
+
+
+def exact_requant(op: Op, graph: Graph, p: AffineParams) -> bool:
+    """Whether the layer needs the reference requantization arithmetic: a multiplier of 0.5
+    or more, accumulators that may reach 2^30, or an output offset too wide to fold."""
+    reach = np.abs(weight_rows(op, graph)).sum(axis=1) * 128 + np.abs(folded_bias(op, graph))
+    return bool(reach.max() >= ACC_LIMIT) or not requant_fits(reach, p.multiplier, p.shift, p.output_offset)
+
+
+def requant_table(multipliers, shifts, output_offset: int, exact: bool = False) -> np.ndarray:
+    """(multiplier, right shift r, 2^(r-1) + output_offset 2^r) per channel: tq_requant; for
+    an exact layer, TFLM's (multiplier, shift, output_offset)."""
+    if exact:
+        return np.stack([np.asarray(multipliers, np.int64), np.asarray(shifts, np.int64),
+                         np.full(len(shifts), output_offset, np.int64)], axis=1)
+    r = -np.asarray(shifts, np.int64)
+    return np.stack([np.asarray(multipliers, np.int64), r, np.left_shift(1, r - 1) + output_offset * (1 << r)], axis=1)
+
+
+def requant_fits(reach: np.ndarray, multipliers, shifts, output_offset: int) -> bool:
+    """tq_requant_apply's conditions: right shifts of at least 1, and the high word
+    (acc m / 2^31 plus the rounding and offset terms) within int32."""
+    if max(shifts) > -1:
+        return False
+    table = requant_table(multipliers, shifts, output_offset)
+    high = reach * table[:, 0] // (1 << 31) + 2 + np.abs(table[:, 2])
+    return bool(high.max() < (1 << 31))
+
+
+# --- fast kernels: data layouts ----------------------------------------------------------
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def interleaved_words(op: Op, graph: Graph, rows_per_block: int) -> np.ndarray:
+    """Weight rows padded to whole words (4 int8 or 8 int4 k) and to a multiple of
+    `rows_per_block` rows, then interleaved: for each block, one word of every row in turn."""
+    rows = weight_rows(op, graph).astype(np.int8)
+    int4 = graph[op.inputs[1]].dtype == "int4"
+    n, k = rows.shape
+    padded = np.zeros((round_up(n, rows_per_block), round_up(k, 8 if int4 else 4)), np.int8)
+    padded[:n, :k] = rows
+    packed = np.stack([pack_int4(r) for r in padded]) if int4 else padded
+    blocks = packed.view(np.uint8).reshape(-1, rows_per_block, packed.shape[1] // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(blocks).reshape(-1).view("<u4")
+
+
+def paired_taps(op: Op, graph: Graph) -> np.ndarray:
+    """Depthwise weights per channel and kernel row in pairs (w[kx], w[kx+1]), an odd last
+    tap paired with zero: int16 halves of a word, or (int4) nibbles of a byte."""
+    w = graph[op.inputs[1]].data[0]
+    kh, kw, ch = w.shape
+    taps = np.zeros((ch, kh, round_up(kw, 2)), np.int64)
+    taps[:, :, :kw] = np.moveaxis(w, 2, 0)
+    if graph[op.inputs[1]].dtype == "int4":
+        taps &= 0xF
+        return (taps[..., 0::2] | (taps[..., 1::2] << 4)).astype(np.uint8).reshape(-1)
+    taps &= 0xFFFF
+    return (taps[..., 0::2] | (taps[..., 1::2] << 16)).astype(np.uint32).reshape(-1)
+
+
+def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
+    """`values` extended to `count` entries by repeating the last (padding rows are never stored)."""
+    return np.concatenate([values, np.repeat(values[-1:], count - len(values), axis=0)])
+
+
+# --- lowering ------------------------------------------------------------------------------
+
+def weights_array(ctx, kernel) -> str:
+    """The weights in the layout the chosen kernel reads."""
+    w = ctx.tensor(1)
+    name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
+    if kernel.weight_layout == "tap pairs":
+        return ctx.constant(name, paired_taps(ctx.op, ctx.graph), "uint8_t" if w.dtype == "int4" else "uint32_t",
+                            comment + " per channel and row in tap pairs (w[kx], w[kx+1])")
+    if kernel.weight_layout == "interleaved":
+        block, per_word = kernel.rows_per_block, 8 if w.dtype == "int4" else 4
+        return ctx.constant(name, interleaved_words(ctx.op, ctx.graph, block), "uint32_t",
+                            comment + f" as words, rows in blocks of {block} interleaved {per_word} k at a time")
+    if w.dtype == "int4":
+        return ctx.constant(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
+    return ctx.constant(name, w.data, "int8_t", comment)
+
+
+def affine_tables(ctx, kernel) -> dict:
+    """Weights, bias and requantization tables of CONV/DEPTHWISE/FC."""
+    b = ctx.tensor(2)
+    p = ctx.params
+    per_channel = len(set(zip(p.multiplier, p.shift))) > 1
+    channels = len(p.multiplier) if per_channel else 1
+    tables = {"filter": weights_array(ctx, kernel), "per_channel": int(per_channel), "input_offset": p.input_offset,
+              "output_offset": p.output_offset, "act": [p.act_min, p.act_max]}
+    if kernel.weight_layout == "plain":
+        return tables | {
+            "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
+            "multiplier": ctx.constant(f"tq_m_{ctx.ident}", np.array(p.multiplier[:channels], np.int32),
+                                       "int32_t", f"{ctx.op.name}: requantization multipliers"),
+            "shift": ctx.constant(f"tq_s_{ctx.ident}", np.array(p.shift[:channels], np.int32), "int32_t",
+                                  f"{ctx.op.name}: requantization shifts")}
+    rows = round_up(b.shape[0], kernel.rows_per_block)
+    exact = exact_requant(ctx.op, ctx.graph, p)
+    requant = requant_table(p.multiplier, p.shift, p.output_offset, exact)
+    return tables | {
+        "bias": ctx.constant(f"tq_bf_{ctx.ident}", padded_rows(folded_bias(ctx.op, ctx.graph), rows),
+                             "int32_t", f"{ctx.op.name}: bias with the input offset folded in"),
+        "requant": ctx.constant(f"tq_q_{ctx.ident}", padded_rows(requant, rows) if per_channel else requant[:1],
+                                "tq_requant", f"{ctx.op.name}: requantization (multiplier, shift, rounding)"),
+        "exact": int(exact)}
+

@@ -1,0 +1,136 @@
+"""Helpers the op modules share: rule checks, int8 clamps, fused activations, numeric twins of C."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ir import Activation, IRError, Tensor
+
+INT8_MIN, INT8_MAX = -128, 127
+INT8 = "int8"
+FLOAT = "float32"
+
+
+# --- rules ---------------------------------------------------------------------------
+
+def expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise IRError(message)
+
+
+def count(ins, outs, n_in: int, n_out: int = 1) -> None:
+    expect(len(ins) == n_in and len(outs) == n_out, f"expects {n_in} inputs and {n_out} outputs")
+
+
+def activation_tensor(t: Tensor, role: str) -> None:
+    """An activation is float without quantization, or integer with per-tensor parameters."""
+    if t.dtype == FLOAT:
+        expect(t.qparams is None, f"{role} {t.name!r} is float32 but carries quantization")
+        return
+    q = t.qparams
+    expect(q is not None and not q.per_channel_quantized, f"{role} {t.name!r} needs per-tensor quantization")
+    expect(INT8_MIN <= q.zp <= INT8_MAX, f"{role} {t.name!r} zero point {q.zp} outside int8")
+    expect(q.s > 0 and np.isfinite(q.s), f"{role} {t.name!r} has scale {q.s}")
+
+
+def same_quant(x: Tensor, y: Tensor, what: str) -> None:
+    if x.dtype != FLOAT:
+        expect(x.qparams == y.qparams, f"{what}: input and output must share quantization "
+                                       f"({x.qparams} vs {y.qparams})")
+
+
+def same_shape(x: Tensor, y: Tensor) -> None:
+    expect(x.shape == y.shape, "input and output shapes differ")
+
+
+def broadcast_shape(ins: list[Tensor]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*(t.shape for t in ins)))
+    except ValueError:
+        raise IRError(f"shapes {' and '.join(str(t.shape) for t in ins)} do not broadcast") from None
+
+
+def fixed_int8_output(y: Tensor) -> None:
+    """SOFTMAX and LOGISTIC write int8 at scale 1/256, zero point -128."""
+    if y.dtype == INT8:
+        expect(abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,
+               "int8 output must have scale 1/256 and zero point -128")
+
+
+# --- int8 arithmetic -------------------------------------------------------------------
+
+def activation_range(activation: Activation, out: Tensor) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized for an int8 output."""
+    scale, zp = np.float32(out.qparams.s), out.qparams.zp
+
+    def quantize(value: float) -> int:
+        return zp + fx.round_half_away(float(np.float32(value) / scale))
+
+    lo, hi = {Activation.NONE: (None, None), Activation.RELU: (0.0, None),
+              Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}[activation]
+    return (INT8_MIN if lo is None else max(INT8_MIN, quantize(lo)),
+            INT8_MAX if hi is None else min(INT8_MAX, quantize(hi)))
+
+
+def clamp_int8(x, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
+    return np.clip(x, lo, hi).astype(np.int8)
+
+
+def c_div(a, b):
+    """C integer division (truncates toward zero)."""
+    a = np.asarray(a, np.int64)
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def round_half_away_f32(v):
+    """roundf(): float32 in, float32 out, ties away from zero."""
+    v = np.asarray(v, np.float32)
+    a = np.abs(v)
+    r = np.floor(a)
+    r = r + (a - r >= np.float32(0.5))
+    return np.copysign(r, v).astype(np.float32)
+
+
+def aligned_operands(ins, in_tensors, outs) -> list[np.ndarray]:
+    """Elementwise operands as int64 with broadcast axes inserted after the sample axis
+    (constants, which have no sample axis, get one of size 1)."""
+    rank = len(outs[0].shape)
+    operands = []
+    for x, t in zip(ins, in_tensors):
+        x = x[None] if t.is_constant else x
+        operands.append(x.astype(np.int64).reshape((x.shape[0],) + (1,) * (rank - len(t.shape)) + t.shape))
+    return operands
+
+
+# --- C kernels --------------------------------------------------------------------------
+
+def dims4(shape) -> list[int]:
+    """A shape as the kernels' 4-D (n, h, w, c) dims."""
+    shape = list(shape)
+    if len(shape) > 4:
+        raise IRError(f"tensors of rank {len(shape)} are not supported by the C kernels (at most 4)")
+    return [1] * (4 - len(shape)) + shape
+
+
+def broadcast_strides(shape, out_shape) -> list[int]:
+    """Element strides of `shape` broadcast against `out_shape` (0 where broadcast)."""
+    shape4, out4 = dims4(shape), dims4(out_shape)
+    strides, step = [0] * 4, 1
+    for axis in range(3, -1, -1):
+        strides[axis] = 0 if shape4[axis] == 1 and out4[axis] != 1 else step
+        step *= shape4[axis]
+    return strides
+
+
+# --- float ------------------------------------------------------------------------------
+
+def activate(tf, x, activation: Activation):
+    """A fused activation in TensorFlow."""
+    if activation == Activation.RELU:
+        return tf.nn.relu(x)
+    if activation == Activation.RELU6:
+        return tf.nn.relu6(x)
+    if activation == Activation.RELU_N1_TO_1:
+        return tf.clip_by_value(x, -1.0, 1.0)
+    return x

@@ -1,0 +1,79 @@
+"""PAD (and PADV2 with the zero point as its value): pads with real 0.0, the zero point in int8.
+The output shares the input's quantization. Kernel: pad_s8."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported, register
+from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, dims4, expect, same_quant
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Pads with the zero point (value 0.0 in real terms)."""
+    paddings: tuple[tuple[int, int], ...]
+
+
+def _paddings(r, index: int, rank: int):
+    pads = r.constant(index, "PAD paddings")
+    if pads.shape != (rank, 2):
+        raise Unsupported(f"paddings of shape {pads.shape} for a rank-{rank} input")
+    return tuple((int(a), int(b)) for a, b in pads)
+
+
+@register
+class PadOp(OpDef):
+    attrs = Pad
+    name = "PAD"
+    tflite_aliases = ("PADV2",)
+    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+    output_quant = OutputQuant.INPUT
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 1)
+        x, y = ins[0], outs[0]
+        expect(len(a.paddings) == len(x.shape), "one (before, after) pair per dimension")
+        expect(all(p >= 0 for pair in a.paddings for p in pair), "negative padding")
+        shape = tuple(d + p + q for d, (p, q) in zip(x.shape, a.paddings))
+        expect(y.shape == shape, f"output shape {y.shape}, expected {shape}")
+        activation_tensor(x, "input")
+        same_quant(x, y, "pad")
+
+    def params(self, attrs, ins, outs):
+        return None     # data movement: no arithmetic
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        value = 0 if in_tensors[0].dtype == FLOAT else in_tensors[0].qparams.zp
+        return np.pad(ins[0], ((0, 0),) + a.paddings, constant_values=value)
+
+    def forward(self, tf, op, graph, xs):
+        return tf.pad(xs[0], [list(p) for p in op.attrs.paddings])
+
+    def propagate_range(self, op, ranges):
+        return ranges[0]
+
+    def kernel(self, op, graph, fast):
+        return Kernel("pad_s8")
+
+    def lower(self, ctx, kernel):
+        x = ctx.tensor(0)
+        pads = ctx.op.attrs.paddings
+        before = [0] * (4 - len(pads)) + [p[0] for p in pads]
+        return {"input_dims": dims4(x.shape), "pad_before": before, "value": x.qparams.zp,
+                "output_dims": dims4(ctx.out.shape), "input": ctx.input(), "output": ctx.output()}
+
+    def read_tflite(self, r, op, inputs, outputs):
+        x = r.tensor(inputs[0])
+        if len(inputs) > 2:     # PADV2: a constant value, which must be real 0.0
+            value = r.constant(inputs[2], "PADV2 constant").reshape(-1)
+            zero = 0 if x.dtype == FLOAT else x.qparams.zp
+            if value.size != 1 or value[0] != zero:
+                raise Unsupported("padding with a value other than zero is not supported")
+        return Pad(_paddings(r, inputs[1], len(x.shape))), inputs[:1]
+
+    def write_tflite(self, writer, op):
+        pads = writer.constant(f"{op.name}/paddings", np.array(op.attrs.paddings, np.int32))
+        writer.add_op("PAD", [writer.tensor(op.inputs[0]), pads], [writer.tensor(op.outputs[0])],
+                      writer.options("PadOptions"))

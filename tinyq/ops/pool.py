@@ -1,0 +1,150 @@
+"""AVERAGE_POOL_2D and MAX_POOL_2D over int8 NHWC, as TFLM computes them (padded cells do not
+count; the average rounds half away from zero). The output shares the input's quantization.
+
+Kernels: avgpool_s8 and maxpool_s8 (portable), avgpool_fast_s8 (four channels
+at a time, windows of at most 256 cells).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq.errors import TinyqError
+from tinyq.ir import Activation, Padding2D
+from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, register
+from tinyq.ops.common import FLOAT, INT8, activate, activation_range, activation_tensor, c_div, clamp_int8, count, \
+    dims4, expect, same_quant
+from tinyq.ops.window import nonnegative, out_size, padding_mode, windows
+
+FAST_MAX_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class AveragePool2D:
+    filter: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class MaxPool2D:
+    filter: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: Padding2D = Padding2D()
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    act_min: int
+    act_max: int
+
+
+def _mode(op, graph, with_output: bool) -> str:
+    a, x, y = op.attrs, graph[op.inputs[0]], graph[op.outputs[0]]
+    mode = padding_mode(a.padding, x.shape[1:3], a.filter, a.stride, (1, 1), y.shape[1:3] if with_output else None)
+    if mode is None:
+        raise TinyqError(f"{op.name}: pooling padding {a.padding} is neither SAME nor VALID")
+    return mode
+
+
+class PoolOp(OpDef):
+    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+    output_quant = OutputQuant.INPUT
+
+    def tf_pool(self, tf):
+        raise NotImplementedError
+
+    def pool(self, tf, op, graph, x):
+        """The pooling in TensorFlow, without the fused activation (QAT averages integer codes)."""
+        return self.tf_pool(tf)(x, op.attrs.filter, op.attrs.stride, _mode(op, graph, with_output=False))
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 1)
+        x, y = ins[0], outs[0]
+        expect(len(x.shape) == 4, "input must be 4-D NHWC")
+        expect(nonnegative(a.padding), "negative padding")
+        n, h, w, c = x.shape
+        oh = out_size(h, a.filter[0], a.stride[0], 1, a.padding.top, a.padding.bottom)
+        ow = out_size(w, a.filter[1], a.stride[1], 1, a.padding.left, a.padding.right)
+        expect(y.shape == (n, oh, ow, c), f"output shape {y.shape}, expected {(n, oh, ow, c)}")
+        activation_tensor(x, "input")
+        same_quant(x, y, "pooling")
+
+    def params(self, attrs, ins, outs):
+        return PoolParams(*activation_range(attrs.activation, outs[0]))
+
+    def forward(self, tf, op, graph, xs):
+        return activate(tf, self.pool(tf, op, graph, xs[0]), op.attrs.activation)
+
+    def propagate_range(self, op, ranges):
+        return ranges[0]
+
+    def pool_windows(self, a, x, in_tensor, out_tensor, pad_value):
+        xs = x.reshape((-1,) + in_tensor.shape[1:]).astype(np.int64)
+        return windows(xs, a.filter, a.stride, (1, 1), a.padding, out_tensor.shape[1:3], pad_value)
+
+    def lower(self, ctx, kernel):
+        a, p = ctx.op.attrs, ctx.params
+        return {"stride": list(a.stride), "padding": [a.padding.top, a.padding.left], "act": [p.act_min, p.act_max],
+                "input_dims": dims4(ctx.tensor(0).shape), "filter_dims": [1, a.filter[0], a.filter[1], 1],
+                "output_dims": dims4(ctx.out.shape), "input": ctx.input(), "output": ctx.output()}
+
+    def read_tflite(self, r, op, inputs, outputs):
+        o = r.options(op, "Pool2DOptions")
+        x = r.tensor(inputs[0])
+        r.need_rank(x, 4, "input")
+        kernel, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        pad = r.padding(o.Padding(), x.shape[1:3], kernel, stride, (1, 1))
+        return self.attrs(kernel, stride, pad, r.activation(o.FusedActivationFunction())), inputs[:1]
+
+    def write_tflite(self, writer, op):
+        a = op.attrs
+        writer.add_op(self.name, [writer.tensor(op.inputs[0])], [writer.tensor(op.outputs[0])], writer.options(
+            "Pool2DOptions", Padding=writer.padding_code(_mode(op, writer.graph, with_output=True)),
+            StrideH=a.stride[0], StrideW=a.stride[1], FilterHeight=a.filter[0], FilterWidth=a.filter[1],
+            FusedActivationFunction=writer.activation_code(a.activation)))
+
+
+@register
+class AveragePoolOp(PoolOp):
+    attrs = AveragePool2D
+    name = "AVERAGE_POOL_2D"
+
+    def tf_pool(self, tf):
+        return tf.nn.avg_pool2d
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x = ins[0]
+        sums = self.pool_windows(a, x, in_tensors[0], outs[0], 0).sum(axis=(3, 4))
+        valid = np.ones((1,) + in_tensors[0].shape[1:3] + (1,), np.int64)
+        counts = windows(valid, a.filter, a.stride, (1, 1), a.padding, outs[0].shape[1:3], 0).sum(axis=(3, 4))
+        half = counts // 2
+        avg = np.where(sums > 0, c_div(sums + half, counts), c_div(sums - half, counts))
+        return clamp_int8(avg, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
+
+    def kernel(self, op, graph, fast):
+        a = op.attrs
+        if fast and graph[op.inputs[0]].shape[3] % 4 == 0 and a.filter[0] * a.filter[1] <= FAST_MAX_WINDOW:
+            return Kernel("avgpool_fast_s8", specialized=True)
+        return Kernel("avgpool_s8", specialized=True, reference_because=(
+            f"channels not a multiple of 4, or a window above {FAST_MAX_WINDOW} cells" if fast else None))
+
+
+@register
+class MaxPoolOp(PoolOp):
+    attrs = MaxPool2D
+    name = "MAX_POOL_2D"
+
+    def tf_pool(self, tf):
+        return tf.nn.max_pool2d
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x = ins[0]
+        m = self.pool_windows(a, x, in_tensors[0], outs[0], -(1 << 20)).max(axis=(3, 4))
+        return clamp_int8(m, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
+
+    def kernel(self, op, graph, fast):
+        return Kernel("maxpool_s8", specialized=True)

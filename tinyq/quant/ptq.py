@@ -1,0 +1,144 @@
+"""Post-training quantization: a float model + calibration data -> an int8 IR graph.
+
+    result = quantize(float_model, calibration, QuantConfig(range_method="mse"))
+    result.graph        # int8 IR, ready for codegen, export and the integer reference
+
+Ranges (calibration statistics or BatchNorm statistics), then the passes the
+config names: CLE before ranges, AdaRound on the weights, bias correction on
+the converted graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyq import ir, ops
+from tinyq.data import Dataset
+from tinyq.errors import TinyqError
+from tinyq.float_model import FloatModel
+from tinyq.ops.affine import is_affine
+from tinyq.quant.adaround import apply_adaround
+from tinyq.quant.bias_correction import bias_shift, corrected_biases_empirical, input_means_analytic
+from tinyq.quant.cle import equalize
+from tinyq.quant.config import QuantConfig
+from tinyq.quant.convert import activation_qparams, quantize_weights, to_int8
+from tinyq.quant.evaluate import dequantize, integer_outputs
+from tinyq.quant.layerwise import dequantized
+from tinyq.quant.observe import activation_tensors, observe
+from tinyq.quant.ranges import bn_range, mse_range, percentile_range
+from tinyq.sim import FloatRunner
+
+@dataclass
+class QuantResult:
+    graph: ir.Graph                       # the int8 graph
+    float_graph: ir.Graph                 # the float graph it was made from (after any passes)
+    config: QuantConfig
+    ranges: dict[str, tuple[float, float]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _clip_to_activation(op: ir.Op | None, lo: float, hi: float) -> tuple[float, float]:
+    act = getattr(op.attrs, "activation", ir.Activation.NONE) if op else ir.Activation.NONE
+    floor, ceiling = act.float_range()
+    return max(lo, floor), min(hi, ceiling)
+
+
+def _propagated_range(op: ir.Op, ranges) -> tuple[float, float] | None:
+    """Data-free range of an op's output from its inputs' ranges (for BN-based setting)."""
+    ins = [ranges.get(n) for n in op.inputs]
+    if ins[0] is None:
+        return None
+    return ops.definition(op).propagate_range(op, ins)
+
+
+def activation_ranges(fm: FloatModel, graph: ir.Graph, calib: Dataset | None, config: QuantConfig,
+                      quiet: bool = False) -> dict[str, tuple[float, float]]:
+    method = config.range_method
+    stats = observe(graph, calib.x, histograms=method in ("mse", "percentile"), quiet=quiet) if calib else {}
+    producers = graph.producers()
+    ranges: dict[str, tuple[float, float]] = {}
+    missing = []
+    for name in activation_tensors(graph):
+        op = producers.get(name)
+        if method == "bn" and name in fm.bn_stats:
+            r = _clip_to_activation(op, *bn_range(*fm.bn_stats[name]))
+        elif method == "bn" and op is not None and (propagated := _propagated_range(op, ranges)) is not None:
+            r = _clip_to_activation(op, *propagated)
+        elif name in stats:
+            s = stats[name]
+            r = {"mse": lambda: mse_range(s), "percentile": lambda: percentile_range(s, config.percentile)}.get(
+                method, lambda: (s.lo, s.hi))()
+        else:
+            missing.append(name)
+            continue
+        ranges[name] = r
+    if missing:
+        raise TinyqError(f"no range for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}: "
+                         "give calibration data (--calib) — BatchNorm statistics cover only the layers they follow")
+    return ranges
+
+
+def _corrected_biases_analytic(graph: ir.Graph, weights: dict, bn_stats: dict) -> list[ir.Tensor]:
+    """Data-free bias correction from BatchNorm statistics."""
+    means = input_means_analytic(graph, bn_stats)
+    tensors = []
+    for op in graph.ops:
+        if op.name in weights and op.inputs[0] in means:
+            shift = bias_shift(op, graph[op.inputs[1]].data, dequantized(weights[op.name]), means[op.inputs[0]])
+            b = graph[op.inputs[2]]
+            tensors.append(ir.Tensor(b.name, b.shape, "float32", None, (b.data - shift).astype(np.float32)))
+    return tensors
+
+
+def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False,
+             adaround_iterations: int = 1000) -> QuantResult:
+    if calib is None and config.range_method != "bn":
+        raise TinyqError(f"range method {config.range_method} needs calibration data (--calib DATA); "
+                         "only 'bn' is data-free")
+    if calib is None and "adaround" in config.passes:
+        raise TinyqError("adaround learns from calibration data: give --calib DATA")
+    notes: list[str] = []
+    if "cle" in config.passes:
+        fm, cle_notes = equalize(fm)
+        notes += cle_notes
+    graph = fm.graph
+    ranges = activation_ranges(fm, graph, calib, config, quiet)
+    weight_method = "mse" if config.range_method == "mse" else "minmax"
+    weights = {op.name: quantize_weights(op, graph, config, weight_method)
+               for op in graph.ops if is_affine(op)}
+    qparams = activation_qparams(graph, ranges)
+    if "adaround" in config.passes:
+        weights = apply_adaround(graph, calib.x, weights, config.weight_bits, qparams,
+                                 iterations=adaround_iterations, quiet=quiet)
+    deployed = to_int8(graph, qparams, config, weights)
+    if "bc" in config.passes and calib is None:
+        corrected = _corrected_biases_analytic(graph, weights, fm.bn_stats)
+        notes.append(f"bc: analytic bias correction (BatchNorm statistics) of {len(corrected)} layers")
+        deployed = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
+    elif "bc" in config.passes:
+        deployed, note = _best_bias_correction(graph, calib.x, qparams, config, weights, deployed)
+        notes.append(note)
+    return QuantResult(deployed, graph, config, ranges, notes)
+
+
+def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
+    """Empirical bias correction fitted on the first 3/4 of the calibration data; the variant
+    with the lowest output error on the last quarter wins (no correction is a candidate)."""
+    split = max(1, len(x) * 3 // 4)
+    fit, held_out = x[:split], x[split:] if len(x) > split else x
+    reference = FloatRunner(graph, keep=set(graph.outputs)).outputs([held_out])[0]
+    candidates = {"none": uncorrected}
+    for total_shift, label in ((False, "weight error"), (True, "total shift")):
+        corrected = corrected_biases_empirical(graph, fit, weights, qparams, total_shift=total_shift)
+        candidates[label] = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
+    errors = {}
+    for label, candidate in candidates.items():
+        out = integer_outputs(candidate, held_out, quiet=True)[0]
+        deq = dequantize(candidate[candidate.outputs[0]], out).reshape(reference.shape)
+        errors[label] = float(np.mean((deq - reference) ** 2))
+    best = min(errors, key=errors.get)
+    detail = ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
+    if best == "none":
+        return uncorrected, f"bc: no correction lowered the held-out output error ({detail}); biases kept"
+    return candidates[best], f"bc: empirical bias correction ({best}); held-out output MSE {detail}"
