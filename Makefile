@@ -8,7 +8,7 @@ DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashio
 SHARED ?= $(firstword $(wildcard $(abspath ../shared) /work/shared) $(abspath ../shared))
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test demo bench clean
+.PHONY: setup system-deps test lint demo bench clean
 
 setup: system-deps $(STAMP)
 
@@ -29,14 +29,24 @@ system-deps:
 	  echo "tinyq: missing Debian packages:$$missing -- install them with: sudo apt-get install -y$$missing"; \
 	fi
 
-test: setup
+test: setup lint
 	TINYQ_SHARED=$(SHARED) $(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff: lint and the formatting check, over the package, tests and benches (config in pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check tinyq tests bench
+	$(VENV)/bin/ruff format --check tinyq tests bench
 
 # The main job: MLPerf Tiny keyword spotting built for an emulated Cortex-M4,
 # run in QEMU over the serial link and checked bit-exact.
 demo: setup
 	$(VENV)/bin/tinyq build $(SHARED)/models/mlperf_tiny/kws/kws_ref_model_int8.tflite --board mps2_an386 -o out/demo-kws
 	$(VENV)/bin/tinyq bench out/demo-kws --emulate --profile
+
+# Benchmarks that need only QEMU and the shared models (the others: python bench/<name>.py).
+bench: setup
+	TINYQ_SHARED=$(SHARED) $(PY) bench/memory.py
+	TINYQ_SHARED=$(SHARED) $(PY) bench/emulated.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,4 +1,5 @@
 """Shared bits of the benchmark scripts: where the models and peer figures are, output."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ def shared_dir() -> Path:
     raise SystemExit("cannot find the shared folder with models/ and anchors/ (set TINYQ_SHARED)")
 
 
-MLPERF = {"kws": "kws/kws_ref_model_int8.tflite", "ic": "ic/pretrainedResnet_int8.tflite",
-          "ad": "ad/ad01_int8.tflite"}
+MLPERF = {"kws": "kws/kws_ref_model_int8.tflite", "ic": "ic/pretrainedResnet_int8.tflite", "ad": "ad/ad01_int8.tflite"}
 
 
 def mlperf_path(key: str) -> Path:

@@ -4,6 +4,7 @@
 - `branchy`: Concatenate, Add and MaxPooling, a Dense head.
 Models are trained once and cached in bench/results/models/ (delete to retrain).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -22,7 +23,7 @@ def _idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -32,8 +33,12 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         raise SystemExit(f"{DATA} is missing: apt-get install dataset-fashion-mnist")
     x_train = _idx(DATA / "train-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 255.0
     x_test = _idx(DATA / "t10k-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 255.0
-    return (x_train, _idx(DATA / "train-labels-idx1-ubyte.gz").astype(np.int64),
-            x_test, _idx(DATA / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    return (
+        x_train,
+        _idx(DATA / "train-labels-idx1-ubyte.gz").astype(np.int64),
+        x_test,
+        _idx(DATA / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
+    )
 
 
 def mobilenet(keras):
@@ -82,11 +87,11 @@ def trained(name: str, epochs: int = 8) -> Path:
     if path.exists():
         return path
     import keras
+
     keras.utils.set_random_seed(0)
     x_train, y_train, x_test, y_test = load()
     model = BUILDERS[name](keras)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     print(f"training {name} for {epochs} epochs...", file=sys.stderr)
     model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_data=(x_test, y_test), verbose=2)
     MODELS.mkdir(parents=True, exist_ok=True)

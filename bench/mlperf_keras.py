@@ -9,6 +9,7 @@ do not fit, so that column means something for ad only). Data: ad uses the real 
 the model; kws and ic have no dataset offline, so they use smooth synthetic
 inputs spanning the int8 models' input ranges. Run: python bench/mlperf_keras.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from common import mlperf_path, print_table, shared_dir, write_results
-
 from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
-from tinyq.report import QuantSummary
 from tinyq.data import Dataset
 from tinyq.importers.keras import load_float_keras
 from tinyq.importers.tflite import load_tflite
 from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import dequantize, integer_outputs, sqnr_db
+from tinyq.report import QuantSummary
 from tinyq.sim import FloatRunner
+
+from common import mlperf_path, print_table, shared_dir, write_results
 
 KERAS = {"kws": "kws/kws_ref_model.h5", "ic": "ic/pretrainedResnet.h5", "ad": "ad/ad01.h5"}
 
@@ -65,22 +66,48 @@ def main() -> None:
             result = quantize(fm, calib, parse_config("mse"), quiet=True)
             floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test.x])[0]
 
-            def output_sqnr(graph):
+            def output_sqnr(graph, test=test, floats=floats):
                 out = integer_outputs(graph, test.x, quiet=True)[0]
                 return sqnr_db(floats, dequantize(graph[graph.outputs[0]], out).reshape(floats.shape))
 
             out_dir = Path(tmp) / key
-            report = build(result.graph, get_board("mps2_an386"), out_dir, source=rel,
-                           quant=QuantSummary("w8a8", ["mse"]), log=lambda message: None)
+            report = build(
+                result.graph,
+                get_board("mps2_an386"),
+                out_dir,
+                source=rel,
+                quant=QuantSummary("w8a8", ["mse"]),
+                log=lambda message: None,
+            )
             run = bench(out_dir, emulate=True)
-            rows.append({"model": key, "ops": len(result.graph.ops), "calibration": len(calib.x),
-                         "tinyq_sqnr_db": output_sqnr(result.graph), "mlperf_int8_sqnr_db": output_sqnr(official),
-                         "arena_bytes": report.memory.arena_bytes, "flash_bytes": report.memory.flash_bytes,
-                         "instructions": run["instructions"], "bit_exact": run["bit_exact"]})
+            rows.append(
+                {
+                    "model": key,
+                    "ops": len(result.graph.ops),
+                    "calibration": len(calib.x),
+                    "tinyq_sqnr_db": output_sqnr(result.graph),
+                    "mlperf_int8_sqnr_db": output_sqnr(official),
+                    "arena_bytes": report.memory.arena_bytes,
+                    "flash_bytes": report.memory.flash_bytes,
+                    "instructions": run["instructions"],
+                    "bit_exact": run["bit_exact"],
+                }
+            )
             print(f"{key}: done", file=sys.stderr)
-    print_table(rows, [("model", "s"), ("ops", "d"), ("calibration", "d"), ("tinyq_sqnr_db", ".1f"),
-                       ("mlperf_int8_sqnr_db", ".1f"), ("arena_bytes", ","), ("flash_bytes", ","),
-                       ("instructions", ","), ("bit_exact", "")])
+    print_table(
+        rows,
+        [
+            ("model", "s"),
+            ("ops", "d"),
+            ("calibration", "d"),
+            ("tinyq_sqnr_db", ".1f"),
+            ("mlperf_int8_sqnr_db", ".1f"),
+            ("arena_bytes", ","),
+            ("flash_bytes", ","),
+            ("instructions", ","),
+            ("bit_exact", ""),
+        ],
+    )
     print(f"wrote {write_results('mlperf_keras', rows)}")
 
 

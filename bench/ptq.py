@@ -6,14 +6,15 @@ computed with the integer reference (bit-exact with TFLite Micro); the
 TFLite converter's full-int8 model (its own PTQ on the same calibration
 images) is evaluated the same way. Run: python bench/ptq.py
 """
+
 from __future__ import annotations
 
 import os
 import sys
 
+import fashion
 import numpy as np
 
-import fashion
 from common import print_table, write_results
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,7 +32,8 @@ METHODS = ("minmax", "percentile", "mse", "bn")
 def tflite_converter_int8(model, calib: np.ndarray) -> bytes:
     import keras
     import tensorflow as tf
-    inputs = keras.Input(calib.shape[1:], batch_size=1)           # batch 1: no dynamic-shape ops
+
+    inputs = keras.Input(calib.shape[1:], batch_size=1)  # batch 1: no dynamic-shape ops
     converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[None]] for x in calib)
@@ -54,14 +56,38 @@ def rows_for(name: str, x_train, y_train, x_test, y_test) -> list[dict]:
             result = quantize(fm, calib, config, quiet=True)
             ev = evaluate(result.graph and fm.graph, result.graph, test, quiet=True)
             first = first or ev
-            rows.append({"model": name, "quantizer": "tinyq", "granularity": "per-channel" if per_channel else
-                         "per-tensor", "range": method, "accuracy": 100 * ev["quantized_accuracy"],
-                         "agreement": 100 * ev["agreement"], "output_sqnr_db": ev["output_sqnr_db"]})
+            rows.append(
+                {
+                    "model": name,
+                    "quantizer": "tinyq",
+                    "granularity": "per-channel" if per_channel else "per-tensor",
+                    "range": method,
+                    "accuracy": 100 * ev["quantized_accuracy"],
+                    "agreement": 100 * ev["agreement"],
+                    "output_sqnr_db": ev["output_sqnr_db"],
+                }
+            )
             print(f"{name} {method} {'pc' if per_channel else 'pt'}: {rows[-1]['accuracy']:.2f}", file=sys.stderr)
-    header = [{"model": name, "quantizer": "float", "granularity": "-", "range": "-",
-               "accuracy": 100 * first["float_accuracy"], "agreement": 100.0, "output_sqnr_db": None},
-              {"model": name, "quantizer": "tflite-converter", "granularity": "per-channel", "range": "minmax",
-               "accuracy": 100 * peer["quantized_accuracy"], "agreement": None, "output_sqnr_db": None}]
+    header = [
+        {
+            "model": name,
+            "quantizer": "float",
+            "granularity": "-",
+            "range": "-",
+            "accuracy": 100 * first["float_accuracy"],
+            "agreement": 100.0,
+            "output_sqnr_db": None,
+        },
+        {
+            "model": name,
+            "quantizer": "tflite-converter",
+            "granularity": "per-channel",
+            "range": "minmax",
+            "accuracy": 100 * peer["quantized_accuracy"],
+            "agreement": None,
+            "output_sqnr_db": None,
+        },
+    ]
     return header + rows
 
 
@@ -70,14 +96,23 @@ def main() -> None:
     rows = []
     for name in ("mobilenet", "branchy"):
         rows += rows_for(name, x_train, y_train, x_test, y_test)
-    print_table(rows, [("model", "s"), ("quantizer", "s"), ("granularity", "s"), ("range", "s"),
-                       ("accuracy", ".2f"), ("agreement", ".2f"), ("output_sqnr_db", ".1f")])
+    print_table(
+        rows,
+        [
+            ("model", "s"),
+            ("quantizer", "s"),
+            ("granularity", "s"),
+            ("range", "s"),
+            ("accuracy", ".2f"),
+            ("agreement", ".2f"),
+            ("output_sqnr_db", ".1f"),
+        ],
+    )
     print(f"wrote {write_results('ptq', rows)}")
     for name in ("mobilenet", "branchy"):
         mine = max(r["accuracy"] for r in rows if r["model"] == name and r["quantizer"] == "tinyq")
         peer = next(r["accuracy"] for r in rows if r["model"] == name and r["quantizer"] == "tflite-converter")
-        print(f"{name}: best tinyq W8A8 {mine:.2f}% vs TFLite converter {peer:.2f}% "
-              f"({'>=' if mine >= peer else '<'})")
+        print(f"{name}: best tinyq W8A8 {mine:.2f}% vs TFLite converter {peer:.2f}% ({'>=' if mine >= peer else '<'})")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,14 @@ QAT fine-tunes from the trained float model for 2 epochs at learning rate
 fine-tuned the same way is a row too. All quantized accuracies come from the
 integer reference on the 10,000 test images. Run: python bench/qat.py
 """
+
 from __future__ import annotations
 
 import sys
 import time
 
-import numpy as np
-
 import fashion
-from common import print_table, write_results
+import numpy as np
 
 from tinyq import qat
 from tinyq.data import Dataset
@@ -23,6 +22,8 @@ from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import evaluate, integer_outputs
 from tinyq.sim import FloatRunner
 from tinyq.tf import keras as load_keras
+
+from common import print_table, write_results
 
 EPOCHS, LR = 2, 1e-4
 
@@ -37,20 +38,41 @@ def main() -> None:
     test = Dataset(x_test, y_test)
     path = fashion.trained("mobilenet")
     fm = load_float_keras(path)
-    rows = [{"row": "float", "bits": "-", "method": "trained 8 epochs", "accuracy": float_accuracy(fm.graph, test),
-             "seconds": None}]
+    rows = [
+        {
+            "row": "float",
+            "bits": "-",
+            "method": "trained 8 epochs",
+            "accuracy": float_accuracy(fm.graph, test),
+            "seconds": None,
+        }
+    ]
     keras = load_keras()
     tuned = keras.models.load_model(path)
     tuned.compile(optimizer=keras.optimizers.Adam(LR), loss="sparse_categorical_crossentropy")
     tuned.fit(x_train, y_train, batch_size=64, epochs=EPOCHS, verbose=0)
-    rows.append({"row": "float", "bits": "-", "method": f"+{EPOCHS} epochs fine-tuning (control)",
-                 "accuracy": float_accuracy(float_model_from_keras(tuned).graph, test), "seconds": None})
+    rows.append(
+        {
+            "row": "float",
+            "bits": "-",
+            "method": f"+{EPOCHS} epochs fine-tuning (control)",
+            "accuracy": float_accuracy(float_model_from_keras(tuned).graph, test),
+            "seconds": None,
+        }
+    )
     calib = Dataset(x_train[:1000])
     for bits, algo in (("w8a8", "mse"), ("w4a8", "mse"), ("w4a8", "mse,adaround"), ("w3a8", "mse,adaround")):
         start = time.monotonic()
         graph = quantize(fm, calib, parse_config(algo, bits), quiet=True).graph
-        rows.append({"row": "PTQ", "bits": bits, "method": algo, "seconds": time.monotonic() - start,
-                     "accuracy": 100 * evaluate(None, graph, test, quiet=True)["quantized_accuracy"]})
+        rows.append(
+            {
+                "row": "PTQ",
+                "bits": bits,
+                "method": algo,
+                "seconds": time.monotonic() - start,
+                "accuracy": 100 * evaluate(None, graph, test, quiet=True)["quantized_accuracy"],
+            }
+        )
         print(rows[-1], file=sys.stderr)
     for bits, learnable in (("w8a8", True), ("w4a8", True), ("w4a8", False), ("w3a8", True)):
         start = time.monotonic()
@@ -60,15 +82,24 @@ def main() -> None:
         simulated = np.argmax(model.predict(test.x, verbose=0).reshape(len(test.x), -1), axis=1)
         ev = evaluate(None, graph, test, quiet=True)
         ints = integer_outputs(graph, test.x, quiet=True)[0].reshape(len(test.x), -1).argmax(axis=1)
-        rows.append({"row": "QAT", "bits": bits, "method": "LSQ" if learnable else "EMA ranges",
-                     "accuracy": 100 * ev["quantized_accuracy"], "seconds": time.monotonic() - start,
-                     "sim_agreement": 100 * float((simulated == ints).mean())})
+        rows.append(
+            {
+                "row": "QAT",
+                "bits": bits,
+                "method": "LSQ" if learnable else "EMA ranges",
+                "accuracy": 100 * ev["quantized_accuracy"],
+                "seconds": time.monotonic() - start,
+                "sim_agreement": 100 * float((simulated == ints).mean()),
+            }
+        )
         print(rows[-1], file=sys.stderr)
     print_table(rows, [("row", "s"), ("bits", "s"), ("method", "s"), ("accuracy", ".2f"), ("seconds", ".0f")])
     for row in rows:
         if "sim_agreement" in row:
-            print(f"QAT {row['bits']} {row['method']}: fake-quant vs integer reference top-1 agreement "
-                  f"{row['sim_agreement']:.2f}%")
+            print(
+                f"QAT {row['bits']} {row['method']}: fake-quant vs integer reference top-1 agreement "
+                f"{row['sim_agreement']:.2f}%"
+            )
     print(f"wrote {write_results('qat', rows)}")
 
 

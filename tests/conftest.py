@@ -1,4 +1,5 @@
 """Shared test fixtures: the ../shared models, the TFLite converter cases, tools."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ def mlperf_model():
     def get(key: str) -> Path:
         require(MODELS[key].exists(), str(MODELS[key]))
         return MODELS[key]
+
     return get
 
 
@@ -30,14 +32,15 @@ def builds(tmp_path_factory, mlperf_model):
     from tinyq.boards import get_board
     from tinyq.build import build
     from tinyq.importers.tflite import load_tflite
+
     cache = {}
 
     def get(key: str, board: str):
         if (key, board) not in cache:
             out = tmp_path_factory.mktemp(f"{key}_{board}")
             graph = load_tflite(mlperf_model(key))
-            report = build(graph, get_board(board), out, source=str(mlperf_model(key)),
-                           log=lambda message: None)
+            report = build(graph, get_board(board), out, source=str(mlperf_model(key)), log=lambda message: None)
             cache[key, board] = (out, report)
         return cache[key, board]
+
     return get

@@ -1,28 +1,31 @@
 """CLE, bias correction, AdaRound and int4 weights."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from support import keras_models
-from support.hostlib import HostModel
-from support.tflm import tflm_outputs
 from tinyq import codegen, ir, ref
 from tinyq.data import Dataset
 from tinyq.exporters.tflite import to_tflite
 from tinyq.importers.keras import load_float_keras
+from tinyq.ops.conv import Conv2D
 from tinyq.quant import parse_config, quantize
 from tinyq.quant.adaround import adaround_layer, reconstruction_error
 from tinyq.quant.bias_correction import bias_shift, clipped_gaussian_mean
 from tinyq.quant.cle import equalize, find_pairs
 from tinyq.quant.convert import quantize_weights
 from tinyq.sim import FloatRunner
-from tinyq.ops.conv import Conv2D
+
+from support import keras_models
+from support.hostlib import HostModel
+from support.tflm import tflm_outputs
 
 
 @pytest.fixture(scope="module")
 def keras():
     import keras
+
     return keras
 
 
@@ -38,7 +41,7 @@ def chain(keras, activation, tmp_path):
     for layer in model.layers[1:]:
         w = layer.get_weights()
         channels = w[0].shape[-1]
-        w[0] = w[0] * rng.uniform(0.05, 20, channels)      # per-output-channel ranges 400x apart
+        w[0] = w[0] * rng.uniform(0.05, 20, channels)  # per-output-channel ranges 400x apart
         w[1] = w[1] * rng.uniform(0.05, 20, channels)
         layer.set_weights(w)
     model.save(tmp_path / f"chain_{activation}.keras")
@@ -53,8 +56,11 @@ def test_cle_leaves_the_float_function_unchanged_and_equalizes(keras, tmp_path):
     after = FloatRunner(equalized.graph, keep=set(fm.graph.outputs)).outputs([x])[0]
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
     for a, b in find_pairs(equalized.graph):
-        r1 = np.abs(np.moveaxis(equalized.graph[a.inputs[1]].data, 3 if a.kind.startswith("DEPTH") else 0, 0)
-                    ).reshape(equalized.graph[a.outputs[0]].shape[-1], -1).max(axis=1)
+        r1 = (
+            np.abs(np.moveaxis(equalized.graph[a.inputs[1]].data, 3 if a.kind.startswith("DEPTH") else 0, 0))
+            .reshape(equalized.graph[a.outputs[0]].shape[-1], -1)
+            .max(axis=1)
+        )
         w2 = equalized.graph[b.inputs[1]].data
         r2 = np.abs(np.moveaxis(w2, 3, 0)).reshape(w2.shape[3], -1).max(axis=1)
         np.testing.assert_allclose(r1, r2, rtol=1e-3)
@@ -81,10 +87,10 @@ def test_analytic_bias_correction_matches_brute_force(keras, tmp_path):
     rng = np.random.default_rng(1)
     beta, gamma = rng.normal(0.5, 1, 4), rng.uniform(0.3, 2, 4)
     w = rng.normal(0, 1, (6, 3, 3, 4))
-    w_quant = np.round(w * 2) / 2                        # a coarse quantizer, so the shift is visible
+    w_quant = np.round(w * 2) / 2  # a coarse quantizer, so the shift is visible
     op = ir.Op("conv", Conv2D(), ("x", "w", "b"), ("y",))
     analytic = bias_shift(op, w, w_quant, clipped_gaussian_mean(beta, gamma, 0.0, np.inf))
-    x = np.maximum(rng.normal(beta, gamma, (400_000, 3, 3, 4)), 0)   # one receptive field per sample
+    x = np.maximum(rng.normal(beta, gamma, (400_000, 3, 3, 4)), 0)  # one receptive field per sample
     brute = np.einsum("ohwi,nhwi->no", w_quant - w, x).mean(axis=0)
     np.testing.assert_allclose(analytic, brute, atol=0.01 * np.abs(brute).max() + 1e-3)
 
@@ -92,11 +98,13 @@ def test_analytic_bias_correction_matches_brute_force(keras, tmp_path):
 def test_adaround_reduces_reconstruction_error():
     rng = np.random.default_rng(0)
     w = rng.normal(0, 0.3, (16, 3, 3, 8)).astype(np.float32)
-    tensors = {"x": ir.Tensor("x", (1, 8, 8, 8), "float32"), "w": ir.Tensor("w", w.shape, "float32", None, w),
-               "b": ir.Tensor("b", (16,), "float32", None, rng.normal(0, 0.1, 16).astype(np.float32)),
-               "y": ir.Tensor("y", (1, 8, 8, 16), "float32")}
-    op = ir.Op("conv", Conv2D(padding=ir.Padding2D(1, 1, 1, 1), activation=ir.Activation.RELU), ("x", "w", "b"),
-               ("y",))
+    tensors = {
+        "x": ir.Tensor("x", (1, 8, 8, 8), "float32"),
+        "w": ir.Tensor("w", w.shape, "float32", None, w),
+        "b": ir.Tensor("b", (16,), "float32", None, rng.normal(0, 0.1, 16).astype(np.float32)),
+        "y": ir.Tensor("y", (1, 8, 8, 16), "float32"),
+    }
+    op = ir.Op("conv", Conv2D(padding=ir.Padding2D(1, 1, 1, 1), activation=ir.Activation.RELU), ("x", "w", "b"), ("y",))
     graph = ir.verify(ir.Graph("g", tensors, (op,), ("x",), ("y",)))
     x = np.maximum(rng.normal(0.3, 1, (256, 8, 8, 8)), 0).astype(np.float32)
     nearest = quantize_weights(op, graph, parse_config("minmax", "w4a8"), "minmax")
@@ -112,12 +120,22 @@ def test_all_passes_improve_per_tensor_w4(keras, tmp_path):
     floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test.x])[0]
 
     def error(algo):
-        result = quantize(fm, calib, parse_config(algo, "w4a8", per_tensor=True), quiet=True,
-                          adaround_iterations=200)
+        result = quantize(fm, calib, parse_config(algo, "w4a8", per_tensor=True), quiet=True, adaround_iterations=200)
         out = result.graph[result.graph.outputs[0]]
-        ints = ref.outputs(result.graph, [(np.clip(np.round(test.x / result.graph[result.graph.inputs[0]].qparams.s)
-                                                   + result.graph[result.graph.inputs[0]].qparams.zp, -128, 127)
-                                           .astype(np.int8))[:, None]], batched=True)[0]
+        ints = ref.outputs(
+            result.graph,
+            [
+                (
+                    np.clip(
+                        np.round(test.x / result.graph[result.graph.inputs[0]].qparams.s)
+                        + result.graph[result.graph.inputs[0]].qparams.zp,
+                        -128,
+                        127,
+                    ).astype(np.int8)
+                )[:, None]
+            ],
+            batched=True,
+        )[0]
         deq = (ints.astype(np.float64) - out.qparams.zp) * out.qparams.s
         return float(np.mean((deq.reshape(floats.shape) - floats) ** 2))
 
@@ -139,11 +157,11 @@ def test_int4_weights_deploy_packed_and_bit_exact(keras, tmp_path):
     # like for like (the reference kernels' layouts; fast kernels may pad or pair int8 weights)
     portable8, portable4 = (codegen.generate(g, fast=False).weights_bytes for g in (w8, w4))
     assert portable8 - portable4 == weights8 - weights4
-    assert c4.generated.weights_bytes < c8.generated.weights_bytes   # and with the fast kernels' layouts
+    assert c4.generated.weights_bytes < c8.generated.weights_bytes  # and with the fast kernels' layouts
     data = to_tflite(w4)
     rng = np.random.default_rng(1)
     for _ in range(10):
         x = rng.integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)
         out = c4.run([x])[0]
         assert np.array_equal(out, ref.outputs(w4, [x])[0])
-        assert np.array_equal(out, tflm_outputs(data, [x], 1)[0].reshape(out.shape))   # TFLM reads INT4 too
+        assert np.array_equal(out, tflm_outputs(data, [x], 1)[0].reshape(out.shape))  # TFLM reads INT4 too

@@ -1,21 +1,24 @@
 """RAM and flash budgets: the overshoot and the layers responsible, exit code 2."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from support.env import require_tool
-from support.cli import tinyq
 from tinyq import ir
 from tinyq.boards import get_board
 from tinyq.budget import BudgetError, parse_size
 from tinyq.build import build
 from tinyq.ops.quantize import Quantize
 
+from support.cli import tinyq
+from support.env import require_tool
 
-@pytest.mark.parametrize("text, size", [("4096", 4096), ("256K", 262144), ("256kb", 262144), ("1M", 1 << 20),
-                                        (" 2 MiB ", 2 << 20)])
+
+@pytest.mark.parametrize(
+    "text, size", [("4096", 4096), ("256K", 262144), ("256kb", 262144), ("1M", 1 << 20), (" 2 MiB ", 2 << 20)]
+)
 def test_sizes_parse(text, size):
     assert parse_size(text) == size
 
@@ -29,7 +32,7 @@ def test_bad_sizes_are_clear_errors(text):
 def test_ram_budget_names_the_overshoot_and_the_buffers_at_the_peak(mlperf_model, tmp_path):
     result = tinyq("build", mlperf_model("kws"), "--board", "host", "--max-ram", "4K", "-o", tmp_path / "b")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    report = json.loads((tmp_path / "b" / "report.json").read_text())     # written, to see why
+    report = json.loads((tmp_path / "b" / "report.json").read_text())  # written, to see why
     over = report["memory"]["arena_bytes"] - 4096
     assert f"{over:,} over the 4,096-byte budget (--max-ram)" in result.stderr
     assert "the arena holds" in result.stderr and "conv_2d" in result.stderr
@@ -48,8 +51,7 @@ def test_board_memory_is_the_default_budget(tmp_path):
     q = ir.QParams.per_tensor
     x = ir.Tensor("x", (1, 128, 128, 16), "int8", q(0.05, 0))
     y = ir.Tensor("y", (1, 128, 128, 16), "int8", q(0.05, 0))
-    graph = ir.verify(ir.Graph("big", {"x": x, "y": y}, (ir.Op("relu", Quantize(), ("x",), ("y",)),),
-                               ("x",), ("y",)))
+    graph = ir.verify(ir.Graph("big", {"x": x, "y": y}, (ir.Op("relu", Quantize(), ("x",), ("y",)),), ("x",), ("y",)))
     board = get_board("netduinoplus2")
     ram = board.section("memory")["ram_bytes"]
     assert ram < x.nbytes
@@ -61,11 +63,11 @@ def test_firmware_flash_is_checked_after_linking(mlperf_model, tmp_path):
     """Constants fit, the linked firmware (code included) does not."""
     require_tool("arm-none-eabi-gcc")
     from tinyq.importers.tflite import load_tflite
+
     graph = load_tflite(mlperf_model("kws"))
     first = build(graph, get_board("mps2_an386"), tmp_path / "a", source="kws", log=lambda m: None)
     budget = first.memory.weights_bytes + 1000
     assert first.memory.flash_bytes > budget
     with pytest.raises(BudgetError, match="the firmware's flash needs"):
-        build(graph, get_board("mps2_an386"), tmp_path / "b", source="kws", log=lambda m: None,
-              max_flash=budget)
+        build(graph, get_board("mps2_an386"), tmp_path / "b", source="kws", log=lambda m: None, max_flash=budget)
     assert first.memory.budget.max_flash == 4 * 1024 * 1024

@@ -1,12 +1,14 @@
 """`tinyq build --board host` and `tinyq bench` end to end, as a user runs them."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
-from support.cli import assert_clean_error, tinyq
 from tinyq.importers.tflite import load_tflite
+
+from support.cli import assert_clean_error, tinyq
 
 
 def test_build_and_bench_on_host(tmp_path, mlperf_model, anchors):

@@ -1,4 +1,5 @@
 """The command line: help, inspect, and one clear error line for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from support.cases import Case, convert
-from support.cli import assert_clean_error, tinyq
 from tinyq.errors import TinyqError
 from tinyq.importers.tflite import parse_tflite
+
+from support.cases import Case, convert
+from support.cli import assert_clean_error, tinyq
 
 
 def test_help_lists_commands():
@@ -80,8 +82,10 @@ def test_json_mode_prints_one_json_document(mlperf_model, tmp_path):
     built = tinyq("--print-json", "build", mlperf_model("ad"), "--board", "host", "-o", tmp_path / "b")
     assert built.returncode == 0 and built.stderr == ""
     report = json.loads(built.stdout)
-    assert report["memory"]["arena_bytes"] == json.loads((tmp_path / "b" / "report.json").read_text())["memory"][
-        "arena_bytes"]
+    assert (
+        report["memory"]["arena_bytes"]
+        == json.loads((tmp_path / "b" / "report.json").read_text())["memory"]["arena_bytes"]
+    )
     bench = json.loads(tinyq("--print-json", "bench", tmp_path / "b").stdout)
     assert bench["bit_exact"] is True and bench["target"] == "host"
     failed = tinyq("--print-json", "build", mlperf_model("ad"), "--board", "nope", "-o", tmp_path / "c")
@@ -93,7 +97,9 @@ def test_quiet_mode_leaves_results_and_errors(tmp_path):
     x = np.random.default_rng(0).normal(0, 1, (32, 12)).astype(np.float32)
     np.savez(data, x=x, y=np.zeros(32, np.int64))
     import keras
+
     from support import keras_models
+
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     loud = tinyq("eval", tmp_path / "m.keras", "--data", data)
     quiet = tinyq("-q", "eval", tmp_path / "m.keras", "--data", data)

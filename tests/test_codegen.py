@@ -1,16 +1,18 @@
 """Generated C, compiled for the host, against the numpy reference and TFLM."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from support.cases import CASES, convert
-from support.inputs import random_inputs, structured_input
-from support.hostlib import HostModel
-from support.tflm import tflm_outputs
 from tinyq import ir, ref
 from tinyq.importers.tflite import parse_tflite
 from tinyq.ops.conv import Conv2D
+
+from support.cases import CASES, convert
+from support.hostlib import HostModel
+from support.inputs import random_inputs, structured_input
+from support.tflm import tflm_outputs
 
 RANDOM_INPUTS = 20
 
@@ -50,8 +52,20 @@ def test_corner_case_c_bit_exact(case, case_dir, tmp_path):
         assert_c_matches_ref_and_tflm(data, model, inputs)
 
 
-HOSTILE_NAMES = ['int', 'a"b\'c', "line\nbreak", "*/ exit(1); /*", "??/", "caf\u00e9 \u2603", "a-b", "a_b", "",
-                 "9lives", "__reserved", "while"]
+HOSTILE_NAMES = [
+    "int",
+    "a\"b'c",
+    "line\nbreak",
+    "*/ exit(1); /*",
+    "??/",
+    "caf\u00e9 \u2603",
+    "a-b",
+    "a_b",
+    "",
+    "9lives",
+    "__reserved",
+    "while",
+]
 
 
 def test_hostile_names_yield_valid_harmless_c(tmp_path):
@@ -61,15 +75,21 @@ def test_hostile_names_yield_valid_harmless_c(tmp_path):
     tensors = {"x": ir.Tensor(HOSTILE_NAMES[1], (1, 4, 4, 2), "int8", q(0.05, -3))}
     ops, previous = [], HOSTILE_NAMES[1]
     for i, name in enumerate(HOSTILE_NAMES):
-        w = ir.Tensor(f"{name}/w", (2, 1, 1, 2), "int8", ir.QParams.per_channel([0.02, 0.03], 0),
-                      rng.integers(-127, 128, (2, 1, 1, 2)).astype(np.int8))
+        w = ir.Tensor(
+            f"{name}/w",
+            (2, 1, 1, 2),
+            "int8",
+            ir.QParams.per_channel([0.02, 0.03], 0),
+            rng.integers(-127, 128, (2, 1, 1, 2)).astype(np.int8),
+        )
         b = ir.Tensor(f"{name}/b", (2,), "int32", None, rng.integers(-50, 50, 2).astype(np.int32))
         y = ir.Tensor(f"{name} out {i}", (1, 4, 4, 2), "int8", q(0.05 + 0.01 * i, i - 5))
         tensors |= {w.name: w, b.name: b, y.name: y}
         ops.append(ir.Op(name, Conv2D(activation=ir.Activation.RELU), (previous, w.name, b.name), (y.name,)))
         previous = y.name
-    graph = ir.Graph('evil "model" */', {t.name: t for t in tensors.values()}, tuple(ops),
-                     (HOSTILE_NAMES[1],), (previous,))
+    graph = ir.Graph(
+        'evil "model" */', {t.name: t for t in tensors.values()}, tuple(ops), (HOSTILE_NAMES[1],), (previous,)
+    )
     ir.verify(graph)
     model = HostModel(graph, tmp_path)
     source = (tmp_path / "src" / "tinyq_model.c").read_text()

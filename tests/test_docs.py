@@ -1,6 +1,7 @@
 """The docs match the code: the CLI reference lists exactly `--help`'s options, and
 the tutorial's commands run as written (its board-only steps: the build runs,
 flashing and the serial bench need a board)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from support.env import require, require_tool
-from support.cli import tinyq
 from tinyq import ops
 from tinyq.cli import cli
+
+from support.cli import tinyq
+from support.env import require, require_tool
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -57,8 +58,10 @@ def test_readme_operator_table_is_the_registry():
     """One row per registered op: its deployed dtype signatures and the TFLite operators read as it."""
     text = (DOCS.parent / "README.md").read_text()
     rows = re.findall(r"^\| ([A-Z_0-9]+) \| (.*?) \| (.*?) \|$", text, re.M)
-    expected = [(d.name, "; ".join(str(s) for s in d.signatures if not s.is_float), ", ".join(d.tflite_aliases))
-                for d in ops.all_ops()]
+    expected = [
+        (d.name, "; ".join(str(s) for s in d.signatures if not s.is_float), ", ".join(d.tflite_aliases))
+        for d in ops.all_ops()
+    ]
     assert [(name, sigs, aliases.strip()) for name, sigs, aliases in rows] == expected
 
 

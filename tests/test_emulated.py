@@ -1,17 +1,18 @@
 """Firmware in QEMU: MLPerf Tiny models on emulated Cortex-M4 and M7, over the serial link."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from support.env import require_tool
-from support.tflm import tflm_outputs
 from tinyq.bench import bench
 from tinyq.boards import get_board
 from tinyq.build import build
 from tinyq.importers.tflite import load_tflite
 from tinyq.target.qemu import Emulator
+
+from support.env import require_tool
+from support.tflm import tflm_outputs
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,7 +25,7 @@ def tools():
 @pytest.mark.parametrize("key", ["kws", "ic", "ad"])
 def test_mlperf_in_qemu_bit_exact_and_deterministic(key, board, builds, anchors, mlperf_model, tmp_path):
     out, report = builds(key, board)
-    assert report.firmware.builder == "pio"      # the local dev-platform builds offline
+    assert report.firmware.builder == "pio"  # the local dev-platform builds offline
     assert report.memory.flash_bytes > report.memory.weights_bytes
     first = bench(out, emulate=True, runs=2)
     assert first["bit_exact"] and first["instructions_all_runs_equal"]
@@ -36,7 +37,7 @@ def test_mlperf_in_qemu_bit_exact_and_deterministic(key, board, builds, anchors,
     expected = tflm_outputs(mlperf_model(key).read_bytes(), [x], 1)[0]
     assert second["bit_exact"] and second["outputs"][0] == expected.reshape(-1).tolist()
     third = bench(out, emulate=True)
-    assert third["instructions"] == first["instructions"]      # the same input counts the same in every session
+    assert third["instructions"] == first["instructions"]  # the same input counts the same in every session
 
 
 def test_instruction_count_matches_the_icount_timer(builds):
@@ -55,14 +56,15 @@ def test_profile_accounts_for_every_layer(builds):
     layers = result["per_layer"]
     assert [layer["name"] for layer in layers] == [op.name for op in report.ops]
     total = sum(layer["instructions"] for layer in layers)
-    assert abs(result["instructions"] - total) < 60 * len(layers)   # call and marker overhead only
+    assert abs(result["instructions"] - total) < 60 * len(layers)  # call and marker overhead only
     convs = [(op.macs, layer["instructions"]) for op, layer in zip(report.ops, layers) if op.type == "CONV_2D"]
-    assert max(convs)[1] == max(count for _, count in convs)       # the convolution with the most MACs costs most
+    assert max(convs)[1] == max(count for _, count in convs)  # the convolution with the most MACs costs most
 
 
 def test_mlperf_runner_dialect(builds, anchors):
     """The EEMBC / MLPerf Tiny runner's ASCII commands drive the same firmware."""
     import time
+
     out, report = builds("ad", "mps2_an386")
     data = bytes((i * 7 + 3) % 256 for i in range(640))
 
@@ -73,13 +75,14 @@ def test_mlperf_runner_dialect(builds, anchors):
             reply += port.read(4096)
         return reply.decode()
 
-    with Emulator(get_board("mps2_an386"), out / report.firmware.elf, out / "emulator_eembc",
-                  count_instructions=False) as emu:
+    with Emulator(
+        get_board("mps2_an386"), out / report.firmware.elf, out / "emulator_eembc", count_instructions=False
+    ) as emu:
         time.sleep(0.5)
-        emu.serial.read(4096)        # the boot banner (unless pyserial dropped it on connect)
+        emu.serial.read(4096)  # the boot banner (unless pyserial dropped it on connect)
         assert "m-name-dut-[tinyq mps2_an386]" in command(emu.serial, "name%")
         assert "m-[Expecting 640 bytes]" in command(emu.serial, "db load 640%")
-        replies = [command(emu.serial, f"db {data[i:i + 200].hex()}%") for i in range(0, 640, 200)]
+        replies = [command(emu.serial, f"db {data[i : i + 200].hex()}%") for i in range(0, 640, 200)]
         assert "m-load-done" in replies[-1]
         reply = command(emu.serial, "infer 2 1%")
         laps = [int(line.split("-")[-1]) for line in reply.split() if line.startswith("m-lap-us-")]
@@ -93,10 +96,11 @@ def test_int4_weights_in_qemu(tmp_path):
     """A W4A8 model: weights packed two per byte, unpacked by the kernels, bit-exact in QEMU."""
     import keras
 
-    from support import keras_models
     from tinyq.data import Dataset
     from tinyq.importers.keras import load_float_keras
     from tinyq.quant import parse_config, quantize
+
+    from support import keras_models
 
     keras_models.build(keras, "separable_conv").save(tmp_path / "m.keras")
     fm = load_float_keras(tmp_path / "m.keras")
@@ -109,4 +113,4 @@ def test_int4_weights_in_qemu(tmp_path):
         assert result["bit_exact"], bits
         sizes[bits] = sum(graph[op.inputs[1]].nbytes for op in graph.ops)
         assert report.memory.flash_bytes > 0
-    assert sizes["w4a8"] * 2 - sizes["w8a8"] <= 2        # half, up to the odd-length padding byte
+    assert sizes["w4a8"] * 2 - sizes["w8a8"] <= 2  # half, up to the odd-length padding byte

@@ -4,6 +4,7 @@ Model files that are corrupt or truncated are covered by test_cli and test_fuzz,
 unsupported layers and ops by test_keras_import and test_cli, noisy serial lines by
 test_faults; this file covers the rest, one table row per case.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 import serial
 
-from support.env import require_tool
 from support.cli import assert_clean_error, tinyq
+from support.env import require_tool
 
 
 def _softmax_axis(L, x):
@@ -45,15 +46,25 @@ MODEL_CASES = {
     "softmax over a spatial axis": ((8, 8, 3), _softmax_axis, [], "softmax over axis 1 is not supported"),
     "batchnorm over a spatial axis": ((8, 8, 3), _batchnorm_axis, [], "BatchNormalization over axis"),
     "layer used twice": ((8, 8, 3), _shared_layer, [], "is used 2 times"),
-    "activations over the RAM": ((1000, 1000, 3), _too_big, ["--board", "mps2_an386"], "over the 4,194,304-byte budget"),
-    "weights over the flash": ((8, 8, 3), _huge_dense, ["--board", "mps2_an386", "--max-flash", "1M"],
-                               "over the 1,048,576-byte budget (--max-flash)"),
+    "activations over the RAM": (
+        (1000, 1000, 3),
+        _too_big,
+        ["--board", "mps2_an386"],
+        "over the 4,194,304-byte budget",
+    ),
+    "weights over the flash": (
+        (8, 8, 3),
+        _huge_dense,
+        ["--board", "mps2_an386", "--max-flash", "1M"],
+        "over the 1,048,576-byte budget (--max-flash)",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def keras():
     import keras
+
     return keras
 
 
@@ -64,8 +75,10 @@ def test_models_tinyq_cannot_deploy(name, keras, tmp_path):
     keras.Model(x, body(keras.layers, x)).save(tmp_path / "m.keras")
     np.savez(tmp_path / "calib.npz", x=np.zeros((4, *(d or 8 for d in shape)), np.float32))
     options = options or ["--board", "host"]
-    assert_clean_error(tinyq("build", tmp_path / "m.keras", *options, "--calib", tmp_path / "calib.npz",
-                             "-o", tmp_path / "out"), fragment)
+    assert_clean_error(
+        tinyq("build", tmp_path / "m.keras", *options, "--calib", tmp_path / "calib.npz", "-o", tmp_path / "out"),
+        fragment,
+    )
 
 
 CALIB_CASES = {
@@ -80,15 +93,18 @@ CALIB_CASES = {
 @pytest.mark.parametrize("name", CALIB_CASES)
 def test_bad_calibration_data(name, keras, tmp_path):
     from support import keras_models
+
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     values, fragment = CALIB_CASES[name]
     np.savez(tmp_path / "c.npz", x=values)
-    assert_clean_error(tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "c.npz", "-o", tmp_path / "o"),
-                       fragment)
+    assert_clean_error(
+        tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "c.npz", "-o", tmp_path / "o"), fragment
+    )
 
 
 def test_labels_that_are_not_classes(keras, tmp_path):
     from support import keras_models
+
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     np.savez(tmp_path / "c.npz", x=np.zeros((8, 12), np.float32))
     np.savez(tmp_path / "d.npz", x=np.zeros((8, 12), np.float32), y=np.linspace(0, 1, 8))
@@ -105,8 +121,9 @@ def only_sh_on_path(tmp_path) -> dict:
 
 
 def test_missing_arm_toolchain(tmp_path, mlperf_model):
-    result = tinyq("build", mlperf_model("ad"), "--board", "mps2_an386", "-o", tmp_path / "o",
-                   env=only_sh_on_path(tmp_path))
+    result = tinyq(
+        "build", mlperf_model("ad"), "--board", "mps2_an386", "-o", tmp_path / "o", env=only_sh_on_path(tmp_path)
+    )
     assert_clean_error(result, "arm-none-eabi-gcc not found", "apt-get install gcc-arm-none-eabi")
 
 
@@ -138,7 +155,7 @@ def pty_port():
 
 def test_busy_serial_port(device_build, pty_port):
     _, path = pty_port
-    with serial.Serial(path, exclusive=True):          # e.g. a serial monitor left open
+    with serial.Serial(path, exclusive=True):  # e.g. a serial monitor left open
         assert_clean_error(tinyq("bench", device_build, "--port", path), f"serial port {path} is busy")
 
 
@@ -162,6 +179,7 @@ def test_garbled_serial_port(device_build, pty_port):
             except OSError:
                 return
             stop.wait(0.005)
+
     thread = threading.Thread(target=babble, daemon=True)
     thread.start()
     try:

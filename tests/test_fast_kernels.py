@@ -6,6 +6,7 @@ kernel it must get, so the table really covers the fast paths; the memory
 plan lets the output overlap the dying input where the kernel allows it, so
 a wrong overlap lead shows up as a wrong output.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,42 +14,47 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from support.env import require_tool
-from support.hostlib import HostModel
 from tinyq import ir, ref
 from tinyq.codegen.lower import choose_kernels
 from tinyq.ops import kernel_params
-from tinyq.ops.affine import exact_requant
-from tinyq.ops.conv import conv_overlap_lead
 from tinyq.ops.add import Add
-from tinyq.ops.conv import Conv2D
+from tinyq.ops.affine import exact_requant
+from tinyq.ops.conv import Conv2D, conv_overlap_lead
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.ops.fully_connected import FullyConnected
 from tinyq.ops.pool import AveragePool2D
+
+from support.env import require_tool
+from support.hostlib import HostModel
 
 A = ir.Activation
 RNG_SEED = 11
 
 
-REFERENCE_KERNELS = {"conv": "convolve_s8", "dw": "depthwise_conv_s8", "fc": "fully_connected_s8", "add": "add_s8",
-                     "avgpool": "avgpool_s8"}
+REFERENCE_KERNELS = {
+    "conv": "convolve_s8",
+    "dw": "depthwise_conv_s8",
+    "fc": "fully_connected_s8",
+    "add": "add_s8",
+    "avgpool": "avgpool_s8",
+}
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
-    kernel: str | None          # the fast kernel the op must get (None: the reference kernel)
-    op: str                     # conv | dw | fc | add | avgpool
-    shape: tuple                # input shape
-    out: int = 0                # output channels / units
+    kernel: str | None  # the fast kernel the op must get (None: the reference kernel)
+    op: str  # conv | dw | fc | add | avgpool
+    shape: tuple  # input shape
+    out: int = 0  # output channels / units
     kernel_hw: tuple = (1, 1)
     stride: tuple = (1, 1)
-    pad: tuple = (0, 0, 0, 0)   # top, bottom, left, right
+    pad: tuple = (0, 0, 0, 0)  # top, bottom, left, right
     dilation: tuple = (1, 1)
     act: ir.Activation = A.NONE
     per_channel: bool = True
     out_scale: float = 0.08
-    int4: bool = False          # int4 weights (packed eight per word by the fast kernels)
+    int4: bool = False  # int4 weights (packed eight per word by the fast kernels)
 
 
 ROWS = [
@@ -59,13 +65,20 @@ ROWS = [
     Row("conv5x3_relu6_c2", "convolve_fast_s8", "conv", (1, 8, 6, 2), 4, (5, 3), pad=(2, 2, 1, 1), act=A.RELU6),
     Row("conv_dilated", "convolve_fast_s8", "conv", (1, 10, 10, 4), 4, (3, 3), dilation=(2, 2)),
     Row("conv_stride_2x1_asymmetric_pad", "convolve_fast_s8", "conv", (1, 8, 5, 8), 3, (3, 2), (2, 1), (0, 1, 0, 1)),
-    Row("conv_batch2_per_tensor", "convolve_fast_s8", "conv", (2, 4, 4, 4), 4, (3, 3), pad=(1, 1, 1, 1),
-        per_channel=False),
+    Row(
+        "conv_batch2_per_tensor",
+        "convolve_fast_s8",
+        "conv",
+        (2, 4, 4, 4),
+        4,
+        (3, 3),
+        pad=(1, 1, 1, 1),
+        per_channel=False,
+    ),
     Row("conv_kws_first_layer", "convolve_fast_s8", "conv", (1, 49, 10, 1), 16, (10, 4), (2, 2), (4, 5, 1, 1)),
     Row("conv_multiplier_above_half", "convolve_fast_s8", "conv", (1, 4, 4, 4), 4, out_scale=1e-6),
     Row("dw_multiplier_above_half", "depthwise_conv_fast_s8", "dw", (1, 5, 5, 4), 4, (3, 3), out_scale=1e-5),
-    Row("dw3x3_same_in_place", "depthwise_conv_fast_s8", "dw", (1, 6, 6, 6), 6, (3, 3), pad=(1, 1, 1, 1),
-        act=A.RELU),
+    Row("dw3x3_same_in_place", "depthwise_conv_fast_s8", "dw", (1, 6, 6, 6), 6, (3, 3), pad=(1, 1, 1, 1), act=A.RELU),
     Row("dw3x3_s2_valid", "depthwise_conv_fast_s8", "dw", (1, 9, 9, 8), 8, (3, 3), (2, 2)),
     Row("dw5x3_same_c3", "depthwise_conv_fast_s8", "dw", (1, 7, 9, 3), 3, (5, 3), pad=(2, 2, 1, 1)),
     Row("dw2x2_even_taps_batch2", "depthwise_conv_fast_s8", "dw", (2, 5, 5, 4), 4, (2, 2), pad=(0, 1, 0, 1)),
@@ -74,14 +87,30 @@ ROWS = [
     Row("fc_units_multiple_of_4", "fully_connected_fast_s8", "fc", (1, 64), 8, act=A.RELU),
     Row("fc_batch3_per_tensor", "fully_connected_fast_s8", "fc", (3, 12), 6, per_channel=False),
     Row("conv1x1_int4_ragged_k", "convolve_fast_s4", "conv", (1, 5, 5, 7), 6, int4=True),
-    Row("conv3x3_int4_same", "convolve_fast_s4", "conv", (1, 6, 6, 8), 5, (3, 3), pad=(1, 1, 1, 1), act=A.RELU,
-        int4=True),
+    Row(
+        "conv3x3_int4_same",
+        "convolve_fast_s4",
+        "conv",
+        (1, 6, 6, 8),
+        5,
+        (3, 3),
+        pad=(1, 1, 1, 1),
+        act=A.RELU,
+        int4=True,
+    ),
     Row("dw3x3_int4_s2", "depthwise_conv_fast_s4", "dw", (1, 7, 7, 5), 5, (3, 3), (2, 2), (1, 1, 1, 1), int4=True),
     Row("fc_int4_ragged", "fully_connected_fast_s4", "fc", (1, 20), 7, int4=True),
     Row("fc_int4_batch2", "fully_connected_fast_s4", "fc", (2, 64), 8, per_channel=False, int4=True),
     Row("add_same_shape", "add_lut_s8", "add", (1, 4, 4, 6), act=A.RELU),
-    Row("avgpool3_s2_same", "avgpool_fast_s8", "avgpool", (1, 7, 7, 8), kernel_hw=(3, 3), stride=(2, 2),
-        pad=(1, 1, 1, 1)),
+    Row(
+        "avgpool3_s2_same",
+        "avgpool_fast_s8",
+        "avgpool",
+        (1, 7, 7, 8),
+        kernel_hw=(3, 3),
+        stride=(2, 2),
+        pad=(1, 1, 1, 1),
+    ),
 ]
 
 
@@ -106,8 +135,13 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
             w_shape, axis, attrs = (row.out, depth), 0, FullyConnected
         scales = rng.uniform(0.004, 0.02, row.out) if row.per_channel else np.full(row.out, 0.01)
         limit = 8 if row.int4 else 128
-        w = ir.Tensor("w", w_shape, "int4" if row.int4 else "int8", ir.QParams.per_channel(scales.tolist(), axis),
-                      rng.integers(1 - limit, limit, w_shape).astype(np.int8))
+        w = ir.Tensor(
+            "w",
+            w_shape,
+            "int4" if row.int4 else "int8",
+            ir.QParams.per_channel(scales.tolist(), axis),
+            rng.integers(1 - limit, limit, w_shape).astype(np.int8),
+        )
         b = ir.Tensor("b", (row.out,), "int32", None, rng.integers(-3000, 3000, row.out).astype(np.int32))
         tensors += [w, b]
         inputs += ["w", "b"]
@@ -115,8 +149,12 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
             out_shape, params = (row.shape[0], row.out), {"activation": row.act}
         else:
             out_shape = (row.shape[0], *_out_hw(row), row.out)
-            params = {"stride": row.stride, "dilation": row.dilation, "padding": ir.Padding2D(*row.pad),
-                      "activation": row.act}
+            params = {
+                "stride": row.stride,
+                "dilation": row.dilation,
+                "padding": ir.Padding2D(*row.pad),
+                "activation": row.act,
+            }
         op_attrs = attrs(**params)
     elif row.op == "add":
         tensors.append(ir.Tensor("x2", row.shape, "int8", q(0.11, 7)))
@@ -128,8 +166,13 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
     zp_out = -128 if row.act in (A.RELU, A.RELU6) else int(rng.integers(-10, 10))
     out_q = x.qparams if row.op == "avgpool" else q(row.out_scale, zp_out)
     tensors.append(ir.Tensor("y", out_shape, "int8", out_q))
-    graph = ir.Graph(row.name, {t.name: t for t in tensors}, (ir.Op(row.name, op_attrs, tuple(inputs), ("y",)),),
-                     tuple(n for n in inputs if n in ("x", "x2")), ("y",))
+    graph = ir.Graph(
+        row.name,
+        {t.name: t for t in tensors},
+        (ir.Op(row.name, op_attrs, tuple(inputs), ("y",)),),
+        tuple(n for n in inputs if n in ("x", "x2")),
+        ("y",),
+    )
     return ir.verify(graph)
 
 
@@ -153,8 +196,12 @@ def test_requantization_variant_follows_the_multipliers():
     """Multipliers of 0.5 or more take the reference requantization arithmetic inside the
     fast kernel (a per-layer constant); the usual ones the one-SMLAL form."""
     rng = np.random.default_rng(RNG_SEED)
-    for name, exact in (("conv_multiplier_above_half", True), ("dw_multiplier_above_half", True),
-                        ("conv1x1_pointwise", False), ("dw3x3_s2_valid", False)):
+    for name, exact in (
+        ("conv_multiplier_above_half", True),
+        ("dw_multiplier_above_half", True),
+        ("conv1x1_pointwise", False),
+        ("dw3x3_s2_valid", False),
+    ):
         graph = build_graph(next(r for r in ROWS if r.name == name), rng)
         op = graph.ops[0]
         assert exact_requant(op, graph, kernel_params(op, graph)) == exact, name
@@ -177,8 +224,12 @@ def _conv_steps(graph: ir.Graph):
     input bytes it gathers, then the output bytes it writes."""
     op = graph.ops[0]
     (n, h, w, ci), (_, oh, ow, co) = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
-    (kh, kw), (sh, sw), (dh, dw), pad = graph[op.inputs[1]].shape[1:3], op.attrs.stride, op.attrs.dilation, \
-        op.attrs.padding
+    (kh, kw), (sh, sw), (dh, dw), pad = (
+        graph[op.inputs[1]].shape[1:3],
+        op.attrs.stride,
+        op.attrs.dilation,
+        op.attrs.padding,
+    )
     pixels = n * oh * ow
     for pa in range(0, pixels, 2):
         reads, writes = set(), set()
@@ -198,14 +249,22 @@ def _clobbers(steps, shift: int) -> bool:
     bytes a later step still reads?"""
     steps = list(steps)
     for t, (_, writes) in enumerate(steps):
-        future = set().union(*(reads for reads, _ in steps[t + 1:]))
+        future = set().union(*(reads for reads, _ in steps[t + 1 :]))
         if {byte - shift for byte in writes} & future:
             return True
     return False
 
 
-@pytest.mark.parametrize("name", ["conv3x3_same_odd_pixels", "conv3x3_s2_gather_path", "conv_dilated",
-                                  "conv_stride_2x1_asymmetric_pad", "conv_batch2_per_tensor"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conv3x3_same_odd_pixels",
+        "conv3x3_s2_gather_path",
+        "conv_dilated",
+        "conv_stride_2x1_asymmetric_pad",
+        "conv_batch2_per_tensor",
+    ],
+)
 def test_overlap_lead_is_safe_and_tight(name):
     """The planner's lead against a byte-level replay of the kernel: the output may start
     `lead` bytes before the input without clobbering a byte still to be read, and the
@@ -224,8 +283,10 @@ def combined_graph(rows: list[Row], rng: np.random.Generator) -> ir.Graph:
         g = build_graph(row, rng)
         rename = {name: f"{row.name}/{name}" for name in g.tensors}
         tensors |= {rename[n]: ir.Tensor(rename[n], t.shape, t.dtype, t.qparams, t.data) for n, t in g.tensors.items()}
-        ops += [ir.Op(op.name, op.attrs, tuple(rename[n] for n in op.inputs), tuple(rename[n] for n in op.outputs))
-                for op in g.ops]
+        ops += [
+            ir.Op(op.name, op.attrs, tuple(rename[n] for n in op.inputs), tuple(rename[n] for n in op.outputs))
+            for op in g.ops
+        ]
         inputs += [rename[n] for n in g.inputs]
         outputs += [rename[n] for n in g.outputs]
     return ir.verify(ir.Graph("fast_kernels", tensors, tuple(ops), tuple(inputs), tuple(outputs)))

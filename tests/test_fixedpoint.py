@@ -1,4 +1,5 @@
 """Fixed-point arithmetic against exact computations in Python integers."""
+
 from __future__ import annotations
 
 import math
@@ -50,9 +51,9 @@ def test_rounding_divide_by_pot_rounds_half_away_from_zero(x, e):
 
 
 def test_rounding_divide_by_pot_negative_ties():
-    assert fx.rounding_divide_by_pot(-1, 1) == -1     # -0.5 -> -1
-    assert fx.rounding_divide_by_pot(-3, 1) == -2     # -1.5 -> -2
-    assert fx.rounding_divide_by_pot(-5, 2) == -1     # -1.25 -> -1
+    assert fx.rounding_divide_by_pot(-1, 1) == -1  # -0.5 -> -1
+    assert fx.rounding_divide_by_pot(-3, 1) == -2  # -1.5 -> -2
+    assert fx.rounding_divide_by_pot(-5, 2) == -1  # -1.25 -> -1
     assert fx.rounding_divide_by_pot(5, 1) == 3
 
 
@@ -70,16 +71,16 @@ def test_multiply_by_quantized_multiplier_is_double_rounded(x, m, shift):
 
 def test_double_rounding_differs_from_single_rounding():
     """The case the anchors warn about: TFLM's double rounding != one rounding."""
-    x, m, shift = 3, 1 << 30, -2   # 3 * 0.5 / 4 = 0.375 -> SRDHM gives 2, 2/4 = 0.5 rounds to 1
+    x, m, shift = 3, 1 << 30, -2  # 3 * 0.5 / 4 = 0.375 -> SRDHM gives 2, 2/4 = 0.5 rounds to 1
     assert fx.multiply_by_quantized_multiplier(x, m, shift) == 1
     assert round(Fraction(x * m, 1 << 31) / 4) == 0
 
 
 @settings(max_examples=2000)
-@given(st.floats(min_value=2.0 ** -40, max_value=2.0 ** 20, allow_nan=False))
+@given(st.floats(min_value=2.0**-40, max_value=2.0**20, allow_nan=False))
 def test_quantize_multiplier_reconstructs_the_real(real):
     m, shift = fx.quantize_multiplier(real)
-    if real < 2.0 ** -32:
+    if real < 2.0**-32:
         assert (m, shift) == (0, 0)
         return
     assert (1 << 30) <= m < (1 << 31)
@@ -90,28 +91,28 @@ def test_quantize_multiplier_reconstructs_the_real(real):
 def test_quantize_multiplier_edge_cases():
     assert fx.quantize_multiplier(0.0) == (0, 0)
     assert fx.quantize_multiplier(1.0) == (1 << 30, 1)
-    assert fx.quantize_multiplier(1 - 2.0 ** -40) == (1 << 30, 1)      # rounds up to 2^31: carry
-    assert fx.quantize_multiplier(2.0 ** -33) == (0, 0)                # flushed to zero
-    assert fx.quantize_multiplier(2.0 ** -32) == (1 << 30, -31)        # smallest kept
+    assert fx.quantize_multiplier(1 - 2.0**-40) == (1 << 30, 1)  # rounds up to 2^31: carry
+    assert fx.quantize_multiplier(2.0**-33) == (0, 0)  # flushed to zero
+    assert fx.quantize_multiplier(2.0**-32) == (1 << 30, -31)  # smallest kept
     assert fx.quantize_multiplier(-0.75) == (-(3 << 29), 0)
 
 
 def test_gemmlowp_functions_track_the_real_functions():
     """Float-vs-int comparison: tolerances are fine here."""
     xs = np.linspace(-31.9, 0, 4001)
-    exp = fx.exp_on_negative_values(np.round(xs * 2 ** 26).astype(np.int64), 5) / 2 ** 31
+    exp = fx.exp_on_negative_values(np.round(xs * 2**26).astype(np.int64), 5) / 2**31
     assert np.max(np.abs(exp - np.exp(xs))) < 2e-6
     assert fx.exp_on_negative_values(0, 5) == fx.INT32_MAX
     ys = np.linspace(0, 0.999, 2001)
-    inv = fx.one_over_one_plus_x_for_x_in_0_1(np.round(ys * 2 ** 31).astype(np.int64)) / 2 ** 31
+    inv = fx.one_over_one_plus_x_for_x_in_0_1(np.round(ys * 2**31).astype(np.int64)) / 2**31
     assert np.max(np.abs(inv - 1 / (1 + ys))) < 1e-8
     zs = np.linspace(-15.9, 15.9, 4001)
-    lg = fx.logistic(np.round(zs * 2 ** 27).astype(np.int64), 4) / 2 ** 31
+    lg = fx.logistic(np.round(zs * 2**27).astype(np.int64), 4) / 2**31
     assert np.max(np.abs(lg - 1 / (1 + np.exp(-zs)))) < 1e-6
     sums = np.array([1 << 19, 3 << 18, 12345678, 1])
     scale, bits = fx.get_reciprocal(sums, 12)
-    approx = scale / 2 ** 31 * 2.0 ** -bits.astype(float)
-    assert np.allclose(approx, 1 / (sums / 2 ** 19), rtol=1e-7)
+    approx = scale / 2**31 * 2.0 ** -bits.astype(float)
+    assert np.allclose(approx, 1 / (sums / 2**19), rtol=1e-7)
 
 
 @given(st.integers(0, 0xFFFFFFFF))

@@ -1,4 +1,5 @@
 """Fuzzing the importers: 240 mutated and truncated .tflite and .h5 files, no traceback or hang."""
+
 from __future__ import annotations
 
 import collections
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import assert_clean_error, tinyq
 from support.env import SHARED
 from support.fuzz_corpus import default_seeds, generate
-from support.cli import assert_clean_error, tinyq
 
 HERE = Path(__file__).resolve().parent
 PER_SEED = 60
@@ -28,8 +29,13 @@ def corpus(tmp_path_factory):
 
 def run_worker(paths: list[Path]) -> dict[str, dict]:
     try:
-        result = subprocess.run([sys.executable, str(HERE / "support" / "fuzz_worker.py"), *map(str, paths)],
-                                capture_output=True, text=True, timeout=WORKER_TIMEOUT, cwd=HERE)
+        result = subprocess.run(
+            [sys.executable, str(HERE / "support" / "fuzz_worker.py"), *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT,
+            cwd=HERE,
+        )
     except subprocess.TimeoutExpired as err:
         started = [json.loads(line)["file"] for line in (err.stdout or b"").decode().splitlines()]
         pytest.fail(f"fuzz worker hung on {started[-1] if started else 'the first file'}")
@@ -63,7 +69,7 @@ def test_cli_prints_one_line_for_mutants(corpus):
     checked = 0
     for path in refused:
         result = tinyq("inspect", path)
-        if result.returncode == 0:   # a header flip can be harmless; then inspect succeeds
+        if result.returncode == 0:  # a header flip can be harmless; then inspect succeeds
             continue
         assert_clean_error(result, path.name)
         checked += 1

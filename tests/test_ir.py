@@ -1,4 +1,5 @@
 """The IR is immutable and verify() rejects malformed graphs with a reason."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,9 @@ def q(scale=0.1, zp=0):
 def conv_graph(out_shape=(1, 4, 4, 2), w_axis=0, bias_shape=(2,), x_shape=(1, 4, 4, 3)):
     tensors = [
         ir.Tensor("x", x_shape, "int8", q()),
-        ir.Tensor("w", (2, 3, 3, 3), "int8", ir.QParams.per_channel([0.01, 0.02], w_axis),
-                  np.ones((2, 3, 3, 3), np.int8)),
+        ir.Tensor(
+            "w", (2, 3, 3, 3), "int8", ir.QParams.per_channel([0.01, 0.02], w_axis), np.ones((2, 3, 3, 3), np.int8)
+        ),
         ir.Tensor("b", bias_shape, "int32", q(0.001), np.zeros(bias_shape, np.int32)),
         ir.Tensor("y", out_shape, "int8", q(0.2, -3)),
     ]
@@ -32,12 +34,15 @@ def test_valid_graph_verifies():
     assert ir.verify(g) is g
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"out_shape": (1, 3, 3, 2)}, "output shape"),
-    ({"w_axis": 3}, "per-channel quantization must be on axis 0"),
-    ({"bias_shape": (3,)}, "bias"),
-    ({"x_shape": (1, 4, 4, 5)}, "input channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"out_shape": (1, 3, 3, 2)}, "output shape"),
+        ({"w_axis": 3}, "per-channel quantization must be on axis 0"),
+        ({"bias_shape": (3,)}, "bias"),
+        ({"x_shape": (1, 4, 4, 5)}, "input channels"),
+    ],
+)
 def test_verify_rejects_inconsistent_ops(kwargs, message):
     with pytest.raises(ir.IRError, match=message):
         ir.verify(conv_graph(**kwargs))
@@ -83,4 +88,4 @@ def test_quant_params_validate():
         ir.QParams((0.1, 0.2), (0, 0), None)
     assert ir.QParams.per_channel([0.5, 0.25], 0).per_channel_quantized
     with pytest.raises(ir.IRError):
-        ir.QParams.per_channel([0.5, 0.25], 0).s
+        _ = ir.QParams.per_channel([0.5, 0.25], 0).s

@@ -1,18 +1,21 @@
 """Keras 3 importer: every supported layer kind round-trips to float tolerance."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from support import keras_models
 from tinyq.errors import TinyqError
 from tinyq.importers.keras import load_float_keras
 from tinyq.sim import FloatRunner
+
+from support import keras_models
 
 
 @pytest.fixture(scope="module")
 def keras():
     import keras
+
     return keras
 
 
@@ -32,14 +35,30 @@ def test_layer_round_trip(name, keras, tmp_path):
 def test_sequential_models_round_trip(suffix, keras, tmp_path):
     """Loading a Sequential rebuilds it: its layers then hold several calls, one of them the model's."""
     L = keras.layers
-    model = keras_models.randomize(keras.Sequential([
-        keras.Input((10, 10, 2)), L.Conv2D(6, 3, padding="same", use_bias=False), L.BatchNormalization(),
-        L.ReLU(6.0), L.DepthwiseConv2D(3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
-        L.Dense(5, activation="softmax")]))
+    model = keras_models.randomize(
+        keras.Sequential(
+            [
+                keras.Input((10, 10, 2)),
+                L.Conv2D(6, 3, padding="same", use_bias=False),
+                L.BatchNormalization(),
+                L.ReLU(6.0),
+                L.DepthwiseConv2D(3, activation="relu"),
+                L.MaxPooling2D(),
+                L.Flatten(),
+                L.Dense(5, activation="softmax"),
+            ]
+        )
+    )
     model.save(tmp_path / f"m{suffix}")
     fm = load_float_keras(tmp_path / f"m{suffix}")
-    assert [op.kind for op in fm.graph.ops] == ["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESHAPE",
-                                                 "FULLY_CONNECTED", "SOFTMAX"]
+    assert [op.kind for op in fm.graph.ops] == [
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    ]
     x = np.random.default_rng(2).normal(0, 1, (8, 10, 10, 2)).astype(np.float32)
     got = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([x])[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
@@ -49,7 +68,7 @@ def test_batchnorm_folds_exactly_and_keeps_its_statistics(keras, tmp_path):
     model = keras_models.build(keras, "conv_bn_relu6")
     model.save(tmp_path / "m.keras")
     fm = load_float_keras(tmp_path / "m.keras")
-    assert [op.kind for op in fm.graph.ops] == ["CONV_2D"]          # BN folded, ReLU6 fused
+    assert [op.kind for op in fm.graph.ops] == ["CONV_2D"]  # BN folded, ReLU6 fused
     assert fm.graph.ops[0].attrs.activation.value == "relu6"
     bn = model.layers[2]
     beta, gamma = fm.bn_stats[fm.graph.ops[0].outputs[0]]
@@ -88,7 +107,7 @@ def test_lambda_code_never_runs(keras, tmp_path):
     with pytest.raises(TinyqError, match="safe mode"):
         load_float_keras(tmp_path / "m.keras")
     assert not marker.exists()
-    keras.models.load_model(tmp_path / "m.keras", safe_mode=False)   # the control: unsafe loading runs it
+    keras.models.load_model(tmp_path / "m.keras", safe_mode=False)  # the control: unsafe loading runs it
     assert marker.exists()
 
 

@@ -1,11 +1,12 @@
 """The arena planner: never two live buffers on the same bytes, and tight."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyq.importers import load_model
 from tinyq.codegen.lower import choose_kernels
+from tinyq.importers import load_model
 from tinyq.plan import ArenaPlanner, Buffer, find_overlaps, plan_graph
 
 buffers = st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 30), st.integers(0, 10)), min_size=1, max_size=40)
@@ -40,28 +41,33 @@ def test_allowed_overlaps_keep_their_lead(specs, allowances):
     assert find_overlaps(planner.buffers, offsets, planner.leads) == []
     for (out, into), lead in planner.leads.items():
         a, b = planner.buffers[out], planner.buffers[into]
-        touching = a.overlaps_in_time(b) and a.size and b.size and \
-            offsets[out] < offsets[into] + b.size and offsets[into] < offsets[out] + a.size
+        touching = (
+            a.overlaps_in_time(b)
+            and a.size
+            and b.size
+            and offsets[out] < offsets[into] + b.size
+            and offsets[into] < offsets[out] + a.size
+        )
         assert not touching or offsets[out] + lead <= offsets[into]
     assert all(off + b.size <= peak for off, b in zip(offsets, planner.buffers))
 
 
 def test_an_allowed_overlap_saves_the_output_buffer():
     planner = ArenaPlanner()
-    planner.add_buffer(1000, 0, 3)       # alive across both ops, like a residual
+    planner.add_buffer(1000, 0, 3)  # alive across both ops, like a residual
     x = planner.add_buffer(1000, 1, 2)
     y = planner.add_buffer(1000, 2, 3)
     planner.allow_overlap(y, x, 40)
     offsets, peak = planner.plan()
     assert peak == 2040 and offsets[y] + 40 <= offsets[x]
-    assert find_overlaps(planner.buffers, offsets) != []          # it is an overlap...
-    assert find_overlaps(planner.buffers, offsets, planner.leads) == []   # ...an allowed one
+    assert find_overlaps(planner.buffers, offsets) != []  # it is an overlap...
+    assert find_overlaps(planner.buffers, offsets, planner.leads) == []  # ...an allowed one
 
 
 def test_overlap_checker_finds_a_planted_conflict():
     bufs = [Buffer(100, 0, 3), Buffer(50, 2, 5), Buffer(80, 4, 6)]
     assert find_overlaps(bufs, [0, 60, 110]) == [(0, 1)]
-    assert find_overlaps(bufs, [0, 100, 0]) == []           # 2 and 0 never live together
+    assert find_overlaps(bufs, [0, 100, 0]) == []  # 2 and 0 never live together
     assert find_overlaps(bufs, [0, 100, 120]) == [(1, 2)]
 
 

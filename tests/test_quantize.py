@@ -1,4 +1,5 @@
 """Post-training quantization end to end on small Keras models."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from support import keras_models
-from support.hostlib import HostModel
-from support.cli import assert_clean_error, tinyq
-from support.inputs import random_inputs
-from support.tflm import tflm_outputs
 from tinyq import ir, ref
 from tinyq.data import Dataset, quantize_input
 from tinyq.errors import TinyqError
@@ -21,10 +17,17 @@ from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import integer_outputs, sqnr_db
 from tinyq.sim import FloatRunner
 
+from support import keras_models
+from support.cli import assert_clean_error, tinyq
+from support.hostlib import HostModel
+from support.inputs import random_inputs
+from support.tflm import tflm_outputs
+
 
 @pytest.fixture(scope="module")
 def keras():
     import keras
+
     return keras
 
 
@@ -40,9 +43,20 @@ def calibration(fm, count=200, seed=0):
 
 
 @pytest.mark.parametrize("method", ["minmax", "percentile", "mse", "bn"])
-@pytest.mark.parametrize("name", ["conv_bn_relu6", "separable_conv", "add_relu", "concatenate", "nested_concatenate",
-                                  "maxpool_same",
-                                  "global_average_pooling", "dense_softmax", "depthwise_multiplier_bn"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conv_bn_relu6",
+        "separable_conv",
+        "add_relu",
+        "concatenate",
+        "nested_concatenate",
+        "maxpool_same",
+        "global_average_pooling",
+        "dense_softmax",
+        "depthwise_multiplier_bn",
+    ],
+)
 def test_quantized_model_tracks_the_float_one(name, method, keras, tmp_path):
     fm = float_model(keras, name, tmp_path)
     calib = calibration(fm)
@@ -75,11 +89,11 @@ def test_tflite_export_runs_in_tflm_exactly_like_our_c(keras, tmp_path):
     """The exported model_int8.tflite: TFLM == tinyq's C == the numpy reference."""
     model = keras_models.build(keras, "concatenate")
     conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
-    conv.set_weights([w * 10 for w in conv.get_weights()])      # wider than the input it joins
+    conv.set_weights([w * 10 for w in conv.get_weights()])  # wider than the input it joins
     model.save(tmp_path / "wide.keras")
     fm = load_float_keras(tmp_path / "wide.keras")
     graph = quantize(fm, calibration(fm), parse_config("mse"), quiet=True).graph
-    assert any(op.kind == "QUANTIZE" for op in graph.ops)        # the input is requantized for the concat
+    assert any(op.kind == "QUANTIZE" for op in graph.ops)  # the input is requantized for the concat
     data = to_tflite(graph)
     reread = parse_tflite(data)
     model = HostModel(reread, tmp_path / "c")
@@ -112,13 +126,15 @@ def test_per_tensor_and_low_bit_weights(keras, tmp_path):
 def test_bn_range_setting_is_data_free_where_batchnorm_tells(keras, tmp_path):
     fm = float_model(keras, "conv_bn_relu6", tmp_path)
     with pytest.raises(TinyqError, match="give calibration data"):
-        quantize(fm, None, parse_config("bn"), quiet=True)     # the model input has no BatchNorm
+        quantize(fm, None, parse_config("bn"), quiet=True)  # the model input has no BatchNorm
     with pytest.raises(TinyqError, match="needs calibration data"):
         quantize(fm, None, parse_config("mse"), quiet=True)
     result = quantize(fm, calibration(fm), parse_config("bn"), quiet=True)
     beta, gamma = fm.bn_stats[fm.graph.ops[0].outputs[0]]
-    assert result.ranges[fm.graph.ops[0].outputs[0]] == (max(0.0, float(np.min(beta - 6 * gamma))),
-                                                        min(6.0, float(np.max(beta + 6 * gamma))))
+    assert result.ranges[fm.graph.ops[0].outputs[0]] == (
+        max(0.0, float(np.min(beta - 6 * gamma))),
+        min(6.0, float(np.max(beta + 6 * gamma))),
+    )
 
 
 def test_quantize_input_rounds_half_away_from_zero():
@@ -137,13 +153,22 @@ def test_cli_quantize_eval_and_build(keras, tmp_path):
     report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
     assert report["bits"] == "w8a8" and all(layer["sqnr_db"] > 20 for layer in report["layers"])
     parse_tflite((tmp_path / "q" / "model_int8.tflite").read_bytes())
-    result = tinyq("eval", tmp_path / "m.keras", "--data", tmp_path / "data.npz", "--calib", tmp_path / "data.npz",
-                   "--json", tmp_path / "e.json")
+    result = tinyq(
+        "eval",
+        tmp_path / "m.keras",
+        "--data",
+        tmp_path / "data.npz",
+        "--calib",
+        tmp_path / "data.npz",
+        "--json",
+        tmp_path / "e.json",
+    )
     assert result.returncode == 0, result.stderr
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["float_accuracy"] == 1.0 and ev["quantized_accuracy"] > 0.95 and ev["agreement"] > 0.95
-    result = tinyq("build", tmp_path / "m.keras", "--board", "host", "--calib", tmp_path / "data.npz",
-                   "-o", tmp_path / "b")
+    result = tinyq(
+        "build", tmp_path / "m.keras", "--board", "host", "--calib", tmp_path / "data.npz", "-o", tmp_path / "b"
+    )
     assert result.returncode == 0, result.stderr
     assert tinyq("bench", tmp_path / "b").returncode == 0
 
@@ -151,13 +176,21 @@ def test_cli_quantize_eval_and_build(keras, tmp_path):
 def test_cli_rejects_bad_calibration_data(keras, tmp_path):
     keras_models.build(keras, "dense_softmax").save(tmp_path / "m.keras")
     np.savez(tmp_path / "shape.npz", x=np.zeros((10, 5), np.float32))
-    assert_clean_error(tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "shape.npz", "-o", tmp_path / "o"),
-                       "the model expects [12]")
+    assert_clean_error(
+        tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "shape.npz", "-o", tmp_path / "o"),
+        "the model expects [12]",
+    )
     np.savez(tmp_path / "nan.npz", x=np.full((10, 12), np.nan, np.float32))
-    assert_clean_error(tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "nan.npz", "-o", tmp_path / "o"),
-                       "NaN")
+    assert_clean_error(
+        tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "nan.npz", "-o", tmp_path / "o"), "NaN"
+    )
     np.savez(tmp_path / "nox.npz", images=np.zeros((10, 12)))
-    assert_clean_error(tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "nox.npz", "-o", tmp_path / "o"),
-                       "no array 'x'")
-    assert_clean_error(tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "nox.npz", "--algo", "fancy",
-                             "-o", tmp_path / "o"), "unknown --algo fancy")
+    assert_clean_error(
+        tinyq("quantize", tmp_path / "m.keras", "--calib", tmp_path / "nox.npz", "-o", tmp_path / "o"), "no array 'x'"
+    )
+    assert_clean_error(
+        tinyq(
+            "quantize", tmp_path / "m.keras", "--calib", tmp_path / "nox.npz", "--algo", "fancy", "-o", tmp_path / "o"
+        ),
+        "unknown --algo fancy",
+    )

@@ -1,4 +1,5 @@
 """Range setting on distributions whose right answer is known."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def quant_mse(values, lo, hi):
 @pytest.mark.parametrize("lo, hi", [(-1.0, 3.0), (0.0, 6.0), (-2.5, -0.5), (0.3, 0.9)])
 def test_asymmetric_params_represent_zero_exactly_and_cover_the_range(lo, hi):
     scale, zp = asymmetric_params(lo, hi)
-    assert -128 <= zp <= 127 and float(zp).is_integer()           # real 0 is the code zp, exactly
+    assert -128 <= zp <= 127 and float(zp).is_integer()  # real 0 is the code zp, exactly
     assert (-128 - zp) * scale <= min(lo, 0) + scale / 2
     assert (127 - zp) * scale >= max(hi, 0) - scale / 2
 
@@ -31,11 +32,13 @@ def test_observe_merges_batches_into_the_whole_range():
     """The calibration observer sees the data in batches; its range and histogram cover all of it."""
     import keras
 
-    from support import keras_models
     from tinyq.importers.keras import float_model_from_keras
+
+    from support import keras_models
+
     graph = float_model_from_keras(keras_models.build(keras, "dense_softmax")).graph
     x = np.random.default_rng(0).uniform(-3, 5, (1000, 12)).astype(np.float32)
-    x[617, 3], x[42, 0] = -7.5, 9.25                       # the extremes sit in different batches
+    x[617, 3], x[42, 0] = -7.5, 9.25  # the extremes sit in different batches
     stats = observe(graph, x, histograms=True, batch_size=64, quiet=True)[graph.inputs[0]]
     assert (stats.lo, stats.hi) == (-7.5, 9.25)
     assert stats.hist.sum() == x.size and stats.hist[0] >= 1 and stats.hist[-1] >= 1
@@ -50,7 +53,7 @@ def test_mse_clips_heavy_tails_and_beats_minmax():
 
 
 def test_mse_keeps_the_full_range_of_a_uniform_distribution():
-    values = np.random.default_rng(2).uniform(0, 4, 200_000)      # one-sided, like after ReLU
+    values = np.random.default_rng(2).uniform(0, 4, 200_000)  # one-sided, like after ReLU
     lo, hi = mse_range(stats_of(values))
     assert lo == pytest.approx(values.min()) and hi > 0.95 * values.max()
 
@@ -62,14 +65,14 @@ def test_percentile_of_a_gaussian():
 
 
 def test_bn_range_is_six_sigma_of_the_widest_channel():
-    lo, hi = bn_range(np.array([0.0, 1.0]), np.array([1.0, 0.5]))   # channels: [-6, 6] and [-2, 4]
+    lo, hi = bn_range(np.array([0.0, 1.0]), np.array([1.0, 0.5]))  # channels: [-6, 6] and [-2, 4]
     assert (lo, hi) == (-6.0, 6.0)
     assert bn_range(np.array([2.0]), np.array([0.25])) == (0.5, 3.5)
 
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_weight_mse_scales_never_lose_to_minmax(bits):
-    w = np.random.default_rng(4).standard_t(3, size=(8, 3, 3, 16)).astype(np.float32)   # heavy tails
+    w = np.random.default_rng(4).standard_t(3, size=(8, 3, 3, 16)).astype(np.float32)  # heavy tails
     qmax = (1 << (bits - 1)) - 1
     errors = {}
     for method in ("minmax", "mse"):

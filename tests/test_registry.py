@@ -1,21 +1,23 @@
 """The op registry: every op has the facets its signatures claim, and every dtype signature no
 kernel implements is refused at import (one line, exit 2), before the reference or C run."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from tflite.BuiltinOperator import BuiltinOperator
 
-from support.cases import Case, convert
-from support.cli import assert_clean_error, tinyq
-from support.inputs import random_inputs
-from support.tflm import tflm_outputs
 from tinyq import ir, ops, ref
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import write_flatbuffer
 from tinyq.importers.tflite import parse_tflite
 from tinyq.ops import OpDef
 from tinyq.ops.quantize import Quantize
+
+from support.cases import Case, convert
+from support.cli import assert_clean_error, tinyq
+from support.inputs import random_inputs
+from support.tflm import tflm_outputs
 
 INTEGER_FACETS = ("params", "reference", "kernel", "lower")
 FLOAT_FACETS = ("forward",)
@@ -47,19 +49,35 @@ def _pad_input(k, x):
 # Models the TFLite converter makes in 16x8 mode (int16 activations): the first op of each is the
 # one refused, with its dtypes in the message.
 REFUSED_16X8 = [
-    (Case("int16_add", (4, 4, 3), lambda k, xs: k.layers.Add()(xs), ("ADD",), inputs=2, int16=True),
-     "op 0 (ADD 'add_0'): dtypes (int16, int16) -> int16 are not implemented; ADD supports (int8, int8) -> int8"),
-    (Case("int16_pad", (4, 4, 3), _pad_input, ("PAD",), int16=True),
-     "op 0 (PAD 'pad_0'): dtypes (int16) -> int16 are not implemented; PAD supports (int8) -> int8"),
-    (Case("int16_conv", (6, 6, 3), lambda k, x: k.layers.Conv2D(4, 3)(x), ("CONV_2D",), int16=True),
-     "op 0 (CONV_2D 'conv_2d_0'): dtypes (int16, int8, int64) -> int16 are not implemented; CONV_2D supports "
-     "(int8, int8, int32) -> int8, (int8, int4, int32) -> int8"),
-    (Case("int16_fully_connected", (12,), lambda k, x: k.layers.Dense(5)(x), ("FULLY_CONNECTED",), int16=True),
-     "(FULLY_CONNECTED 'fully_connected_0'): dtypes (int16, int8, int32) -> int16 are not implemented"),
-    (Case("int16_float_io", (6, 6, 3), lambda k, x: k.layers.Conv2D(4, 3)(x), ("QUANTIZE", "CONV_2D"),
-          float_io=True, int16=True),
-     "op 0 (QUANTIZE 'quantize_0'): dtypes (float32) -> int16 are not implemented; QUANTIZE supports "
-     "(float32) -> int8, (int8) -> int8"),
+    (
+        Case("int16_add", (4, 4, 3), lambda k, xs: k.layers.Add()(xs), ("ADD",), inputs=2, int16=True),
+        "op 0 (ADD 'add_0'): dtypes (int16, int16) -> int16 are not implemented; ADD supports (int8, int8) -> int8",
+    ),
+    (
+        Case("int16_pad", (4, 4, 3), _pad_input, ("PAD",), int16=True),
+        "op 0 (PAD 'pad_0'): dtypes (int16) -> int16 are not implemented; PAD supports (int8) -> int8",
+    ),
+    (
+        Case("int16_conv", (6, 6, 3), lambda k, x: k.layers.Conv2D(4, 3)(x), ("CONV_2D",), int16=True),
+        "op 0 (CONV_2D 'conv_2d_0'): dtypes (int16, int8, int64) -> int16 are not implemented; CONV_2D supports "
+        "(int8, int8, int32) -> int8, (int8, int4, int32) -> int8",
+    ),
+    (
+        Case("int16_fully_connected", (12,), lambda k, x: k.layers.Dense(5)(x), ("FULLY_CONNECTED",), int16=True),
+        "(FULLY_CONNECTED 'fully_connected_0'): dtypes (int16, int8, int32) -> int16 are not implemented",
+    ),
+    (
+        Case(
+            "int16_float_io",
+            (6, 6, 3),
+            lambda k, x: k.layers.Conv2D(4, 3)(x),
+            ("QUANTIZE", "CONV_2D"),
+            float_io=True,
+            int16=True,
+        ),
+        "op 0 (QUANTIZE 'quantize_0'): dtypes (float32) -> int16 are not implemented; QUANTIZE supports "
+        "(float32) -> int8, (int8) -> int8",
+    ),
 ]
 
 
@@ -81,8 +99,10 @@ def test_16x8_models_are_refused_at_import_naming_op_and_dtypes(case, message, c
 def test_a_16x8_model_never_reaches_codegen(case_dir):
     """The bug the registry closed: an int16 ADD built 'successfully' with --no-compile."""
     path = convert(REFUSED_16X8[0][0], case_dir)
-    assert_clean_error(tinyq("build", path, "--board", "host", "--no-compile", "-o", case_dir / "out"),
-                       "ADD supports (int8, int8) -> int8")
+    assert_clean_error(
+        tinyq("build", path, "--board", "host", "--no-compile", "-o", case_dir / "out"),
+        "ADD supports (int8, int8) -> int8",
+    )
     assert not (case_dir / "out").exists()
 
 
@@ -94,13 +114,17 @@ def _one_op_model(in_dtype: str, out_dtype: str) -> bytes:
     return write_flatbuffer(ir.Graph("g", {"x": x, "y": y}, (ir.Op("q", Quantize(), ("x",), ("y",)),), ("x",), ("y",)))
 
 
-@pytest.mark.parametrize("in_dtype, out_dtype", [("int8", "int32"), ("int16", "int32"), ("int16", "int8"),
-                                                 ("int8", "int16")])
+@pytest.mark.parametrize(
+    "in_dtype, out_dtype", [("int8", "int32"), ("int16", "int32"), ("int16", "int8"), ("int8", "int16")]
+)
 def test_quantize_signatures_outside_int8_are_refused(in_dtype, out_dtype, tmp_path):
     path = tmp_path / "q.tflite"
     path.write_bytes(_one_op_model(in_dtype, out_dtype))
-    assert_clean_error(tinyq("inspect", path), f"op 0 (QUANTIZE 'quantize_0'): dtypes ({in_dtype}) -> {out_dtype} "
-                                               "are not implemented; QUANTIZE supports (float32) -> int8")
+    assert_clean_error(
+        tinyq("inspect", path),
+        f"op 0 (QUANTIZE 'quantize_0'): dtypes ({in_dtype}) -> {out_dtype} "
+        "are not implemented; QUANTIZE supports (float32) -> int8",
+    )
 
 
 def test_the_int8_twin_of_a_refused_model_runs_bit_exact(case_dir):

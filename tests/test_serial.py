@@ -1,4 +1,5 @@
 """The serial host against a scripted device: retries, resets, silence, bad frames."""
+
 from __future__ import annotations
 
 import time
@@ -6,10 +7,11 @@ import time
 import pytest
 import serial
 
-from support.fake_device import FakeDevice
 from tinyq.errors import TinyqError
 from tinyq.target.device import Device
 from tinyq.target.link import Link, frame
+
+from support.fake_device import FakeDevice
 
 
 def connect(device: FakeDevice, **kwargs) -> Link:
@@ -53,18 +55,18 @@ def test_silent_device_times_out_cleanly_and_quickly():
 
 
 def test_reset_during_load_reloads_and_gives_the_right_answer():
-    fake = FakeDevice(input_size=1200, reset_on_load=2)     # the second LOAD chunk reboots the device
+    fake = FakeDevice(input_size=1200, reset_on_load=2)  # the second LOAD chunk reboots the device
     link = connect(fake, timeout=0.3, retries=3)
     data = bytes(i % 251 for i in range(1200))
     # Without noticing the reboot, the first chunk would be lost and the answer wrong.
     assert run_model(Device(link), data) == bytes(reversed(data))
-    assert link.stats.boots >= 1          # the reset (pyserial may drop the power-up banner on connect)
+    assert link.stats.boots >= 1  # the reset (pyserial may drop the power-up banner on connect)
 
 
 def test_a_garbage_stream_before_a_reply_is_skipped():
     fake = FakeDevice()
     link = connect(fake, timeout=1)
-    link.port.write(b"\xa5\xff\xff\xff\xff" + b"junk")   # a bogus oversized frame from our side is ignored
+    link.port.write(b"\xa5\xff\xff\xff\xff" + b"junk")  # a bogus oversized frame from our side is ignored
     assert Device(link).info()["board"] == "fake"
 
 

@@ -1,14 +1,16 @@
 """The numpy integer reference against TFLite Micro, tensor by tensor."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from tinyq import ref
+from tinyq.importers.tflite import parse_tflite
+
 from support.cases import CASES, convert
 from support.inputs import random_inputs, structured_input
 from support.tflm import tflm_tensors
-from tinyq import ref
-from tinyq.importers.tflite import parse_tflite
 
 RANDOM_INPUTS = 20
 
@@ -20,8 +22,10 @@ def assert_every_tensor_matches(model: bytes, graph, inputs) -> int:
     for name, value in mine.items():
         expected = theirs[name].reshape(value.shape)
         bad = np.flatnonzero(expected != value)
-        assert bad.size == 0, (f"tensor {name!r}: {bad.size} of {value.size} elements differ from TFLM, "
-                               f"first at {bad[0]}: tinyq {value.flat[bad[0]]} vs TFLM {expected.flat[bad[0]]}")
+        assert bad.size == 0, (
+            f"tensor {name!r}: {bad.size} of {value.size} elements differ from TFLM, "
+            f"first at {bad[0]}: tinyq {value.flat[bad[0]]} vs TFLM {expected.flat[bad[0]]}"
+        )
     return len(mine)
 
 
@@ -65,7 +69,7 @@ def test_concat_and_add_cases_really_mix_scales(case_dir):
         op = next(op for op in graph.ops if op.kind == kind)
         producers = graph.producers()
 
-        def scale_before_requantize(tensor):
+        def scale_before_requantize(tensor, graph=graph, producers=producers):
             source = producers.get(tensor)
             if source is not None and source.kind == "QUANTIZE":
                 tensor = source.inputs[0]

@@ -1,4 +1,5 @@
 """Per-op cost figures: MACs, weight bytes, a one-line quantization summary."""
+
 from __future__ import annotations
 
 from tinyq import ops
@@ -13,8 +14,7 @@ def macs(op: Op, graph: Graph) -> int:
 
 def bits_of(graph: Graph) -> str:
     """The bit widths of an int8 graph as its weights say: w4a8 when every weight is int4."""
-    dtypes = {graph[op.inputs[1]].dtype for op in graph.ops
-              if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant}
+    dtypes = {graph[op.inputs[1]].dtype for op in graph.ops if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant}
     return "w4a8" if dtypes == {"int4"} else "w8a8"
 
 
@@ -36,11 +36,18 @@ def summary(graph: Graph) -> list[dict]:
     for index, op in enumerate(graph.ops):
         x, y = graph[op.inputs[0]], graph[op.outputs[0]]
         w = graph[op.inputs[1]] if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant else None
-        rows.append({
-            "index": index, "name": op.name, "type": op.kind, "output": y.name,
-            "in_shape": list(x.shape), "out_shape": list(y.shape),
-            "weights_quant": describe_qparams(w.qparams, w.dtype) if w is not None else "",
-            "out_quant": describe_qparams(y.qparams, y.dtype),
-            "macs": macs(op, graph), "weights_bytes": weight_bytes(op, graph),
-        })
+        rows.append(
+            {
+                "index": index,
+                "name": op.name,
+                "type": op.kind,
+                "output": y.name,
+                "in_shape": list(x.shape),
+                "out_shape": list(y.shape),
+                "weights_quant": describe_qparams(w.qparams, w.dtype) if w is not None else "",
+                "out_quant": describe_qparams(y.qparams, y.dtype),
+                "macs": macs(op, graph),
+                "weights_bytes": weight_bytes(op, graph),
+            }
+        )
     return rows

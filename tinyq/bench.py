@@ -4,6 +4,7 @@ The same code drives every target: the host runner, a QEMU-emulated board
 (instructions counted exactly by the TCG plugin) and a real board on a serial
 port (cycles from its counter, latency and energy from the board's figures).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,11 +46,13 @@ def load_inputs(graph: Graph, path: Path | None) -> list[np.ndarray]:
         t = graph[name]
         if array.size != t.size:
             raise TinyqError(f"input {path} has shape {array.shape}; the model expects {list(t.shape)}")
-        if t.dtype == "int8" and np.issubdtype(array.dtype, np.floating):   # a float sample: quantize as TFLite does
+        if t.dtype == "int8" and np.issubdtype(array.dtype, np.floating):  # a float sample: quantize as TFLite does
             array = quantize_input(array, t.qparams.s, t.qparams.zp)
         elif t.dtype == "int8" and array.dtype != np.int8:
-            raise TinyqError(f"input {path} has dtype {array.dtype}; the model expects int8, or float "
-                             f"values that tinyq quantizes (scale {t.qparams.s:.6g}, zero point {t.qparams.zp})")
+            raise TinyqError(
+                f"input {path} has dtype {array.dtype}; the model expects int8, or float "
+                f"values that tinyq quantizes (scale {t.qparams.s:.6g}, zero point {t.qparams.zp})"
+            )
         result.append(array.reshape(t.shape).astype(t.dtype))
     return result
 
@@ -58,20 +61,35 @@ def _unpack(graph: Graph, raw: bytes) -> list[np.ndarray]:
     outputs, offset = [], 0
     for name in graph.outputs:
         t = graph[name]
-        outputs.append(np.frombuffer(raw[offset:offset + t.nbytes], dtype=t.dtype).reshape(t.shape))
+        outputs.append(np.frombuffer(raw[offset : offset + t.nbytes], dtype=t.dtype).reshape(t.shape))
         offset += t.nbytes
     return outputs
 
 
-def bench(build_dir: Path, *, input_path: Path | None = None, runs: int = 1, emulate: bool = False,
-          port: str | None = None, baud: int | None = None, profile: bool = False) -> dict:
+def bench(
+    build_dir: Path,
+    *,
+    input_path: Path | None = None,
+    runs: int = 1,
+    emulate: bool = False,
+    port: str | None = None,
+    baud: int | None = None,
+    profile: bool = False,
+) -> dict:
     report = read_report(build_dir)
     board = get_board(report.board)
     graph = load_tflite(build_dir / MODEL_FILE)
     inputs = load_inputs(graph, input_path)
     expected = ref.outputs(graph, inputs)
-    session = Session(b"".join(x.tobytes() for x in inputs), sum(graph[n].nbytes for n in graph.outputs), runs,
-                      profile, emulate, port, baud)
+    session = Session(
+        b"".join(x.tobytes() for x in inputs),
+        sum(graph[n].nbytes for n in graph.outputs),
+        runs,
+        profile,
+        emulate,
+        port,
+        baud,
+    )
     result, raw = target_of(board).measure(build_dir, board, report, session)
     outputs = _unpack(graph, raw)
     result["bit_exact"] = all(np.array_equal(o, e) for o, e in zip(outputs, expected))

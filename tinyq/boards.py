@@ -1,4 +1,5 @@
 """Boards are data: one TOML file each in boards/. No board name appears in code."""
+
 from __future__ import annotations
 
 import tomllib
@@ -14,7 +15,7 @@ class Board:
     name: str
     description: str
     core: str
-    target: str                      # "host", "emulator" or "device"
+    target: str  # "host", "emulator" or "device"
     aliases: tuple[str, ...] = ()
     data: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -28,8 +29,9 @@ def all_boards() -> dict[str, Board]:
     for path in sorted(data_dir("boards").glob("*.toml")):
         try:
             raw = tomllib.loads(path.read_text())
-            board = Board(raw["name"], raw["description"], raw["core"], raw["target"],
-                          tuple(raw.get("aliases", ())), raw)
+            board = Board(
+                raw["name"], raw["description"], raw["core"], raw["target"], tuple(raw.get("aliases", ())), raw
+            )
         except (tomllib.TOMLDecodeError, KeyError) as err:
             raise TinyqError(f"board file {path.name} is malformed: {err}") from None
         boards[board.name] = board

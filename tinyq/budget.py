@@ -8,6 +8,7 @@ budget, the constant data the flash budget); and after linking, on the
 firmware's real flash and RAM. A miss names the overshoot and the layers
 responsible: the buffers live at the arena's peak, or the largest weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,51 +53,87 @@ def _largest_weights(report, count: int = 3) -> str:
 
 
 def _fail(what: str, need: int, budget: int, option: str, culprits: str, hint: str) -> BudgetError:
-    return BudgetError(f"{what} needs {need:,} bytes, {need - budget:,} over the {budget:,}-byte budget ({option}); "
-                       f"{culprits}; {hint}")
+    return BudgetError(
+        f"{what} needs {need:,} bytes, {need - budget:,} over the {budget:,}-byte budget ({option}); {culprits}; {hint}"
+    )
 
 
 def check_float_graph(graph, max_ram: int | None, max_flash: int | None, weight_bits: int = 8) -> None:
     """Before quantizing: lower bounds of the arena and the weights against the budgets
     (weights of 4 bits or fewer deploy packed two per byte, wider ones as int8)."""
+
     def activation_bytes(op):
         names = dict.fromkeys(n for n in (*op.inputs, *op.outputs) if not graph[n].is_constant)
         return sum(math.prod(graph[n].shape) for n in names)
+
     if max_ram is not None and graph.ops:
         op = max(graph.ops, key=activation_bytes)
         need = activation_bytes(op)
         if need > max_ram:
-            raise _fail("the arena", need, max_ram, "--max-ram",
-                        f"layer {op.name} ({op.kind}) alone must hold its int8 input and output at once",
-                        "try a board with more RAM or a smaller input")
+            raise _fail(
+                "the arena",
+                need,
+                max_ram,
+                "--max-ram",
+                f"layer {op.name} ({op.kind}) alone must hold its int8 input and output at once",
+                "try a board with more RAM or a smaller input",
+            )
     params = sum(math.prod(graph[n].shape) for op in graph.ops for n in op.inputs if graph[n].is_constant)
     need = params * (4 if weight_bits <= 4 else 8) // 8
     if max_flash is not None and need > max_flash:
         largest = sorted(graph.ops, key=lambda op: -sum(graph[n].data.size for n in op.inputs if graph[n].is_constant))
         names = ", ".join(op.name for op in largest[:3])
-        raise _fail("the constant data", need, max_flash, "--max-flash",
-                    f"{params:,} weights, the most in {names}",
-                    "try fewer bits (--bits w4a8) or a board with more flash")
+        raise _fail(
+            "the constant data",
+            need,
+            max_flash,
+            "--max-flash",
+            f"{params:,} weights, the most in {names}",
+            "try fewer bits (--bits w4a8) or a board with more flash",
+        )
 
 
 def check_plan(report) -> None:
     """Before compiling: the arena against the RAM budget, constants against the flash budget."""
     mem, limits = report.memory, report.memory.budget
     if limits.max_ram is not None and mem.arena_bytes > limits.max_ram:
-        raise _fail("the arena", mem.arena_bytes, limits.max_ram, "--max-ram", _peak_buffers(report),
-                    "try a board with more RAM or a smaller input")
+        raise _fail(
+            "the arena",
+            mem.arena_bytes,
+            limits.max_ram,
+            "--max-ram",
+            _peak_buffers(report),
+            "try a board with more RAM or a smaller input",
+        )
     if limits.max_flash is not None and mem.weights_bytes > limits.max_flash:
-        raise _fail("the constant data", mem.weights_bytes, limits.max_flash, "--max-flash", _largest_weights(report),
-                    "try int4 weights (--bits w4a8) or a board with more flash")
+        raise _fail(
+            "the constant data",
+            mem.weights_bytes,
+            limits.max_flash,
+            "--max-flash",
+            _largest_weights(report),
+            "try int4 weights (--bits w4a8) or a board with more flash",
+        )
 
 
 def check_firmware(report) -> None:
     """After linking: the firmware's flash and RAM (code, data, stack included)."""
     mem, limits = report.memory, report.memory.budget
     if limits.max_ram is not None and mem.ram_bytes is not None and mem.ram_bytes > limits.max_ram:
-        raise _fail("the firmware's RAM", mem.ram_bytes, limits.max_ram, "--max-ram",
-                    f"arena {mem.arena_bytes:,} B; " + _peak_buffers(report), "try a board with more RAM")
+        raise _fail(
+            "the firmware's RAM",
+            mem.ram_bytes,
+            limits.max_ram,
+            "--max-ram",
+            f"arena {mem.arena_bytes:,} B; " + _peak_buffers(report),
+            "try a board with more RAM",
+        )
     if limits.max_flash is not None and mem.flash_bytes is not None and mem.flash_bytes > limits.max_flash:
-        raise _fail("the firmware's flash", mem.flash_bytes, limits.max_flash, "--max-flash",
-                    f"constants {mem.weights_bytes:,} B; " + _largest_weights(report),
-                    "try int4 weights (--bits w4a8) or a board with more flash")
+        raise _fail(
+            "the firmware's flash",
+            mem.flash_bytes,
+            limits.max_flash,
+            "--max-flash",
+            f"constants {mem.weights_bytes:,} B; " + _largest_weights(report),
+            "try int4 weights (--bits w4a8) or a board with more flash",
+        )

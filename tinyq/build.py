@@ -7,6 +7,7 @@ The build folder holds everything later commands need:
   lib/tinyq_model/      generated sources (include/, src/)
   host/                 the host runner (host board)
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,18 @@ from tinyq.analysis import bits_of, macs, weight_bytes
 from tinyq.boards import Board
 from tinyq.exporters.tflite import save_tflite
 from tinyq.ir import Graph
-from tinyq.report import (REPORT_FILE, Budget, BufferReport, BuildReport, FirmwareReport, MemoryReport, ModelInfo,
-                          OpReport, QuantSummary, TensorInfo)
+from tinyq.report import (
+    REPORT_FILE,
+    Budget,
+    BufferReport,
+    BuildReport,
+    FirmwareReport,
+    MemoryReport,
+    ModelInfo,
+    OpReport,
+    QuantSummary,
+    TensorInfo,
+)
 from tinyq.report_html import write_html
 from tinyq.target import host, target_of
 
@@ -31,23 +42,55 @@ def _tensor_info(graph: Graph, name: str) -> TensorInfo:
     return TensorInfo(t.name, list(t.shape), t.dtype, q.s if q else None, q.zp if q else None)
 
 
-def make_report(graph: Graph, board: Board, generated: codegen.GeneratedModel, source: str, quant: QuantSummary,
-                limits: Budget) -> BuildReport:
+def make_report(
+    graph: Graph, board: Board, generated: codegen.GeneratedModel, source: str, quant: QuantSummary, limits: Budget
+) -> BuildReport:
     plan = generated.plan
-    ops = [OpReport(op.name, op.kind, macs(op, graph), weight_bytes(op, graph), list(graph[op.inputs[0]].shape),
-                    list(graph[op.outputs[0]].shape), op.outputs[0], plan.offsets[op.outputs[0]], layer.kernel.name,
-                    layer.scratch_bytes, layer.kernel.reference_because)
-           for op, layer in zip(graph.ops, generated.layers)]
-    buffers = [BufferReport(off, b.size, b.first, b.last, b.tensors, b.scratch_of)
-               for off, b in sorted(zip(plan.buffer_offsets, plan.buffers), key=lambda r: r[0])]
-    model = ModelInfo(graph.name, source, generated.model_hash, [_tensor_info(graph, n) for n in graph.inputs],
-                      [_tensor_info(graph, n) for n in graph.outputs], sum(op.macs for op in ops))
-    return BuildReport(model, board.name, ops, MemoryReport(plan.arena_bytes, generated.weights_bytes, buffers, limits),
-                       quant)
+    ops = [
+        OpReport(
+            op.name,
+            op.kind,
+            macs(op, graph),
+            weight_bytes(op, graph),
+            list(graph[op.inputs[0]].shape),
+            list(graph[op.outputs[0]].shape),
+            op.outputs[0],
+            plan.offsets[op.outputs[0]],
+            layer.kernel.name,
+            layer.scratch_bytes,
+            layer.kernel.reference_because,
+        )
+        for op, layer in zip(graph.ops, generated.layers)
+    ]
+    buffers = [
+        BufferReport(off, b.size, b.first, b.last, b.tensors, b.scratch_of)
+        for off, b in sorted(zip(plan.buffer_offsets, plan.buffers), key=lambda r: r[0])
+    ]
+    model = ModelInfo(
+        graph.name,
+        source,
+        generated.model_hash,
+        [_tensor_info(graph, n) for n in graph.inputs],
+        [_tensor_info(graph, n) for n in graph.outputs],
+        sum(op.macs for op in ops),
+    )
+    return BuildReport(
+        model, board.name, ops, MemoryReport(plan.arena_bytes, generated.weights_bytes, buffers, limits), quant
+    )
 
 
-def build(graph: Graph, board: Board, out_dir: Path, *, source: str, quant: QuantSummary | None = None,
-          compile: bool = True, log=print, max_ram: int | None = None, max_flash: int | None = None) -> BuildReport:
+def build(
+    graph: Graph,
+    board: Board,
+    out_dir: Path,
+    *,
+    source: str,
+    quant: QuantSummary | None = None,
+    compile: bool = True,
+    log=print,
+    max_ram: int | None = None,
+    max_flash: int | None = None,
+) -> BuildReport:
     """Generate, compile and report. `quant` says how the graph was quantized (default: an
     imported int8 graph). `max_ram`/`max_flash` default to the board's memory; a build over
     budget writes its report (to see why) and raises BudgetError."""

@@ -6,6 +6,7 @@ shows the traceback of any failure. `--quiet` leaves only results and errors;
 nothing else there (progress and notes go nowhere). A command's own
 `--json FILE` writes its result to FILE.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,18 @@ err_console = Console(stderr=True)
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes: results and errors only.")
 @click.option("--print-json", "as_json", is_flag=True, help="Print the result as JSON on stdout (implies --quiet).")
-@click.option("--json", "old_json", is_flag=True, hidden=True)   # the 0.1 spelling of --print-json
+@click.option("--json", "old_json", is_flag=True, hidden=True)  # the 0.1 spelling of --print-json
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, quiet: bool, as_json: bool, old_json: bool) -> None:
     """Quantize Keras/TFLite models to int8 and deploy them as bit-exact C on Cortex-M."""
     from tinyq.progress import set_quiet
 
     if old_json:
-        err_console.print("note: the global --json is now --print-json (a command's --json FILE writes a file)",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            "note: the global --json is now --print-json (a command's --json FILE writes a file)",
+            highlight=False,
+            soft_wrap=True,
+        )
         as_json = True
     ctx.obj = {"debug": debug, "quiet": quiet or as_json, "json": as_json}
     set_quiet(quiet or as_json)
@@ -69,21 +73,40 @@ def inspect(model: str, json_out: str | None) -> None:
 
     graph = load_model(model)
     rows = summary(graph)
-    totals = {"ops": len(rows), "macs": sum(r["macs"] for r in rows),
-              "weights_bytes": sum(r["weights_bytes"] for r in rows)}
+    totals = {
+        "ops": len(rows),
+        "macs": sum(r["macs"] for r in rows),
+        "weights_bytes": sum(r["weights_bytes"] for r in rows),
+    }
     result = {"model": graph.name, "ops": rows, "totals": totals}
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
     emit(result)
-    cells = [[str(r["index"]), r["type"], str(r["out_shape"]), r["weights_quant"], r["out_quant"],
-              f"{r['macs']:,}", f"{r['weights_bytes']:,}", short_name(r["output"])] for r in rows]
+    cells = [
+        [
+            str(r["index"]),
+            r["type"],
+            str(r["out_shape"]),
+            r["weights_quant"],
+            r["out_quant"],
+            f"{r['macs']:,}",
+            f"{r['weights_bytes']:,}",
+            short_name(r["output"]),
+        ]
+        for r in rows
+    ]
     cells.append(["", "total", "", "", "", f"{totals['macs']:,}", f"{totals['weights_bytes']:,}", ""])
     table = Table(title=f"{graph.name}: {totals['ops']} ops", title_justify="left")
     headers = ["#", "op", "out shape", "weights", "output quant", "MACs", "weight bytes", "layer"]
     for i, col in enumerate(headers):
         fixed = max(len(col), *(len(row[i]) for row in cells))
-        table.add_column(col, justify="right" if col in ("#", "MACs", "weight bytes") else "left",
-                         no_wrap=True, overflow="ellipsis", min_width=12 if col == "layer" else fixed)
+        table.add_column(
+            col,
+            justify="right" if col in ("#", "MACs", "weight bytes") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=12 if col == "layer" else fixed,
+        )
     for row in cells[:-1]:
         table.add_row(*row)
     table.add_section()
@@ -101,32 +124,60 @@ def boards() -> None:
     from tinyq.boards import all_boards
 
     table = Table(title="boards", title_justify="left")
-    for col, justify in (("name", "left"), ("core", "left"), ("clock", "right"), ("flash", "right"),
-                         ("RAM", "right"), ("target", "left"), ("description", "left")):
-        table.add_column(col, justify=justify, no_wrap=col != "description")   # only the description wraps
+    for col, justify in (
+        ("name", "left"),
+        ("core", "left"),
+        ("clock", "right"),
+        ("flash", "right"),
+        ("RAM", "right"),
+        ("target", "left"),
+        ("description", "left"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=col != "description")  # only the description wraps
     for board in all_boards().values():
         memory, clock = board.section("memory"), board.data.get("clock_hz")
         sizes = [f"{memory[k] // 1024:,} KB" if k in memory else "-" for k in ("flash_bytes", "ram_bytes")]
-        table.add_row(board.name, board.core, f"{clock / 1e6:g} MHz" if clock else "-", *sizes, board.target,
-                      board.description)
+        table.add_row(
+            board.name, board.core, f"{clock / 1e6:g} MHz" if clock else "-", *sizes, board.target, board.description
+        )
     console.print(table)
-    emit([{"name": b.name, "aliases": list(b.aliases), "core": b.core, "target": b.target,
-           "description": b.description} | {k: v for k, v in b.section("memory").items() if k.endswith("_bytes")}
-          for b in all_boards().values()])
+    emit(
+        [
+            {
+                "name": b.name,
+                "aliases": list(b.aliases),
+                "core": b.core,
+                "target": b.target,
+                "description": b.description,
+            }
+            | {k: v for k, v in b.section("memory").items() if k.endswith("_bytes")}
+            for b in all_boards().values()
+        ]
+    )
 
 
 def quant_options(fn):
     """Options shared by build, quantize and eval."""
     options = [
         click.option("--calib", type=click.Path(), help="Calibration data: .npz with x (and y), or a folder of .npy."),
-        click.option("--calib-samples", type=click.IntRange(1), default=1000, show_default=True,
-                     help="Use at most this many calibration samples."),
-        click.option("--algo", default="mse", show_default=True,
-                     help="Range method (minmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated."),
+        click.option(
+            "--calib-samples",
+            type=click.IntRange(1),
+            default=1000,
+            show_default=True,
+            help="Use at most this many calibration samples.",
+        ),
+        click.option(
+            "--algo",
+            default="mse",
+            show_default=True,
+            help="Range method (minmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated.",
+        ),
         click.option("--bits", default="w8a8", show_default=True, help="Weight and activation bits: w8a8, w4a8, ..."),
         click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel)."),
-        click.option("--percentile", type=float, default=99.99, show_default=True,
-                     help="Percentile for --algo percentile."),
+        click.option(
+            "--percentile", type=float, default=99.99, show_default=True, help="Percentile for --algo percentile."
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -149,8 +200,9 @@ def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile,
 @click.option("--max-ram", help="RAM budget (bytes, or e.g. 256K); default: the board's RAM.")
 @click.option("--max-flash", help="Flash budget (bytes, or e.g. 1M); default: the board's flash.")
 @quant_options
-def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, calib_samples, algo, bits, per_tensor,
-          percentile):
+def build(
+    model, board_name, out_dir, no_compile, max_ram, max_flash, calib, calib_samples, algo, bits, per_tensor, percentile
+):
     """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
 
@@ -160,16 +212,29 @@ def build(model, board_name, out_dir, no_compile, max_ram, max_flash, calib, cal
 
     board = get_board(board_name)
     default_ram, default_flash = board_budgets(board)
-    budgets = {"max_ram": default_ram if max_ram is None else parse_size(max_ram),
-               "max_flash": default_flash if max_flash is None else parse_size(max_flash)}
+    budgets = {
+        "max_ram": default_ram if max_ram is None else parse_size(max_ram),
+        "max_flash": default_flash if max_flash is None else parse_size(max_flash),
+    }
     deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
-    report = run_build(deploy.graph, board, Path(out_dir), source=str(model), quant=deploy.quant,
-                       compile=not no_compile, log=note, **budgets)
+    report = run_build(
+        deploy.graph,
+        board,
+        Path(out_dir),
+        source=str(model),
+        quant=deploy.quant,
+        compile=not no_compile,
+        log=note,
+        **budgets,
+    )
     mem = report.memory
     sizes = f", flash {mem.flash_bytes:,} B, RAM {mem.ram_bytes:,} B" if mem.flash_bytes is not None else ""
-    console.print(f"built [bold]{report.model.name}[/] for {board.name}: {len(report.ops)} ops, "
-                  f"{report.model.macs:,} MACs, arena {mem.arena_bytes:,} B, "
-                  f"weights {mem.weights_bytes:,} B{sizes} -> {out_dir}", soft_wrap=True)
+    console.print(
+        f"built [bold]{report.model.name}[/] for {board.name}: {len(report.ops)} ops, "
+        f"{report.model.macs:,} MACs, arena {mem.arena_bytes:,} B, "
+        f"weights {mem.weights_bytes:,} B{sizes} -> {out_dir}",
+        soft_wrap=True,
+    )
     emit(report.to_json())
 
 
@@ -190,17 +255,28 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
     out.mkdir(parents=True, exist_ok=True)
     save_tflite(deploy.graph, out / "model_int8.tflite")
     layers = quant_layers(deploy)
-    report = {"model": str(model), "algo": config.algo, "bits": config.bits, "per_channel": config.per_channel,
-              "calibration_samples": deploy.quant.calibration_samples, "notes": deploy.quant.notes,
-              "layers": layers}
+    report = {
+        "model": str(model),
+        "algo": config.algo,
+        "bits": config.bits,
+        "per_channel": config.per_channel,
+        "calibration_samples": deploy.quant.calibration_samples,
+        "notes": deploy.quant.notes,
+        "layers": layers,
+    }
     (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
     table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
     for col in ("op", "layer", "output scale", "zero point", "SQNR dB"):
         table.add_column(col, justify="left" if col in ("op", "layer") else "right")
     for layer in layers:
         sqnr = layer["sqnr_db"]
-        table.add_row(layer["type"], layer["name"], f"{layer['scale']:.4g}", str(layer["zero_point"]),
-                      "-" if sqnr is None else f"{sqnr:.1f}")
+        table.add_row(
+            layer["type"],
+            layer["name"],
+            f"{layer['scale']:.4g}",
+            str(layer["zero_point"]),
+            "-" if sqnr is None else f"{sqnr:.1f}",
+        )
     console.print(table)
     console.print(f"wrote {out / 'model_int8.tflite'} and {out / 'quant_report.json'}", soft_wrap=True)
     emit(report)
@@ -216,43 +292,65 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
 @click.option("--fixed-ranges", is_flag=True, help="EMA activation ranges instead of learned (LSQ) step sizes.")
 @click.option("--lr", "learning_rate", default=1e-4, show_default=True, type=float, help="Learning rate.")
 @click.option("--batch-size", help="Training batch size.", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--calib-samples", default=1000, show_default=True, type=click.IntRange(1),
-              help="Training samples used to initialize the quantizers.")
+@click.option(
+    "--calib-samples",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Training samples used to initialize the quantizers.",
+)
 def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learning_rate, batch_size, calib_samples):
     """Quantization-aware training: DIR/model_int8.tflite, then `tinyq build` it."""
     from pathlib import Path
 
     from tinyq import qat as tq_qat
+    from tinyq.data import load_dataset
     from tinyq.exporters.tflite import save_tflite
     from tinyq.importers import load_float_model
-    from tinyq.data import load_dataset
     from tinyq.quant import parse_config
 
-    parse_config("mse", bits, per_tensor)            # validates --bits before the long work
+    parse_config("mse", bits, per_tensor)  # validates --bits before the long work
     fm = load_float_model(model)
     data = load_dataset(data_path, fm.graph, what="training data")
     if data.y is None:
         raise TinyqError(f"training data {data_path} has no labels: add an array 'y' to the .npz")
-    qat_model = tq_qat.prepare(fm, data.x[:calib_samples], bits=bits, per_channel=not per_tensor,
-                               learnable=not fixed_ranges)
-    losses = tq_qat.fit(qat_model, data.x, data.y, epochs=epochs, batch_size=batch_size,
-                        learning_rate=learning_rate)
+    qat_model = tq_qat.prepare(
+        fm, data.x[:calib_samples], bits=bits, per_channel=not per_tensor, learnable=not fixed_ranges
+    )
+    losses = tq_qat.fit(qat_model, data.x, data.y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_tflite(tq_qat.convert(qat_model), out / "model_int8.tflite")
-    report = {"model": str(model), "bits": bits, "per_channel": not per_tensor, "learnable": not fixed_ranges,
-              "epochs": epochs, "learning_rate": learning_rate, "losses": losses}
+    report = {
+        "model": str(model),
+        "bits": bits,
+        "per_channel": not per_tensor,
+        "learnable": not fixed_ranges,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "losses": losses,
+    }
     (out / "qat_report.json").write_text(json.dumps(report, indent=1) + "\n")
-    console.print(f"trained {epochs} epochs (loss {losses[0]:.4f} -> {losses[-1]:.4f}); wrote "
-                  f"{out / 'model_int8.tflite'} (deploy with: tinyq build {out / 'model_int8.tflite'} --board ...)")
+    console.print(
+        f"trained {epochs} epochs (loss {losses[0]:.4f} -> {losses[-1]:.4f}); wrote "
+        f"{out / 'model_int8.tflite'} (deploy with: tinyq build {out / 'model_int8.tflite'} --board ...)"
+    )
     emit(report)
 
 
 def quant_layers(deploy) -> list[dict]:
     graph, sqnr = deploy.graph, deploy.quant.sqnr_db or {}
-    return [{"name": op.name, "type": op.kind, "output": op.outputs[0], "scale": graph[op.outputs[0]].qparams.s,
-             "zero_point": graph[op.outputs[0]].qparams.zp, "sqnr_db": sqnr.get(op.outputs[0])}
-            for op in graph.ops]
+    return [
+        {
+            "name": op.name,
+            "type": op.kind,
+            "output": op.outputs[0],
+            "scale": graph[op.outputs[0]].qparams.s,
+            "zero_point": graph[op.outputs[0]].qparams.zp,
+            "sqnr_db": sqnr.get(op.outputs[0]),
+        }
+        for op in graph.ops
+    ]
 
 
 @cli.command(name="eval")
@@ -295,21 +393,40 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
 @click.option("--emulate", is_flag=True, help="Run an emulated board's firmware in QEMU.")
 @click.option("--port", help="Serial port or pyserial URL of a real board (/dev/ttyACM0, socket://h:p, rfc2217://...).")
 @click.option("--baud", type=int, help="Baud rate (default: the board's).")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="Input .npy (.npz for several inputs), int8 or float (quantized as TFLite does); "
-                   "default: a fixed byte pattern.")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    help="Input .npy (.npz for several inputs), int8 or float (quantized as TFLite does); "
+    "default: a fixed byte pattern.",
+)
 @click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 100000), help="Inferences to run.")
 @click.option("--profile", is_flag=True, help="Also measure every layer.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the bench section here.")
-def bench(build_dir: str, emulate: bool, port: str | None, baud: int | None, input_path: str | None, runs: int,
-          profile: bool, json_out: str | None) -> None:
+def bench(
+    build_dir: str,
+    emulate: bool,
+    port: str | None,
+    baud: int | None,
+    input_path: str | None,
+    runs: int,
+    profile: bool,
+    json_out: str | None,
+) -> None:
     """Run a build on one input, measure it, check it bit-exact against the integer reference."""
     from pathlib import Path
 
     from tinyq.bench import bench as run_bench
 
-    result = run_bench(Path(build_dir), input_path=Path(input_path) if input_path else None, runs=runs,
-                       emulate=emulate, port=port, baud=baud, profile=profile)
+    result = run_bench(
+        Path(build_dir),
+        input_path=Path(input_path) if input_path else None,
+        runs=runs,
+        emulate=emulate,
+        port=port,
+        baud=baud,
+        profile=profile,
+    )
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
     print_bench(result)
@@ -335,9 +452,11 @@ def flash(build_dir: str, upload_port: str | None) -> None:
 def print_bench(result: dict) -> None:
     rows = [("target", result["target"]), ("runs", str(result["runs"]))]
     if "instructions" in result:
-        rows += [("instructions / inference", f"{result['instructions']:,}"),
-                 ("instructions / MAC", f"{result['instructions_per_mac']:.2f}"),
-                 ("identical every run", str(result["instructions_all_runs_equal"]).lower())]
+        rows += [
+            ("instructions / inference", f"{result['instructions']:,}"),
+            ("instructions / MAC", f"{result['instructions_per_mac']:.2f}"),
+            ("identical every run", str(result["instructions_all_runs_equal"]).lower()),
+        ]
     if "cycles" in result:
         rows += [("cycles / inference", f"{result['cycles']:,}"), ("cycles / MAC", f"{result['cycles_per_mac']:.2f}")]
     if "latency_ms" in result:
@@ -359,7 +478,9 @@ def print_bench(result: dict) -> None:
             layers.add_column(col, justify=justify)
         total = sum(layer[unit] for layer in result["per_layer"]) or 1
         for i, layer in enumerate(result["per_layer"]):
-            layers.add_row(str(i), layer["type"], layer["name"], f"{layer[unit]:,}", f"{100 * layer[unit] / total:.1f}%")
+            layers.add_row(
+                str(i), layer["type"], layer["name"], f"{layer[unit]:,}", f"{100 * layer[unit] / total:.1f}%"
+            )
         console.print(layers)
 
 
@@ -384,6 +505,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:  # a bug: say so in one line, the traceback is behind --debug
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(err).__name__}: {err} "
-                          "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]internal error:[/] {type(err).__name__}: {err} (run with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

@@ -1,4 +1,5 @@
 """Datasets for calibration and evaluation: `.npz` (arrays `x`, optional `y`) or a folder of `.npy` samples."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from tinyq.ops.common import round_half_away_f32
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray                 # float32, (N, *input shape without batch)
-    y: np.ndarray | None = None   # integer labels (N,), or None
+    x: np.ndarray  # float32, (N, *input shape without batch)
+    y: np.ndarray | None = None  # integer labels (N,), or None
 
 
 def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, what: str = "data") -> Dataset:
@@ -43,13 +44,12 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
         raise TinyqError(f"{what} {path}: expected an .npz file or a folder of .npy files")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise TinyqError(f"{what} {path} has dtype {x.dtype}; expected numbers")
-    if tuple(x.shape) == want:                       # a single sample
+    if tuple(x.shape) == want:  # a single sample
         x = x[None]
     elif tuple(x.shape[1:]) != want:
         if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(want)):
-            raise TinyqError(f"{what} {path} has samples of shape {list(x.shape[1:])}; "
-                             f"the model expects {list(want)}")
-        x = x.reshape((len(x),) + want)              # e.g. (N, 28, 28) for a (28, 28, 1) input
+            raise TinyqError(f"{what} {path} has samples of shape {list(x.shape[1:])}; the model expects {list(want)}")
+        x = x.reshape((len(x),) + want)  # e.g. (N, 28, 28) for a (28, 28, 1) input
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise TinyqError(f"{what} {path} contains NaN or infinite values")
@@ -57,7 +57,7 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
         y = np.asarray(y).reshape(len(y), -1)
         if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
             raise TinyqError(f"{what} {path} has labels of dtype {y.dtype}; expected class indices or one-hot rows")
-        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)   # one-hot labels become indices
+        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)  # one-hot labels become indices
         bad = (y != np.round(y)) | (y < 0)
         if bad.any():
             raise TinyqError(f"{what} {path} has labels that are not class indices (e.g. {y[bad][0]:g})")

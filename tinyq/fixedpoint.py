@@ -6,6 +6,7 @@ The gemmlowp-style helpers (exp, reciprocal, logistic) exist for SOFTMAX and
 LOGISTIC. TFLM requantizes with *double rounding*: a saturating rounding
 doubling high multiply, then a rounding divide by a power of two.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,6 +102,7 @@ def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift)
 # --- gemmlowp fixed-point helpers (raw int32 values; the integer-bit count
 # --- of each quantity is tracked by the caller, as in gemmlowp's templates)
 
+
 def saturating_rounding_multiply_by_pot(x, exponent: int):
     x = _i64(x)
     if exponent == 0:
@@ -129,20 +131,18 @@ def rounding_half_sum(a, b):
 
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a):
     """exp(a) for a in [-1/4, 0), a and result with 0 integer bits."""
-    constant_term = 1895147668          # exp(-1/8)
+    constant_term = 1895147668  # exp(-1/8)
     constant_1_over_3 = 715827883
-    x = wrap32(_i64(a) + (1 << 28))     # a + 1/8
+    x = wrap32(_i64(a) + (1 << 28))  # a + 1/8
     x2 = _fx_mul(x, x)
     x3 = _fx_mul(x2, x)
     x4 = _fx_mul(x2, x2)
     x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2)
-    poly = saturating_rounding_multiply_by_pot(
-        wrap32(_fx_mul(wrap32(x4_over_4 + x3), constant_1_over_3) + x2), -1)
+    poly = saturating_rounding_multiply_by_pot(wrap32(_fx_mul(wrap32(x4_over_4 + x3), constant_1_over_3) + x2), -1)
     return wrap32(constant_term + _fx_mul(constant_term, wrap32(x + poly)))
 
 
-_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-               (2, 39332535), (3, 720401), (4, 242))
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535), (3, 720401), (4, 242))
 
 
 def exp_on_negative_values(a, integer_bits: int):
@@ -152,7 +152,8 @@ def exp_on_negative_values(a, integer_bits: int):
     one_quarter = 1 << (frac_bits - 2)
     a_mod_quarter_minus_one_quarter = wrap32((a & (one_quarter - 1)) - one_quarter)
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0))
+        rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0)
+    )
     remainder = wrap32(a_mod_quarter_minus_one_quarter - a)
     for exponent, multiplier in _EXP_BARREL:
         if integer_bits > exponent:
@@ -167,13 +168,13 @@ def exp_on_negative_values(a, integer_bits: int):
 def one_over_one_plus_x_for_x_in_0_1(a):
     """gemmlowp: 1/(1+a) for a in [0,1), both Q0.31."""
     half_denominator = rounding_half_sum(a, INT32_MAX)
-    x = wrap32(1515870810 + _fx_mul(half_denominator, -1010580540))   # Q2.29
+    x = wrap32(1515870810 + _fx_mul(half_denominator, -1010580540))  # Q2.29
     one_q2 = 1 << 29
     for _ in range(3):
         half_denominator_times_x = _fx_mul(half_denominator, x)
         one_minus = wrap32(one_q2 - half_denominator_times_x)
         x = wrap32(x + rescale(_fx_mul(x, one_minus), 4, 2))
-    return rescale(x, 1, 0)   # ExactMulByPot<-1> turns Q2 into Q1 with the same raw
+    return rescale(x, 1, 0)  # ExactMulByPot<-1> turns Q2 into Q1 with the same raw
 
 
 def count_leading_zeros32(x):
@@ -208,6 +209,10 @@ def logistic(a, integer_bits: int):
 
 
 def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
-    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1) * (1 << (total_signed_bits - input_integer_bits))
-                          / (1 << input_left_shift))
+    max_input_rescaled = (
+        1.0
+        * ((1 << input_integer_bits) - 1)
+        * (1 << (total_signed_bits - input_integer_bits))
+        / (1 << input_left_shift)
+    )
     return int(math.floor(max_input_rescaled))

@@ -1,4 +1,5 @@
 """`tinyq flash`: upload a build's firmware with PlatformIO (`pio run -t upload`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,6 +20,8 @@ def flash(build_dir: Path, upload_port: str | None = None) -> None:
     try:
         platformio.run(build_dir, board.name, target="upload", upload_port=upload_port)
     except platformio.PioError as err:
-        raise TinyqError(f"upload failed: {err.reason} (log: {build_dir / 'pio.log'}); the firmware is "
-                         f"{build_dir / report.firmware.elf}: program it with an SWD tool such as openocd or "
-                         "STM32CubeProgrammer") from None
+        raise TinyqError(
+            f"upload failed: {err.reason} (log: {build_dir / 'pio.log'}); the firmware is "
+            f"{build_dir / report.firmware.elf}: program it with an SWD tool such as openocd or "
+            "STM32CubeProgrammer"
+        ) from None

@@ -1,4 +1,5 @@
 """int4 storage: two values per byte, low nibble first (TFLite's INT4 layout)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,12 +7,14 @@ op's module in tinyq/ops), never a string; `verify(graph)` checks structure,
 refuses every dtype signature the op's kernels do not implement, and applies
 the op's shape and quantization rules.
 """
+
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +33,12 @@ class Activation(enum.Enum):
     RELU_N1_TO_1 = "relu_n1_to_1"
 
     def float_range(self) -> tuple[float, float]:
-        return {Activation.NONE: (-np.inf, np.inf), Activation.RELU: (0.0, np.inf),
-                Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}[self]
+        return {
+            Activation.NONE: (-np.inf, np.inf),
+            Activation.RELU: (0.0, np.inf),
+            Activation.RELU6: (0.0, 6.0),
+            Activation.RELU_N1_TO_1: (-1.0, 1.0),
+        }[self]
 
 
 DTYPES = ("int4", "int8", "int16", "int32", "int64", "float32")
@@ -45,6 +51,7 @@ class QParams:
     `axis` is the quantized dimension for per-channel parameters, None for
     per-tensor. Scales are float32 values (stored as Python floats).
     """
+
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int | None = None
@@ -56,11 +63,11 @@ class QParams:
             raise IRError("per-tensor quantization has exactly one scale")
 
     @classmethod
-    def per_tensor(cls, scale: float, zero_point: int = 0) -> "QParams":
+    def per_tensor(cls, scale: float, zero_point: int = 0) -> QParams:
         return cls((float(np.float32(scale)),), (int(zero_point),))
 
     @classmethod
-    def per_channel(cls, scales, axis: int) -> "QParams":
+    def per_channel(cls, scales, axis: int) -> QParams:
         scales = tuple(float(s) for s in np.asarray(scales, np.float32))
         return cls(scales, (0,) * len(scales), axis)
 
@@ -85,6 +92,7 @@ class QParams:
 @dataclass(frozen=True, eq=False)
 class Tensor:
     """A typed tensor; constants carry read-only `data`."""
+
     name: str
     shape: tuple[int, ...]
     dtype: str
@@ -120,6 +128,7 @@ class Tensor:
 
 # --- attribute types shared by several op kinds ----------------------------
 
+
 @dataclass(frozen=True)
 class Padding2D:
     top: int = 0
@@ -131,7 +140,7 @@ class Padding2D:
 @dataclass(frozen=True)
 class Op:
     name: str
-    attrs: Any              # the attrs dataclass of the op's kind (see tinyq.ops)
+    attrs: Any  # the attrs dataclass of the op's kind (see tinyq.ops)
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
@@ -168,15 +177,15 @@ class Graph:
                 result[name].append(op)
         return result
 
-    def replace(self, **changes) -> "Graph":
+    def replace(self, **changes) -> Graph:
         return replace(self, **changes)
 
-    def with_tensors(self, *tensors: Tensor) -> "Graph":
+    def with_tensors(self, *tensors: Tensor) -> Graph:
         merged = dict(self.tensors)
         merged.update({t.name: t for t in tensors})
         return replace(self, tensors=merged)
 
-    def pruned(self) -> "Graph":
+    def pruned(self) -> Graph:
         """Drop tensors no op or graph boundary refers to."""
         used = set(self.inputs) | set(self.outputs)
         for op in self.ops:
@@ -186,12 +195,18 @@ class Graph:
 
 
 def _signature_error(definition: ops.OpDef, ins: list[Tensor], outs: list[Tensor]) -> str:
-    hybrid = any(t.dtype == "float32" for t in ins + outs) and any(t.is_constant and t.dtype != "float32"
-                                                                  for t in ins)
-    return (f"dtypes {ops.signature_of(ins, outs)} are not implemented; {definition.name} supports "
-            f"{definition.supported()}" + ("; float activations with integer weights (a dynamic-range "
-                                            "'hybrid' model) are not supported: use the float32 or the fully "
-                                            "int8 model" if hybrid else ""))
+    hybrid = any(t.dtype == "float32" for t in ins + outs) and any(t.is_constant and t.dtype != "float32" for t in ins)
+    return (
+        f"dtypes {ops.signature_of(ins, outs)} are not implemented; {definition.name} supports "
+        f"{definition.supported()}"
+        + (
+            "; float activations with integer weights (a dynamic-range "
+            "'hybrid' model) are not supported: use the float32 or the fully "
+            "int8 model"
+            if hybrid
+            else ""
+        )
+    )
 
 
 def verify(graph: Graph) -> Graph:

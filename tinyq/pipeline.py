@@ -1,4 +1,5 @@
 """From whatever the user has to the int8 graph to deploy: the front half of build, quantize and eval."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ SQNR_SAMPLES = 256
 
 @dataclass
 class Deployable:
-    graph: ir.Graph                 # int8
-    float_graph: ir.Graph | None    # None for an imported int8 model
-    quant: QuantSummary             # the report's "quant" section
+    graph: ir.Graph  # int8
+    float_graph: ir.Graph | None  # None for an imported int8 model
+    quant: QuantSummary  # the report's "quant" section
     calib: Dataset | None
 
 
@@ -30,8 +31,16 @@ def is_float_source(path: str | Path) -> bool:
     return path.suffix.lower() in (".keras", ".h5", ".hdf5") or not is_integer_graph(load_model(path))
 
 
-def deployable(model: str | Path, *, calib: str | Path | None, calib_samples: int | None, config: QuantConfig,
-               quiet: bool = False, max_ram: int | None = None, max_flash: int | None = None) -> Deployable:
+def deployable(
+    model: str | Path,
+    *,
+    calib: str | Path | None,
+    calib_samples: int | None,
+    config: QuantConfig,
+    quiet: bool = False,
+    max_ram: int | None = None,
+    max_flash: int | None = None,
+) -> Deployable:
     """The int8 graph to deploy: imported as it is, or quantized from a float model. With
     budgets, a float model that cannot fit fails before calibration starts."""
     path = Path(model)
@@ -41,14 +50,21 @@ def deployable(model: str | Path, *, calib: str | Path | None, calib_samples: in
             if calib is not None:
                 raise TinyqError(f"{path} is already int8: --calib does not apply (it is deployed as it is)")
             if config != QuantConfig():
-                raise TinyqError(f"{path} is already int8: quantization options (--algo, --bits, --per-tensor, "
-                                 "--percentile) do not apply (it is deployed as it is)")
+                raise TinyqError(
+                    f"{path} is already int8: quantization options (--algo, --bits, --per-tensor, "
+                    "--percentile) do not apply (it is deployed as it is)"
+                )
             return Deployable(graph, None, QuantSummary(bits_of(graph), ["imported"]), None)
     fm = load_float_model(path)
     check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits)
     data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
     result = quantize(fm, data, config, quiet=quiet)
-    quant = QuantSummary(config.bits, config.algo, config.per_channel, result.notes,
-                         len(data.x) if data is not None else None,
-                         layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES]) if data else None)
+    quant = QuantSummary(
+        config.bits,
+        config.algo,
+        config.per_channel,
+        result.notes,
+        len(data.x) if data is not None else None,
+        layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES]) if data else None,
+    )
     return Deployable(result.graph, result.float_graph, quant, data)

@@ -18,10 +18,11 @@ place, writes over an input that dies at its op; a kernel with an overlap
 lead may start its output just before its dying input), and each op's
 scratch (im2col and the like) is a buffer alive for that op only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from tinyq.ir import Graph
 from tinyq.ops import InPlace, Kernel
@@ -38,14 +39,14 @@ class Buffer:
     size: int
     first: int
     last: int
-    tensors: tuple[str, ...] = ()     # the tensors sharing this buffer
-    scratch_of: str | None = None     # or the op whose scratch it is
+    tensors: tuple[str, ...] = ()  # the tensors sharing this buffer
+    scratch_of: str | None = None  # or the op whose scratch it is
 
     @property
     def label(self) -> str:
         return f"scratch of {self.scratch_of}" if self.scratch_of is not None else " = ".join(self.tensors)
 
-    def overlaps_in_time(self, other: "Buffer") -> bool:
+    def overlaps_in_time(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
 
 
@@ -75,8 +76,9 @@ class ArenaPlanner:
         """Buffer `out` may overlap buffer `into` if it starts at least `lead` bytes before it."""
         self.leads[out, into] = lead
 
-    def add_buffer(self, size: int, first: int, last: int, tensors: tuple[str, ...] = (),
-                   scratch_of: str | None = None) -> int:
+    def add_buffer(
+        self, size: int, first: int, last: int, tensors: tuple[str, ...] = (), scratch_of: str | None = None
+    ) -> int:
         if size < 0 or first > last:
             raise ValueError(f"bad buffer: size {size}, lifetime {first}..{last}")
         self.buffers.append(Buffer(size, first, last, tuple(tensors), scratch_of))
@@ -86,8 +88,12 @@ class ArenaPlanner:
         """Offsets (one per buffer, in add order) and the arena's peak size: the best of
         greedy placements in a few orders (TFLM's largest-first among them)."""
         b = self.buffers
-        orders = [lambda i: (-b[i].size, b[i].first, i), lambda i: (-b[i].size, -b[i].first, i),
-                  lambda i: (-b[i].size * (b[i].last - b[i].first + 1), i), lambda i: (b[i].first, -b[i].size, i)]
+        orders = [
+            lambda i: (-b[i].size, b[i].first, i),
+            lambda i: (-b[i].size, -b[i].first, i),
+            lambda i: (-b[i].size * (b[i].last - b[i].first + 1), i),
+            lambda i: (b[i].first, -b[i].size, i),
+        ]
         return min((self._place(sorted(range(len(b)), key=key)) for key in orders), key=lambda result: result[1])
 
     def _place(self, order: list[int]) -> tuple[list[int], int]:
@@ -111,23 +117,28 @@ class ArenaPlanner:
         raise AssertionError("unreachable: the end of the highest live buffer always fits")
 
 
-def find_overlaps(buffers: list[Buffer], offsets: list[int],
-                  leads: Mapping[tuple[int, int], int] | None = None) -> list[tuple[int, int]]:
+def find_overlaps(
+    buffers: list[Buffer], offsets: list[int], leads: Mapping[tuple[int, int], int] | None = None
+) -> list[tuple[int, int]]:
     """Pairs of buffers alive at the same time whose byte ranges clash (an allowed
     overlap that keeps its lead does not)."""
     leads = leads or {}
-    return [(i, j) for i, a in enumerate(buffers) for j in range(i + 1, len(buffers))
-            if a.overlaps_in_time(buffers[j]) and _conflict(i, offsets[i], j, offsets[j], buffers, leads)]
+    return [
+        (i, j)
+        for i, a in enumerate(buffers)
+        for j in range(i + 1, len(buffers))
+        if a.overlaps_in_time(buffers[j]) and _conflict(i, offsets[i], j, offsets[j], buffers, leads)
+    ]
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
     arena_bytes: int
-    offsets: Mapping[str, int]            # tensor name -> arena offset
+    offsets: Mapping[str, int]  # tensor name -> arena offset
     scratch: Mapping[str, tuple[int, int]]  # op name -> (offset, bytes)
     buffers: tuple[Buffer, ...]
     buffer_offsets: tuple[int, ...]
-    leads: Mapping[tuple[int, int], int] = field(default_factory=dict)   # allowed overlaps (see ArenaPlanner)
+    leads: Mapping[tuple[int, int], int] = field(default_factory=dict)  # allowed overlaps (see ArenaPlanner)
 
 
 def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
@@ -146,12 +157,13 @@ def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
     return {name: (first, last) for name, (first, last) in span.items()}
 
 
-def plan_graph(graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = True,
-               alignment: int = ALIGNMENT) -> MemoryPlan:
+def plan_graph(
+    graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = True, alignment: int = ALIGNMENT
+) -> MemoryPlan:
     """The arena plan for `kernels` (op name -> the kernel chosen for it); `in_place=False`
     gives every tensor its own bytes (aliasing kernels aside)."""
     life = lifetimes(graph)
-    group = {name: name for name in life}           # tensor -> representative tensor of its buffer
+    group = {name: name for name in life}  # tensor -> representative tensor of its buffer
     members = {name: [name] for name in life}
 
     def merge(keep: str, other: str) -> None:
@@ -173,8 +185,12 @@ def plan_graph(graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = 
                 if not t.is_constant and t.nbytes == graph[out].nbytes and dies_at(name, i):
                     merge(name, out)
                     break
-        elif in_place and mode == InPlace.FIRST_INPUT and graph[out].nbytes <= graph[op.inputs[0]].nbytes \
-                and dies_at(op.inputs[0], i):
+        elif (
+            in_place
+            and mode == InPlace.FIRST_INPUT
+            and graph[out].nbytes <= graph[op.inputs[0]].nbytes
+            and dies_at(op.inputs[0], i)
+        ):
             merge(op.inputs[0], out)
 
     planner = ArenaPlanner(alignment)
@@ -190,8 +206,13 @@ def plan_graph(graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = 
         if kernel.scratch_bytes > 0:
             scratch_ids[op.name] = planner.add_buffer(kernel.scratch_bytes, i, i, scratch_of=op.name)
         source, out = group[op.inputs[0]] if op.inputs[0] in group else None, group[op.outputs[0]]
-        if in_place and kernel.overlap_lead is not None and source is not None and source != out \
-                and dies_at(op.inputs[0], i):
+        if (
+            in_place
+            and kernel.overlap_lead is not None
+            and source is not None
+            and source != out
+            and dies_at(op.inputs[0], i)
+        ):
             planner.allow_overlap(tensor_buffer[out], tensor_buffer[source], kernel.overlap_lead)
     offsets, peak = planner.plan()
     conflicts = find_overlaps(planner.buffers, offsets, planner.leads)
@@ -201,4 +222,7 @@ def plan_graph(graph: Graph, kernels: Mapping[str, Kernel], *, in_place: bool = 
         arena_bytes=peak,
         offsets={name: offsets[tensor_buffer[group[name]]] for name in life},
         scratch={op: (offsets[b], planner.buffers[b].size) for op, b in scratch_ids.items()},
-        buffers=tuple(planner.buffers), buffer_offsets=tuple(offsets), leads=dict(planner.leads))
+        buffers=tuple(planner.buffers),
+        buffer_offsets=tuple(offsets),
+        leads=dict(planner.leads),
+    )

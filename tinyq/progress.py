@@ -1,4 +1,5 @@
 """Progress bars for long work (calibration, range search, AdaRound, QAT, builds, benchmarks)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,16 @@ def progress(quiet: bool = False):
     """A rich progress bar on stderr; silent when asked to be, or when stderr is not a terminal
     and nobody asked for it (scripts and tests)."""
     from rich.console import Console
+
     disable = quiet or _quiet
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=disable, transient=not sys.stderr.isatty()) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+        transient=not sys.stderr.isatty(),
+    ) as bar:
         yield bar

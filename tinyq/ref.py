@@ -7,9 +7,10 @@ graph's shapes, so accuracy runs evaluate thousands of samples per call;
 `run` adds and removes that axis for single samples. Constant inputs
 (weights, biases) reach kernels without it.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -17,8 +18,9 @@ from tinyq.ir import Graph
 from tinyq.ops import definition, kernel_params
 
 
-def run(graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *,
-        batched: bool = False) -> dict[str, np.ndarray]:
+def run(
+    graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *, batched: bool = False
+) -> dict[str, np.ndarray]:
     """Run the graph; returns {tensor name: array} for every non-constant tensor.
 
     With `batched=True` every input has a leading sample axis and so does
@@ -37,8 +39,9 @@ def run(graph: Graph, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], *
     for op in graph.ops:
         in_tensors = [graph[n] for n in op.inputs]
         ins = [t.data if t.is_constant else values[t.name] for t in in_tensors]
-        values[op.outputs[0]] = definition(op).reference(op.attrs, kernel_params(op, graph), ins, in_tensors,
-                                                          [graph[n] for n in op.outputs])
+        values[op.outputs[0]] = definition(op).reference(
+            op.attrs, kernel_params(op, graph), ins, in_tensors, [graph[n] for n in op.outputs]
+        )
     return values if batched else {n: v[0] for n, v in values.items()}
 
 

@@ -4,6 +4,7 @@
 ops, memory, quant, firmware, bench); `read_report(dir)` reads it back into
 the same objects, so later commands (bench, flash) never parse strings.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,12 +52,13 @@ class OpReport:
     arena_offset: int
     kernel: str
     scratch_bytes: int
-    reference_because: str | None = None     # why the op keeps its reference kernel
+    reference_because: str | None = None  # why the op keeps its reference kernel
 
 
 @dataclass(frozen=True)
 class BufferReport:
     """One buffer of the arena plan: the tensors sharing it, or an op's scratch."""
+
     offset: int
     bytes: int
     first_op: int
@@ -70,20 +72,27 @@ class BufferReport:
 
     @property
     def short_label(self) -> str:
-        return f"scratch of {short_name(self.scratch_of)}" if self.scratch_of is not None else short_name(self.tensors[0])
+        return (
+            f"scratch of {short_name(self.scratch_of)}" if self.scratch_of is not None else short_name(self.tensors[0])
+        )
 
     def live_at(self, op_index: int) -> bool:
         return self.first_op <= op_index <= self.last_op
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, "bytes": self.bytes, "first_op": self.first_op, "last_op": self.last_op,
-                "tensors": self.label}
+        return {
+            "offset": self.offset,
+            "bytes": self.bytes,
+            "first_op": self.first_op,
+            "last_op": self.last_op,
+            "tensors": self.label,
+        }
 
     @classmethod
-    def from_json(cls, d: dict) -> "BufferReport":
+    def from_json(cls, d: dict) -> BufferReport:
         label = d["tensors"]
         if label.startswith("scratch of "):
-            return cls(d["offset"], d["bytes"], d["first_op"], d["last_op"], (), label[len("scratch of "):])
+            return cls(d["offset"], d["bytes"], d["first_op"], d["last_op"], (), label[len("scratch of ") :])
         return cls(d["offset"], d["bytes"], d["first_op"], d["last_op"], tuple(label.split(" = ")))
 
 
@@ -99,23 +108,35 @@ class MemoryReport:
     weights_bytes: int
     plan: list[BufferReport]
     budget: Budget
-    flash_bytes: int | None = None       # after linking firmware
+    flash_bytes: int | None = None  # after linking firmware
     ram_bytes: int | None = None
 
     def to_json(self) -> dict:
-        return {"arena_bytes": self.arena_bytes, "weights_bytes": self.weights_bytes,
-                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
-                "plan": [b.to_json() for b in self.plan], "budget": asdict(self.budget)}
+        return {
+            "arena_bytes": self.arena_bytes,
+            "weights_bytes": self.weights_bytes,
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "plan": [b.to_json() for b in self.plan],
+            "budget": asdict(self.budget),
+        }
 
     @classmethod
-    def from_json(cls, d: dict) -> "MemoryReport":
-        return cls(d["arena_bytes"], d["weights_bytes"], [BufferReport.from_json(b) for b in d["plan"]],
-                   Budget(**d["budget"]), d["flash_bytes"], d["ram_bytes"])
+    def from_json(cls, d: dict) -> MemoryReport:
+        return cls(
+            d["arena_bytes"],
+            d["weights_bytes"],
+            [BufferReport.from_json(b) for b in d["plan"]],
+            Budget(**d["budget"]),
+            d["flash_bytes"],
+            d["ram_bytes"],
+        )
 
 
 @dataclass(frozen=True)
 class QuantSummary:
     """How the deployed graph was quantized: `bits` is the one source of the model's bit widths."""
+
     bits: str
     algo: list[str]
     per_channel: bool | None = None
@@ -129,8 +150,8 @@ class QuantSummary:
 
 @dataclass(frozen=True)
 class FirmwareReport:
-    elf: str              # relative to the build folder
-    builder: str          # "pio" or "gcc"
+    elf: str  # relative to the build folder
+    builder: str  # "pio" or "gcc"
     note: str = ""
 
 
@@ -142,13 +163,18 @@ class BuildReport:
     memory: MemoryReport
     quant: QuantSummary
     firmware: FirmwareReport | None = None
-    bench: dict | None = None             # the bench section, as `tinyq bench` measured it
+    bench: dict | None = None  # the bench section, as `tinyq bench` measured it
 
     def to_json(self) -> dict:
-        doc = {"model": asdict(self.model), "board": self.board,
-               "ops": [{k: v for k, v in asdict(op).items() if k != "reference_because" or v is not None}
-                       for op in self.ops],
-               "memory": self.memory.to_json(), "quant": self.quant.to_json()}
+        doc = {
+            "model": asdict(self.model),
+            "board": self.board,
+            "ops": [
+                {k: v for k, v in asdict(op).items() if k != "reference_because" or v is not None} for op in self.ops
+            ],
+            "memory": self.memory.to_json(),
+            "quant": self.quant.to_json(),
+        }
         if self.firmware is not None:
             doc["firmware"] = asdict(self.firmware)
         if self.bench is not None:
@@ -156,13 +182,19 @@ class BuildReport:
         return doc
 
     @classmethod
-    def from_json(cls, d: dict) -> "BuildReport":
+    def from_json(cls, d: dict) -> BuildReport:
         model = dict(d["model"])
         model["inputs"] = [TensorInfo(**t) for t in model["inputs"]]
         model["outputs"] = [TensorInfo(**t) for t in model["outputs"]]
-        return cls(ModelInfo(**model), d["board"], [OpReport(**op) for op in d["ops"]],
-                   MemoryReport.from_json(d["memory"]), QuantSummary(**d["quant"]),
-                   FirmwareReport(**d["firmware"]) if "firmware" in d else None, d.get("bench"))
+        return cls(
+            ModelInfo(**model),
+            d["board"],
+            [OpReport(**op) for op in d["ops"]],
+            MemoryReport.from_json(d["memory"]),
+            QuantSummary(**d["quant"]),
+            FirmwareReport(**d["firmware"]) if "firmware" in d else None,
+            d.get("bench"),
+        )
 
 
 def read_report(build_dir: Path) -> BuildReport:
@@ -170,11 +202,14 @@ def read_report(build_dir: Path) -> BuildReport:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise TinyqError(f"{build_dir} is not a tinyq build folder (no {REPORT_FILE}); run `tinyq build` first") from None
+        raise TinyqError(
+            f"{build_dir} is not a tinyq build folder (no {REPORT_FILE}); run `tinyq build` first"
+        ) from None
     except json.JSONDecodeError as err:
         raise TinyqError(f"{path} is corrupt: {err}") from None
     try:
         return BuildReport.from_json(doc)
     except (KeyError, TypeError) as err:
-        raise TinyqError(f"{path} is not a report this tinyq wrote ({type(err).__name__}: {err}); "
-                         "build again") from None
+        raise TinyqError(
+            f"{path} is not a report this tinyq wrote ({type(err).__name__}: {err}); build again"
+        ) from None

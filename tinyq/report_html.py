@@ -4,6 +4,7 @@ the arena plan over the op sequence, flash by layer, per-layer SQNR.
 
 Every name from the model is HTML-escaped; the page needs no script and no network.
 """
+
 from __future__ import annotations
 
 import html
@@ -17,14 +18,16 @@ HTML_FILE = "report.html"
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def _short(name: str, width: int = 28) -> str:
     name = short_name(name)
-    return name if len(name) <= width else name[:width - 1] + "\u2026"
+    return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
 def _per_layer_cost(report: dict) -> tuple[str, list[int]] | None:
@@ -58,8 +61,13 @@ def _arena_chart(plt, report: dict, path: Path) -> None:
     colors = plt.get_cmap("tab20").colors
     for i, buf in enumerate(mem["plan"]):
         first = max(buf["first_op"], 0)
-        ax.broken_barh([(first - 0.4, buf["last_op"] - first + 0.8)], (buf["offset"], buf["bytes"]),
-                       facecolors=colors[i % len(colors)], edgecolors="black", linewidth=0.4)
+        ax.broken_barh(
+            [(first - 0.4, buf["last_op"] - first + 0.8)],
+            (buf["offset"], buf["bytes"]),
+            facecolors=colors[i % len(colors)],
+            edgecolors="black",
+            linewidth=0.4,
+        )
     ax.axhline(mem["arena_bytes"], color="red", linestyle="--", linewidth=1)
     ax.set_xlim(-0.8, len(report["ops"]) - 0.2)
     ax.set_ylim(0, mem["arena_bytes"] * 1.05 or 1)
@@ -78,8 +86,11 @@ def _flash_chart(plt, report: dict, path: Path) -> None:
     ax.set_xticks(range(len(ops)), [str(i) for i in range(len(ops))], fontsize=7)
     ax.set_xlabel("op")
     ax.set_ylabel("weight bytes")
-    rest = "" if mem["flash_bytes"] is None else \
-        f"; firmware flash {mem['flash_bytes']:,} bytes, of which constants {mem['weights_bytes']:,}"
+    rest = (
+        ""
+        if mem["flash_bytes"] is None
+        else f"; firmware flash {mem['flash_bytes']:,} bytes, of which constants {mem['weights_bytes']:,}"
+    )
     ax.set_title(f"flash by layer{rest}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -106,9 +117,13 @@ def _table(rows: list[list], header: list[str] | None = None) -> str:
 
 def _summary(report: dict) -> list[list]:
     mem, model = report["memory"], report["model"]
-    rows = [["model", model["name"]], ["board", report["board"]], ["MACs", f"{model['macs']:,}"],
-            ["arena", f"{mem['arena_bytes']:,} bytes"], ["constants (weights, biases, tables)",
-                                                          f"{mem['weights_bytes']:,} bytes"]]
+    rows = [
+        ["model", model["name"]],
+        ["board", report["board"]],
+        ["MACs", f"{model['macs']:,}"],
+        ["arena", f"{mem['arena_bytes']:,} bytes"],
+        ["constants (weights, biases, tables)", f"{mem['weights_bytes']:,} bytes"],
+    ]
     if mem.get("flash_bytes") is not None:
         rows += [["firmware flash", f"{mem['flash_bytes']:,} bytes"], ["firmware RAM", f"{mem['ram_bytes']:,} bytes"]]
     quant = report.get("quant", {})
@@ -117,13 +132,29 @@ def _summary(report: dict) -> list[list]:
 
 
 def _bench(bench: dict) -> list[list]:
-    keys = [("target", "target"), ("runs", "runs"), ("instructions", "instructions / inference"),
-            ("instructions_per_mac", "instructions / MAC"), ("cycles", "cycles / inference"),
-            ("cycles_per_mac", "cycles / MAC"), ("latency_ms", "latency (ms)"), ("energy_uj", "energy (uJ)"),
-            ("bit_exact", "bit-exact with the integer reference")]
-    return [[label, f"{bench[k]:,.3f}".rstrip("0").rstrip(".") if isinstance(bench[k], float) else
-             f"{bench[k]:,}" if isinstance(bench[k], int) and not isinstance(bench[k], bool) else str(bench[k]).lower()]
-            for k, label in keys if k in bench]
+    keys = [
+        ("target", "target"),
+        ("runs", "runs"),
+        ("instructions", "instructions / inference"),
+        ("instructions_per_mac", "instructions / MAC"),
+        ("cycles", "cycles / inference"),
+        ("cycles_per_mac", "cycles / MAC"),
+        ("latency_ms", "latency (ms)"),
+        ("energy_uj", "energy (uJ)"),
+        ("bit_exact", "bit-exact with the integer reference"),
+    ]
+    return [
+        [
+            label,
+            f"{bench[k]:,.3f}".rstrip("0").rstrip(".")
+            if isinstance(bench[k], float)
+            else f"{bench[k]:,}"
+            if isinstance(bench[k], int) and not isinstance(bench[k], bool)
+            else str(bench[k]).lower(),
+        ]
+        for k, label in keys
+        if k in bench
+    ]
 
 
 def write_html(build_dir: Path, report: dict) -> Path:
@@ -131,9 +162,11 @@ def write_html(build_dir: Path, report: dict) -> Path:
     plt = _pyplot()
     plots = build_dir / PLOTS
     plots.mkdir(exist_ok=True)
-    charts = [("layers.png", _layer_chart, "MACs and measured cost per layer"),
-              ("arena.png", _arena_chart, "the memory plan: each buffer's bytes over the ops it lives through"),
-              ("flash.png", _flash_chart, "weight bytes by layer")]
+    charts = [
+        ("layers.png", _layer_chart, "MACs and measured cost per layer"),
+        ("arena.png", _arena_chart, "the memory plan: each buffer's bytes over the ops it lives through"),
+        ("flash.png", _flash_chart, "weight bytes by layer"),
+    ]
     sqnr = report.get("quant", {}).get("sqnr_db")
     for name, draw, _ in charts:
         draw(plt, report, plots / name)
@@ -142,19 +175,24 @@ def write_html(build_dir: Path, report: dict) -> Path:
         charts.append(("sqnr.png", None, "per-tensor SQNR of the int8 activations"))
     cost = _per_layer_cost(report)
     total = sum(cost[1]) if cost else 0
-    layer_rows = [[i, _short(op["name"]), op["type"], op.get("kernel", ""), f"{op['macs']:,}", f"{op['weights_bytes']:,}"]
-                  + ([f"{cost[1][i]:,}", f"{100 * cost[1][i] / (total or 1):.1f}%"] if cost else [])
-                  for i, op in enumerate(report["ops"])]
+    layer_rows = [
+        [i, _short(op["name"]), op["type"], op.get("kernel", ""), f"{op['macs']:,}", f"{op['weights_bytes']:,}"]
+        + ([f"{cost[1][i]:,}", f"{100 * cost[1][i] / (total or 1):.1f}%"] if cost else [])
+        for i, op in enumerate(report["ops"])
+    ]
     header = ["#", "layer", "op", "kernel", "MACs", "weight bytes"] + ([cost[0], "share"] if cost else [])
-    figures = "".join(f'<figure><img src="{PLOTS}/{name}" alt="{html.escape(caption)}">'
-                      f"<figcaption>{html.escape(caption)}</figcaption></figure>" for name, _, caption in charts)
+    figures = "".join(
+        f'<figure><img src="{PLOTS}/{name}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for name, _, caption in charts
+    )
     bench = report.get("bench")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tinyq report: {html.escape(report['model']['name'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>tinyq report: {html.escape(report["model"]["name"])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}figure{{margin:1em 0}}img{{max-width:100%}}</style>
 </head><body>
-<h1>tinyq report: {html.escape(report['model']['name'])}</h1>
+<h1>tinyq report: {html.escape(report["model"]["name"])}</h1>
 {_table(_summary(report))}
 <h2>bench</h2>
 {_table(_bench(bench)) if bench else "<p>not run yet: <code>tinyq bench</code> adds the results here</p>"}

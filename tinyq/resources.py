@@ -3,6 +3,7 @@
 In a wheel they sit inside the package (pyproject maps them there); in a
 source checkout or an editable install they are at the repository top.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -24,6 +25,11 @@ def data_dir(name: str) -> Path:
 def templates() -> jinja2.Environment:
     """tinyq's one template environment, over templates/: strict (an undefined name is an
     error), blocks trimmed as C and config files want them, no HTML escaping."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True, autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )

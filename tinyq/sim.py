@@ -7,9 +7,10 @@ learnable weights) and `activation(name, value)` may transform an op's
 output (fake-quantize it). Integer truth stays with the numpy reference;
 this is the differentiable, batched float twin.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -19,8 +20,14 @@ from tinyq.ops.common import activate
 from tinyq.tf import tensorflow as _tf
 
 
-def forward(graph: ir.Graph, inputs: dict, *, weight: Callable | None = None,
-            activation: Callable | None = None, keep: set[str] | None = None) -> dict:
+def forward(
+    graph: ir.Graph,
+    inputs: dict,
+    *,
+    weight: Callable | None = None,
+    activation: Callable | None = None,
+    keep: set[str] | None = None,
+) -> dict:
     """Run the graph on batched TF inputs; returns {tensor: value} for `keep`
     (default: every activation tensor)."""
     tf = _tf()
@@ -51,6 +58,7 @@ def layer_fn(tf, op: ir.Op, graph: ir.Graph, *, activation: bool = True):
 
     def fn(x, w, bias=None):
         return activate(tf, definition.linear(tf, op, graph, x, w) + (default_bias if bias is None else bias), act)
+
     return fn
 
 
@@ -63,8 +71,14 @@ def fake_quant(tf, x, scale: float, zero_point: int, qmin: int = -128, qmax: int
 class FloatRunner:
     """Batched float execution of a float IR graph (a traced tf.function)."""
 
-    def __init__(self, graph: ir.Graph, keep: set[str] | None = None, *, weight: Callable | None = None,
-                 activation: Callable | None = None):
+    def __init__(
+        self,
+        graph: ir.Graph,
+        keep: set[str] | None = None,
+        *,
+        weight: Callable | None = None,
+        activation: Callable | None = None,
+    ):
         tf = _tf()
         self.graph = graph
         self.keep = keep
@@ -72,7 +86,7 @@ class FloatRunner:
 
         @tf.function(input_signature=specs, reduce_retracing=True)
         def run(*xs):
-            if activation is not None:   # the inputs are quantized too
+            if activation is not None:  # the inputs are quantized too
                 xs = [activation(n, x) for n, x in zip(graph.inputs, xs)]
             return forward(graph, dict(zip(graph.inputs, xs)), weight=weight, activation=activation, keep=keep)
 
@@ -82,7 +96,7 @@ class FloatRunner:
         """Yields (first sample index, {tensor: numpy batch}) over the samples."""
         count = len(inputs[0])
         for start in range(0, count, batch_size):
-            chunk = [x[start:start + batch_size].astype(np.float32) for x in inputs]
+            chunk = [x[start : start + batch_size].astype(np.float32) for x in inputs]
             out = self._run(*chunk)
             yield start, {k: v.numpy() for k, v in out.items()}
 

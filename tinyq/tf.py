@@ -5,6 +5,7 @@ loads (the oneDNN notice, absl's 'before InitializeLog' warning), whatever
 TF_CPP_MIN_LOG_LEVEL says. tinyq's users should see tinyq's output only, so
 the import runs with file descriptor 2 pointed at /dev/null.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,6 +33,7 @@ def tensorflow():
     if "tensorflow" not in sys.modules:
         with _native_stderr_silenced():
             import tensorflow as tf
+
             tf.get_logger().setLevel("ERROR")
     return sys.modules["tensorflow"]
 
@@ -39,4 +41,5 @@ def tensorflow():
 def keras():
     tensorflow()
     import keras as k
+
     return k

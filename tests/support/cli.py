@@ -1,4 +1,5 @@
 """Running the tinyq command line as a user would, and what a clean error looks like."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,9 @@ import sys
 
 def tinyq(*args, cwd=None, env=None):
     env = dict(os.environ, COLUMNS="200", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tinyq", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tinyq", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
 
 
 def assert_clean_error(result, *fragments):

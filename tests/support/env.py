@@ -1,4 +1,5 @@
 """Where the shared models are, whether this is CI, and how a missing prerequisite behaves."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,11 @@ def _find_shared() -> Path:
 
 SHARED = _find_shared()
 MLPERF = SHARED / "models" / "mlperf_tiny"
-MODELS = {"kws": MLPERF / "kws" / "kws_ref_model_int8.tflite",
-          "ic": MLPERF / "ic" / "pretrainedResnet_int8.tflite",
-          "ad": MLPERF / "ad" / "ad01_int8.tflite"}
+MODELS = {
+    "kws": MLPERF / "kws" / "kws_ref_model_int8.tflite",
+    "ic": MLPERF / "ic" / "pretrainedResnet_int8.tflite",
+    "ad": MLPERF / "ad" / "ad01_int8.tflite",
+}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

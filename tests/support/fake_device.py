@@ -4,6 +4,7 @@ It speaks the same framed protocol; its "model" reverses the input bytes.
 Faults: corrupt the first N replies, stay silent, or reboot (banner, state
 lost) in the middle of a LOAD.
 """
+
 from __future__ import annotations
 
 import socket
@@ -19,7 +20,7 @@ class FakeDevice:
         self.input_size = input_size
         self.corrupt_replies = corrupt_replies
         self.silent = silent
-        self.reset_on_load = reset_on_load      # index of the LOAD request that triggers a reboot
+        self.reset_on_load = reset_on_load  # index of the LOAD request that triggers a reboot
         self.model = model
         self.loads = 0
         self.stage = bytearray(input_size)
@@ -61,7 +62,7 @@ class FakeDevice:
                         continue
                     header = self._recv(conn, 4)
                     kind, seq, length = struct.unpack("<BBH", header)
-                    if length > 512:       # as the firmware does: refuse, never read past the buffer
+                    if length > 512:  # as the firmware does: refuse, never read past the buffer
                         self._send(conn, 0x7F, seq, b"\x02payload too long")
                         continue
                     body = self._recv(conn, length)
@@ -82,18 +83,18 @@ class FakeDevice:
         elif kind == 0x02:
             self.loads += 1
             if self.reset_on_load == self.loads:
-                self.stage = bytearray(self.input_size)       # reboot: state lost, no reply
+                self.stage = bytearray(self.input_size)  # reboot: state lost, no reply
                 conn.sendall(b"m-init-done\r\nm-ready\r\n")
                 return
             offset = struct.unpack("<I", body[:4])[0]
-            self.stage[offset:offset + len(body) - 4] = body[4:]
+            self.stage[offset : offset + len(body) - 4] = body[4:]
             self._send(conn, 0x82, seq)
         elif kind == 0x03:
             self.output = bytearray(reversed(self.stage))
             self._send(conn, 0x83, seq, struct.pack("<iIIII", 0, 1, 1000, 0, 1000))
         elif kind == 0x04:
             offset, count = struct.unpack("<IH", body)
-            self._send(conn, 0x84, seq, bytes(self.output[offset:offset + count]))
+            self._send(conn, 0x84, seq, bytes(self.output[offset : offset + count]))
         else:
             self._send(conn, 0x7F, seq, b"\x03unknown command")
 

@@ -4,21 +4,22 @@ It forwards both directions byte by byte and, on every `every`-th byte of one
 direction, flips it, drops it, holds the line for a while, or calls a reset
 hook, `budget` times (then the line is clean; a negative budget never ends).
 """
+
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 TO_DEVICE, TO_HOST = "to_device", "to_host"
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str             # flip | drop | delay | reset
-    direction: str        # TO_DEVICE or TO_HOST
+    kind: str  # flip | drop | delay | reset
+    direction: str  # TO_DEVICE or TO_HOST
     every: int
     budget: int
     seconds: float = 0.0  # how long a delay holds the line
@@ -57,7 +58,7 @@ class FaultyLine:
                             continue
                         if self.fault.kind == "flip":
                             byte ^= 0x5A
-                        else:                       # delay or reset: what came before goes out first
+                        else:  # delay or reset: what came before goes out first
                             dst.sendall(out)
                             out.clear()
                             if self.fault.kind == "delay":

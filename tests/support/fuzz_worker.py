@@ -6,6 +6,7 @@ run once through the numpy reference and rendered to C. Outcomes: "ok", "error"
 exception, with its traceback). A "start" line precedes each file so the parent
 can name the file a hang happened on. Run: python tests/fuzz_worker.py FILE...
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from tinyq.errors import TinyqError
 from tinyq.importers import is_integer_graph, load_model
 
 SECONDS_PER_FILE = 60
-MAX_ELEMENTS = 1 << 22   # larger tensors are legal but not worth a reference run here
+MAX_ELEMENTS = 1 << 22  # larger tensors are legal but not worth a reference run here
 
 
 class Hang(Exception):

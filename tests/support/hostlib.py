@@ -1,4 +1,5 @@
 """Compile generated C for the host as a shared library and call it via ctypes."""
+
 from __future__ import annotations
 
 import ctypes
@@ -22,8 +23,9 @@ class HostModel:
         codegen.write(self.generated, workdir)
         lib = workdir / "libtinyq_model.so"
         sources = sorted(str(p) for p in (workdir / "src").glob("*.c"))
-        result = subprocess.run(["cc", *CFLAGS, f"-I{workdir / 'include'}", *sources, "-o", str(lib), "-lm"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["cc", *CFLAGS, f"-I{workdir / 'include'}", *sources, "-o", str(lib), "-lm"], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         self.lib = ctypes.CDLL(str(lib))
         self.lib.tinyq_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
@@ -39,6 +41,6 @@ class HostModel:
         results, offset = [], 0
         for name in self.graph.outputs:
             t = self.graph[name]
-            results.append(out[offset:offset + t.nbytes].view(t.dtype).reshape(t.shape).copy())
+            results.append(out[offset : offset + t.nbytes].view(t.dtype).reshape(t.shape).copy())
             offset += t.nbytes
         return results

@@ -1,4 +1,5 @@
 """Inputs for bit-exactness runs: the anchors' structured input and seeded random ones."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """TFLite Micro (the `tflite-micro` package) as the oracle for bit-exactness."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,8 @@ from tinyq.importers.tflite import tensor_names
 def tflm_tensors(model: bytes, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Run TFLM once, keeping every tensor; {IR tensor name: value}."""
     interpreter = runtime.Interpreter.from_bytes(
-        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
+    )
     for i, x in enumerate(inputs):
         interpreter.set_input(x, i)
     interpreter.invoke()

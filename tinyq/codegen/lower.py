@@ -8,6 +8,7 @@ template's `layer()` macro renders, through a `LayerContext`; constant tables
 The integer parameters come from the op's `params` facet, the numpy
 reference's own source, so C and reference cannot disagree about them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ _PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8, "uint32_t": 8}
 @dataclass
 class CArray:
     """A constant array; a 2-D `values` is an array of structs, one row each."""
+
     name: str
     ctype: str
     values: np.ndarray
@@ -46,7 +48,7 @@ class CArray:
             return ",\n".join("    { " + ", ".join(str(v) for v in row) + " }" for row in self.values.tolist())
         flat = self.values.reshape(-1).tolist()
         step = _PER_LINE.get(self.ctype, 8)
-        return ",\n".join("    " + ", ".join(str(v) for v in flat[i:i + step]) for i in range(0, len(flat), step))
+        return ",\n".join("    " + ", ".join(str(v) for v in flat[i : i + step]) for i in range(0, len(flat), step))
 
 
 @dataclass
@@ -110,7 +112,9 @@ class LayerContext:
 
     def weights_comment(self, t: ir.Tensor) -> str:
         q = t.qparams
-        quant = "" if q is None else (f", per-channel axis {q.axis}" if q.per_channel_quantized else f", scale {q.s:.6g}")
+        quant = (
+            "" if q is None else (f", per-channel axis {q.axis}" if q.per_channel_quantized else f", scale {q.s:.6g}")
+        )
         return f"{self.op.kind} {self.op.name}: {t.name} {t.dtype}{list(t.shape)}{quant}"
 
 
@@ -125,8 +129,15 @@ def lower(graph: ir.Graph, plan: MemoryPlan, consts: Constants, kernels: dict[st
             raise TinyqError(f"{op.name}: {err}") from None
         scratch_off, scratch_size = plan.scratch.get(op.name, (0, 0))
         out = graph[op.outputs[0]]
-        layers.append(Layer(index=index, ident=ident, kernel=kernel,
-                            comment=c_comment(f"{op.kind} {op.name} -> {out.name} {list(out.shape)}"),
-                            scratch=f"tq_arena + {scratch_off}" if scratch_size else "0",
-                            scratch_bytes=scratch_size, args=args))
+        layers.append(
+            Layer(
+                index=index,
+                ident=ident,
+                kernel=kernel,
+                comment=c_comment(f"{op.kind} {op.name} -> {out.name} {list(out.shape)}"),
+                scratch=f"tq_arena + {scratch_off}" if scratch_size else "0",
+                scratch_bytes=scratch_size,
+                args=args,
+            )
+        )
     return layers

@@ -3,14 +3,17 @@
 Layer and tensor names are user data (Keras layer names, TFLite tensor
 names): they may hold quotes, newlines, `*/`, trigraphs or C keywords.
 """
+
 from __future__ import annotations
 
 import re
 
-C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
 void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert
-_Thread_local asm typeof main""".split())
+_Thread_local asm typeof main""".split()
+)
 
 
 def c_identifier(text: str, prefix: str = "", max_length: int = 48) -> str:

@@ -6,6 +6,7 @@ Each op is written by its op module's `write_tflite` facet (tinyq/ops)
 through the writer's helpers here; int4 weights are written as packed INT4
 tensors.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,14 @@ from tinyq import ir, ops
 from tinyq.int4 import pack_int4
 from tinyq.ops.window import SAME, VALID
 
-_TYPES = {"float32": tflite.TensorType.FLOAT32, "int64": tflite.TensorType.INT64, "int32": tflite.TensorType.INT32,
-          "int16": tflite.TensorType.INT16,
-          "int8": tflite.TensorType.INT8, "int4": tflite.TensorType.INT4}
+_TYPES = {
+    "float32": tflite.TensorType.FLOAT32,
+    "int64": tflite.TensorType.INT64,
+    "int32": tflite.TensorType.INT32,
+    "int16": tflite.TensorType.INT16,
+    "int8": tflite.TensorType.INT8,
+    "int4": tflite.TensorType.INT4,
+}
 _ACT = {ir.Activation.NONE: 0, ir.Activation.RELU: 1, ir.Activation.RELU_N1_TO_1: 2, ir.Activation.RELU6: 3}
 _PADDINGS = {SAME: tflite.Padding.SAME, VALID: tflite.Padding.VALID}
 
@@ -31,9 +37,9 @@ class _Writer:
     def __init__(self, graph: ir.Graph):
         self.graph = graph
         self.b = flatbuffers.Builder(1024)
-        self.tensors: list[dict] = []           # pending tensor records
+        self.tensors: list[dict] = []  # pending tensor records
         self.index: dict[str, int] = {}
-        self.buffers: list[bytes] = [b""]       # buffer 0 is the empty sentinel
+        self.buffers: list[bytes] = [b""]  # buffer 0 is the empty sentinel
         self.ops: list[tuple[int, list[int], list[int], int, int]] = []
         self.opcodes: list[int] = []
 
@@ -181,7 +187,7 @@ def write_flatbuffer(graph: ir.Graph) -> bytes:
     for name in graph.inputs:
         writer.tensor(name)
     for op in graph.ops:
-        writer.tensor(op.outputs[0])     # the output's index comes first, whatever the op writes
+        writer.tensor(op.outputs[0])  # the output's index comes first, whatever the op writes
         ops.definition(op).write_tflite(writer, op)
     return writer.finish()
 
@@ -194,4 +200,3 @@ def save_tflite(graph: ir.Graph, path: str | Path) -> Path:
     path = Path(path)
     path.write_bytes(to_tflite(graph))
     return path
-

@@ -1,4 +1,5 @@
 """Model importers: a file in, an IR graph out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,9 +16,11 @@ def load_model(path: str | Path) -> Graph:
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         from tinyq.importers.tflite import load_tflite
+
         return load_tflite(path)
     if suffix in (".keras", ".h5", ".hdf5"):
         from tinyq.importers.keras import load_keras
+
         return load_keras(path)
     raise TinyqError(f"{path}: unknown model format {suffix!r} (use .tflite, .keras or .h5)")
 
@@ -31,6 +34,7 @@ def load_float_model(path: str | Path):
     """A float model to quantize: Keras (.keras, .h5) or a float .tflite."""
     from tinyq.float_model import FloatModel
     from tinyq.importers.keras import load_float_keras
+
     path = Path(path)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         if not path.exists():

@@ -8,6 +8,7 @@ them; Dropout vanishes. What the graph cannot say (the statistics of each
 folded BatchNorm, used by BN-based range setting and analytic bias
 correction) travels beside it in `FloatModel.bn_stats`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -63,8 +64,9 @@ def _check_hdf5_terminates(path: Path) -> None:
     it; read the whole file once in a child process with a time limit before Keras reads it here.
     A child that raises is fine: Keras then fails on the same file with its own message."""
     try:
-        result = subprocess.run([sys.executable, "-c", _HDF5_WALK, str(path)], capture_output=True,
-                                timeout=HDF5_WALK_SECONDS)
+        result = subprocess.run(
+            [sys.executable, "-c", _HDF5_WALK, str(path)], capture_output=True, timeout=HDF5_WALK_SECONDS
+        )
     except subprocess.TimeoutExpired:
         raise TinyqError(f"{path} is a corrupt HDF5 file: reading it did not finish in {HDF5_WALK_SECONDS} s") from None
     if result.returncode < 0:
@@ -81,13 +83,13 @@ def load_keras_model(path: str | Path):
     except ImportError:
         raise TinyqError("Keras models need TensorFlow/Keras: pip install tensorflow-cpu") from None
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True,
-                                       custom_objects=_legacy_custom_objects())
+        return keras.models.load_model(path, compile=False, safe_mode=True, custom_objects=_legacy_custom_objects())
     except ValueError as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "Lambda" in str(err) or "unsafe" in str(err).lower():
-            raise TinyqError(f"{path}: refusing to run code stored in the model (Lambda layer); "
-                             "tinyq loads Keras files in safe mode") from None
+            raise TinyqError(
+                f"{path}: refusing to run code stored in the model (Lambda layer); tinyq loads Keras files in safe mode"
+            ) from None
         raise TinyqError(f"{path} is not a loadable Keras model: {text[:300]}") from None
     except Exception as err:  # h5py, zip and deserialization errors of corrupt files
         text = str(err).splitlines()[0] if str(err) else ""
@@ -121,18 +123,19 @@ class Converter:
         self.name = name
         self.tensors: dict[str, ir.Tensor] = {}
         self.ops: list[ir.Op] = []
-        self.names: dict[int, str] = {}        # id(KerasTensor) -> IR tensor name
+        self.names: dict[int, str] = {}  # id(KerasTensor) -> IR tensor name
         self.bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.consumers: dict[int, int] = {}    # id(KerasTensor) -> layers reading it
-        self.alias: dict[int, int] = {}        # id(output of a removed layer) -> id(its input)
-        self.output = None                     # the KerasTensor the layer being converted produces
+        self.consumers: dict[int, int] = {}  # id(KerasTensor) -> layers reading it
+        self.alias: dict[int, int] = {}  # id(output of a removed layer) -> id(its input)
+        self.output = None  # the KerasTensor the layer being converted produces
 
     # --- helpers of the layer functions --------------------------------------------------
     def shape(self, keras_tensor) -> tuple[int, ...]:
         shape = tuple(keras_tensor.shape)
         if any(d is None for d in shape[1:]):
-            raise TinyqError(f"tensor {keras_tensor.name} has an unknown dimension {shape}: give the model a fixed "
-                             "input shape")
+            raise TinyqError(
+                f"tensor {keras_tensor.name} has an unknown dimension {shape}: give the model a fixed input shape"
+            )
         return (1,) + tuple(int(d) for d in shape[1:])
 
     @property
@@ -146,8 +149,9 @@ class Converter:
         while name in self.tensors:
             n += 1
             name = f"{base}_{n}"
-        self.tensors[name] = ir.Tensor(name, shape, "float32", None,
-                                       None if data is None else np.asarray(data, np.float32))
+        self.tensors[name] = ir.Tensor(
+            name, shape, "float32", None, None if data is None else np.asarray(data, np.float32)
+        )
         return name
 
     def emit(self, name: str, attrs, inputs, out_shape, out_name: str | None = None) -> str:
@@ -176,8 +180,7 @@ class Converter:
     def single_use(self, keras_tensor) -> bool:
         """Is this tensor (after removed layers) read by exactly one layer and not a model output?"""
         key = self.resolve(id(keras_tensor))
-        return self.consumers.get(key, 0) == 1 and \
-            not any(self.resolve(id(t)) == key for t in self.model.outputs)
+        return self.consumers.get(key, 0) == 1 and not any(self.resolve(id(t)) == key for t in self.model.outputs)
 
     def activation(self, layer, out: str, activation_name: str, keras_in) -> str:
         """Apply a Keras activation to `out`: fuse it, or emit an op. `keras_in` is the
@@ -187,19 +190,26 @@ class Converter:
         if activation_name in ("relu", "relu6"):
             fused = {"relu": ir.Activation.RELU, "relu6": ir.Activation.RELU6}[activation_name]
             op = self.producer(out)
-            if op is not None and getattr(op.attrs, "activation", None) == ir.Activation.NONE and \
-                    (keras_in is None or self.single_use(keras_in)):
+            if (
+                op is not None
+                and getattr(op.attrs, "activation", None) == ir.Activation.NONE
+                and (keras_in is None or self.single_use(keras_in))
+            ):
                 self.replace_op(op, ir.Op(op.name, replace(op.attrs, activation=fused), op.inputs, op.outputs))
                 return out
-            raise TinyqError(f"layer {layer.name!r}: {activation_name} cannot be fused into "
-                             f"{op.kind if op else 'the model input'}; tinyq fuses ReLU/ReLU6 into convolution, "
-                             "dense, add, pooling and concatenation layers")
+            raise TinyqError(
+                f"layer {layer.name!r}: {activation_name} cannot be fused into "
+                f"{op.kind if op else 'the model input'}; tinyq fuses ReLU/ReLU6 into convolution, "
+                "dense, add, pooling and concatenation layers"
+            )
         if activation_name == "softmax":
             return self.emit(f"{layer.name}_softmax", Softmax(), [out], self.tensors[out].shape)
         if activation_name == "sigmoid":
             return self.emit(f"{layer.name}_sigmoid", Logistic(), [out], self.tensors[out].shape)
-        raise TinyqError(f"layer {layer.name!r}: activation {activation_name!r} is not supported "
-                         "(linear, relu, relu6, softmax and sigmoid are)")
+        raise TinyqError(
+            f"layer {layer.name!r}: activation {activation_name!r} is not supported "
+            "(linear, relu, relu6, softmax and sigmoid are)"
+        )
 
     def own_activation(self, layer, out: str) -> str:
         """A layer's `activation` argument applied to its output."""
@@ -238,27 +248,37 @@ class Converter:
             if kind == "InputLayer":
                 continue
             if len(nodes[id(layer)]) != 1:
-                raise TinyqError(f"layer {layer.name!r} ({kind}) is used {len(nodes[id(layer)])} times; "
-                                 "shared layers are not supported")
+                raise TinyqError(
+                    f"layer {layer.name!r} ({kind}) is used {len(nodes[id(layer)])} times; "
+                    "shared layers are not supported"
+                )
             if kind not in LAYERS:
-                raise TinyqError(f"unsupported layer {layer.name!r} of class {kind}; tinyq supports "
-                                 f"{', '.join(SUPPORTED_LAYERS)}")
+                raise TinyqError(
+                    f"unsupported layer {layer.name!r} of class {kind}; tinyq supports {', '.join(SUPPORTED_LAYERS)}"
+                )
             node = nodes[id(layer)][0]
             inputs = _list(node.input_tensors)
             missing = [t for t in inputs if id(t) not in self.names]
             if missing:
-                raise TinyqError(f"layer {layer.name!r} ({kind}) reads a tensor from outside this model "
-                                 "(nested models are not supported)")
-            self.output = node.output_tensors[0]     # the keras tensor this call of the layer produces
+                raise TinyqError(
+                    f"layer {layer.name!r} ({kind}) reads a tensor from outside this model "
+                    "(nested models are not supported)"
+                )
+            self.output = node.output_tensors[0]  # the keras tensor this call of the layer produces
             out = LAYERS[kind](self, layer, [self.names[id(t)] for t in inputs], inputs)
             self.names[id(self.output)] = out
-        graph = ir.Graph(self.name, self.tensors, tuple(self.ops),
-                         tuple(self.names[id(t)] for t in self.model.inputs),
-                         tuple(self.names[id(t)] for t in self.model.outputs)).pruned()
+        graph = ir.Graph(
+            self.name,
+            self.tensors,
+            tuple(self.ops),
+            tuple(self.names[id(t)] for t in self.model.inputs),
+            tuple(self.names[id(t)] for t in self.model.outputs),
+        ).pruned()
         return FloatModel(ir.verify(graph), self.bn_stats)
 
 
 # --- one function per Keras layer class: (converter, layer, input tensors, Keras inputs) -> output
+
 
 def _conv2d(cv: Converter, layer, ins, keras_in):
     cv.channels_last(layer)
@@ -274,8 +294,9 @@ def _conv2d(cv: Converter, layer, ins, keras_in):
     return cv.own_activation(layer, cv.emit(layer.name, attrs, [ins[0], w, b], cv.out_shape))
 
 
-def _emit_depthwise(cv: Converter, layer, x_name: str, kernel: np.ndarray, bias: np.ndarray, out_shape,
-                    name: str) -> str:
+def _emit_depthwise(
+    cv: Converter, layer, x_name: str, kernel: np.ndarray, bias: np.ndarray, out_shape, name: str
+) -> str:
     x = cv.tensors[x_name]
     strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
     kh, kw, channels, m = kernel.shape
@@ -298,13 +319,13 @@ def _separable_conv2d(cv: Converter, layer, ins, keras_in):
     pw = layer.pointwise_kernel.numpy()
     oh = cv.out_shape[1:3]
     mid_shape = (1, oh[0], oh[1], dw.shape[2] * dw.shape[3])
-    mid = _emit_depthwise(cv, layer, ins[0], dw, np.zeros(mid_shape[3], np.float32), mid_shape,
-                          f"{layer.name}_depthwise")
+    mid = _emit_depthwise(
+        cv, layer, ins[0], dw, np.zeros(mid_shape[3], np.float32), mid_shape, f"{layer.name}_depthwise"
+    )
     bias = layer.bias.numpy() if layer.use_bias else np.zeros(pw.shape[3], np.float32)
     w = cv.new(f"{layer.name}/pointwise_kernel", (pw.shape[3], 1, 1, pw.shape[2]), pw.transpose(3, 0, 1, 2))
     b = cv.new(f"{layer.name}/bias", bias.shape, bias)
-    return cv.own_activation(layer, cv.emit(f"{layer.name}_pointwise", Conv2D(), [mid, w, b], cv.out_shape,
-                                            layer.name))
+    return cv.own_activation(layer, cv.emit(f"{layer.name}_pointwise", Conv2D(), [mid, w, b], cv.out_shape, layer.name))
 
 
 def _dense(cv: Converter, layer, ins, keras_in):
@@ -319,16 +340,21 @@ def _batch_normalization(cv: Converter, layer, ins, keras_in):
     axis = _list(layer.axis)
     rank = len(cv.tensors[ins[0]].shape)
     if [a % rank for a in axis] != [rank - 1]:
-        raise TinyqError(f"layer {layer.name!r}: BatchNormalization over axis {layer.axis} is not supported "
-                         "(only the channel axis)")
+        raise TinyqError(
+            f"layer {layer.name!r}: BatchNormalization over axis {layer.axis} is not supported (only the channel axis)"
+        )
     gamma = layer.gamma.numpy() if layer.scale else np.ones(layer.moving_mean.shape, np.float32)
     beta = layer.beta.numpy() if layer.center else np.zeros(layer.moving_mean.shape, np.float32)
     mean, var = layer.moving_mean.numpy(), layer.moving_variance.numpy()
     scale = gamma / np.sqrt(var + layer.epsilon)
     shift = beta - mean * scale
     producer = cv.producer(ins[0])
-    if producer is not None and is_affine(producer) and producer.attrs.activation == ir.Activation.NONE and \
-            cv.single_use(keras_in[0]):
+    if (
+        producer is not None
+        and is_affine(producer)
+        and producer.attrs.activation == ir.Activation.NONE
+        and cv.single_use(keras_in[0])
+    ):
         out = _fold_batchnorm(cv, producer, scale, shift, layer.name)
     else:
         out = _standalone_batchnorm(cv, layer.name, ins[0], scale, shift)
@@ -365,8 +391,7 @@ def _standalone_batchnorm(cv: Converter, name: str, x: str, scale, shift) -> str
 
 def _activation(cv: Converter, layer, ins, keras_in):
     fn = getattr(layer, "activation", None)
-    return cv.activation(layer, ins[0], getattr(fn, "__name__", "linear") if fn is not None else "linear",
-                         keras_in[0])
+    return cv.activation(layer, ins[0], getattr(fn, "__name__", "linear") if fn is not None else "linear", keras_in[0])
 
 
 def _relu(cv: Converter, layer, ins, keras_in):
@@ -390,12 +415,15 @@ def _softmax(cv: Converter, layer, ins, keras_in):
 
 def _merge(attrs_class):
     """Add, Multiply, ...: a chain of binary ops over the layer's inputs."""
+
     def convert(cv: Converter, layer, ins, keras_in):
         out = ins[0]
         for i, other in enumerate(ins[1:], start=1):
-            out = cv.emit(layer.name if i == len(ins) - 1 else f"{layer.name}_{i}", attrs_class(), [out, other],
-                          cv.out_shape)
+            out = cv.emit(
+                layer.name if i == len(ins) - 1 else f"{layer.name}_{i}", attrs_class(), [out, other], cv.out_shape
+            )
         return out
+
     return convert
 
 
@@ -411,6 +439,7 @@ def _pooling(attrs_class):
         x = cv.tensors[ins[0]]
         attrs = attrs_class(pool, strides, cv.padding(layer, x.shape, pool, strides, (1, 1)))
         return cv.emit(layer.name, attrs, ins, cv.out_shape)
+
     return convert
 
 

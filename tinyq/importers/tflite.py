@@ -7,6 +7,7 @@ supported set, and `verify` refuses dtypes the kernels do not implement. A
 file that is not a well-formed TFLite flatbuffer (truncated, random bytes,
 dangling offsets) is one clear error.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,24 +21,42 @@ from tinyq.errors import TinyqError
 from tinyq.int4 import unpack_int4
 from tinyq.ops.window import SAME, VALID, padding_for
 
-_DTYPES = {tflite.TensorType.FLOAT32: "float32", tflite.TensorType.INT32: "int32",
-           tflite.TensorType.INT16: "int16", tflite.TensorType.INT8: "int8",
-           tflite.TensorType.INT4: "int4", tflite.TensorType.INT64: "int64",
-           tflite.TensorType.UINT8: "uint8", tflite.TensorType.BOOL: "bool"}
-_NUMPY = {"float32": np.float32, "int32": np.int32, "int16": np.int16, "int8": np.int8,
-          "int64": np.int64, "uint8": np.uint8, "bool": np.bool_}
-_ACTIVATIONS = {tflite.ActivationFunctionType.NONE: ir.Activation.NONE,
-                tflite.ActivationFunctionType.RELU: ir.Activation.RELU,
-                tflite.ActivationFunctionType.RELU6: ir.Activation.RELU6,
-                tflite.ActivationFunctionType.RELU_N1_TO_1: ir.Activation.RELU_N1_TO_1}
+_DTYPES = {
+    tflite.TensorType.FLOAT32: "float32",
+    tflite.TensorType.INT32: "int32",
+    tflite.TensorType.INT16: "int16",
+    tflite.TensorType.INT8: "int8",
+    tflite.TensorType.INT4: "int4",
+    tflite.TensorType.INT64: "int64",
+    tflite.TensorType.UINT8: "uint8",
+    tflite.TensorType.BOOL: "bool",
+}
+_NUMPY = {
+    "float32": np.float32,
+    "int32": np.int32,
+    "int16": np.int16,
+    "int8": np.int8,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}
+_ACTIVATIONS = {
+    tflite.ActivationFunctionType.NONE: ir.Activation.NONE,
+    tflite.ActivationFunctionType.RELU: ir.Activation.RELU,
+    tflite.ActivationFunctionType.RELU6: ir.Activation.RELU6,
+    tflite.ActivationFunctionType.RELU_N1_TO_1: ir.Activation.RELU_N1_TO_1,
+}
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _PADDINGS = {tflite.Padding.SAME: SAME, tflite.Padding.VALID: VALID}
 
 
 def _readers() -> dict[int, ops.OpDef]:
     """Builtin operator code -> the op that reads it."""
-    return {getattr(BuiltinOperator, name): definition for definition in ops.all_ops()
-            for name in (definition.name, *definition.tflite_aliases)}
+    return {
+        getattr(BuiltinOperator, name): definition
+        for definition in ops.all_ops()
+        for name in (definition.name, *definition.tflite_aliases)
+    }
 
 
 def supported_ops() -> list[str]:
@@ -61,8 +80,7 @@ def parse_tflite(data: bytes, name: str = "model", source: str = "<bytes>") -> i
     except TinyqError as err:
         raise TinyqError(f"{source}: {err}") from None
     except Exception as err:  # a malformed flatbuffer fails anywhere inside the generated reader
-        raise TinyqError(f"{source} is a corrupt or truncated TFLite model "
-                         f"({type(err).__name__}: {err})") from None
+        raise TinyqError(f"{source} is a corrupt or truncated TFLite model ({type(err).__name__}: {err})") from None
     try:
         return ir.verify(graph)
     except ir.IRError as err:
@@ -131,7 +149,7 @@ class _Reader:
             return None
         b = self.model.Buffers(t.Buffer())
         if b.Offset() > 1:  # large models keep buffers after the flatbuffer
-            raw = self.buf[b.Offset(): b.Offset() + b.Size()]
+            raw = self.buf[b.Offset() : b.Offset() + b.Size()]
         elif b.DataLength():
             raw = b.DataAsNumpy().tobytes()
         else:
@@ -158,8 +176,7 @@ class _Reader:
             raise TinyqError(f"{len(scales)} scales but {len(zps)} zero points")
         if len(scales) == 1:
             return ir.QParams.per_tensor(float(scales[0]), int(zps[0]))
-        return ir.QParams(tuple(float(s) for s in scales), tuple(int(z) for z in zps),
-                          int(q.QuantizedDimension()))
+        return ir.QParams(tuple(float(s) for s in scales), tuple(int(z) for z in zps), int(q.QuantizedDimension()))
 
     # --- graph ---------------------------------------------------------
     def graph(self) -> ir.Graph:
@@ -173,8 +190,9 @@ class _Reader:
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             kind = _OP_NAMES.get(code, f"builtin code {code}")
             if code not in readers:
-                raise TinyqError(f"unsupported operator {kind} at index {i}; "
-                                 f"tinyq supports {', '.join(supported_ops())}")
+                raise TinyqError(
+                    f"unsupported operator {kind} at index {i}; tinyq supports {', '.join(supported_ops())}"
+                )
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
             if len(outputs) != 1:

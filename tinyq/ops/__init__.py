@@ -9,13 +9,15 @@ tinyq asks the registry (`definition(op)`), never the op's class, so adding
 an op is adding a module here (and its template). Modules are found by
 `all_ops()`; an op module needs no line anywhere else.
 """
+
 from __future__ import annotations
 
 import enum
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +35,7 @@ class Unsupported(TinyqError):
 class Signature:
     """The dtypes of one implemented combination of inputs and outputs. With `variadic`,
     the last input dtype repeats (CONCATENATION takes any number of inputs)."""
+
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     variadic: bool = False
@@ -42,8 +45,11 @@ class Signature:
             return False
         if self.variadic:
             fixed = self.inputs[:-1]
-            return len(ins) >= len(self.inputs) and ins[:len(fixed)] == fixed and \
-                all(d == self.inputs[-1] for d in ins[len(fixed):])
+            return (
+                len(ins) >= len(self.inputs)
+                and ins[: len(fixed)] == fixed
+                and all(d == self.inputs[-1] for d in ins[len(fixed) :])
+            )
         return ins == self.inputs
 
     @property
@@ -62,17 +68,19 @@ def signature_of(ins: list[Tensor], outs: list[Tensor]) -> str:
 
 class InPlace(enum.Enum):
     """Whether a kernel's output may share memory with an input (the planner's question)."""
+
     NEVER = "never"
-    ELEMENTWISE = "elementwise"    # any input of the output's size that dies here (element i reads index i)
-    FIRST_INPUT = "first input"    # the first input, when it dies here and the output is no larger
-    ALIAS = "alias"                # always the first input's memory (RESHAPE: same bytes)
+    ELEMENTWISE = "elementwise"  # any input of the output's size that dies here (element i reads index i)
+    FIRST_INPUT = "first input"  # the first input, when it dies here and the output is no larger
+    ALIAS = "alias"  # always the first input's memory (RESHAPE: same bytes)
 
 
 class OutputQuant(enum.Enum):
     """How post-training quantization sets an op's output quantization."""
-    OWN = "own"          # the op requantizes: its output gets its own range
-    INPUT = "input"      # data movement: the output shares the first input's quantization
-    FIXED = "fixed"      # fixed by the kernel (SOFTMAX, LOGISTIC: scale 1/256, zero point -128)
+
+    OWN = "own"  # the op requantizes: its output gets its own range
+    INPUT = "input"  # data movement: the output shares the first input's quantization
+    FIXED = "fixed"  # fixed by the kernel (SOFTMAX, LOGISTIC: scale 1/256, zero point -128)
 
 
 @dataclass(frozen=True)
@@ -80,16 +88,17 @@ class Kernel:
     """The C kernel chosen for one op, decided once and read by the memory plan, the
     lowering and the report. `name` is the kernel's header (tq_<name>.h); `template`
     the Jinja file in templates/kernels rendered with `options`."""
+
     name: str
     template: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
-    scratch_bytes: int = 0                  # the Python twin of the kernel's *_get_buffer_size
+    scratch_bytes: int = 0  # the Python twin of the kernel's *_get_buffer_size
     in_place: InPlace = InPlace.NEVER
-    overlap_lead: int | None = None         # output may start this many bytes before its dying input
-    reference_because: str | None = None    # why a fast kernel was not taken (None: it was, or none exists)
-    weight_layout: str = "plain"            # plain | interleaved (rows in blocks, words of k) | tap pairs
-    rows_per_block: int = 1                 # output channels per inner-loop block (interleaved layout)
-    specialized: bool = False               # worth a layer function of its own (flatten, noinline)
+    overlap_lead: int | None = None  # output may start this many bytes before its dying input
+    reference_because: str | None = None  # why a fast kernel was not taken (None: it was, or none exists)
+    weight_layout: str = "plain"  # plain | interleaved (rows in blocks, words of k) | tap pairs
+    rows_per_block: int = 1  # output channels per inner-loop block (interleaved layout)
+    specialized: bool = False  # worth a layer function of its own (flatten, noinline)
 
     def __post_init__(self):
         if not self.template:
@@ -104,10 +113,11 @@ class OpDef:
     """One op kind. Subclasses set the class attributes and implement the facets their
     signatures claim: float signatures need `forward`; integer ones `params`,
     `reference`, `kernel` and `lower`; every op `check` and its TFLite mapping."""
-    attrs: type                                  # the op's attrs dataclass
-    name: str                                    # its TFLite builtin operator name
+
+    attrs: type  # the op's attrs dataclass
+    name: str  # its TFLite builtin operator name
     signatures: tuple[Signature, ...] = ()
-    tflite_aliases: tuple[str, ...] = ()         # more builtin operators imported as this op
+    tflite_aliases: tuple[str, ...] = ()  # more builtin operators imported as this op
     output_quant: OutputQuant = OutputQuant.OWN
 
     # --- rules -----------------------------------------------------------------------
@@ -120,8 +130,9 @@ class OpDef:
         """The kernel's integer parameters, computed as TFLM's Prepare computes them."""
         raise NotImplementedError
 
-    def reference(self, attrs, params, ins: list[np.ndarray], in_tensors: list[Tensor],
-                  outs: list[Tensor]) -> np.ndarray:
+    def reference(
+        self, attrs, params, ins: list[np.ndarray], in_tensors: list[Tensor], outs: list[Tensor]
+    ) -> np.ndarray:
         """The numpy reference: inputs carry a leading sample axis (constants do not)."""
         raise NotImplementedError
 

@@ -4,6 +4,7 @@
 Kernels: add_s8 (portable, broadcast by strides) and add_lut_s8 (same shapes,
 no constant operand: each input's rescaled value looked up per int8 code).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,24 +58,32 @@ def rescaled_inputs(p: AddParams, ins, in_tensors, outs):
     """Both operands at the common scale (int64, broadcast-ready)."""
     x1, x2 = aligned_operands(ins, in_tensors, outs)
     s1 = fx.multiply_by_quantized_multiplier_smaller_than_one_exp(
-        (x1 + p.input1_offset) << p.left_shift, p.input1_multiplier, p.input1_shift)
+        (x1 + p.input1_offset) << p.left_shift, p.input1_multiplier, p.input1_shift
+    )
     s2 = fx.multiply_by_quantized_multiplier_smaller_than_one_exp(
-        (x2 + p.input2_offset) << p.left_shift, p.input2_multiplier, p.input2_shift)
+        (x2 + p.input2_offset) << p.left_shift, p.input2_multiplier, p.input2_shift
+    )
     return s1, s2
 
 
 def requantized_sum(p: AddParams, total) -> np.ndarray:
-    raw = fx.multiply_by_quantized_multiplier_smaller_than_one_exp(
-        fx.wrap32(total), p.output_multiplier, p.output_shift) + p.output_offset
+    raw = (
+        fx.multiply_by_quantized_multiplier_smaller_than_one_exp(fx.wrap32(total), p.output_multiplier, p.output_shift)
+        + p.output_offset
+    )
     return clamp_int8(raw, p.act_min, p.act_max)
 
 
 def add_tables(p: AddParams) -> list[np.ndarray]:
     """Each input's rescaled value per int8 code (TFLM's arithmetic), indexed by code + 128."""
     codes = np.arange(-128, 128, dtype=np.int64)
-    return [fx.multiply_by_quantized_multiplier_smaller_than_one_exp((codes + offset) << p.left_shift, mult, shift)
-            for offset, mult, shift in ((p.input1_offset, p.input1_multiplier, p.input1_shift),
-                                        (p.input2_offset, p.input2_multiplier, p.input2_shift))]
+    return [
+        fx.multiply_by_quantized_multiplier_smaller_than_one_exp((codes + offset) << p.left_shift, mult, shift)
+        for offset, mult, shift in (
+            (p.input1_offset, p.input1_multiplier, p.input1_shift),
+            (p.input2_offset, p.input2_multiplier, p.input2_shift),
+        )
+    ]
 
 
 @register
@@ -105,19 +114,37 @@ class AddOp(BinaryOp):
         if fast and x1.shape == x2.shape == y.shape and not (x1.is_constant or x2.is_constant):
             p = self.params(op.attrs, [x1, x2], [y])
             reach = sum(int(np.abs(t).max()) for t in add_tables(p))
-            if reach < ACC_LIMIT and requant_fits(np.array([reach]), [p.output_multiplier], [p.output_shift],
-                                                   p.output_offset):
+            if reach < ACC_LIMIT and requant_fits(
+                np.array([reach]), [p.output_multiplier], [p.output_shift], p.output_offset
+            ):
                 return Kernel("add_lut_s8", in_place=InPlace.ELEMENTWISE)
-        return Kernel("add_s8", in_place=InPlace.ELEMENTWISE, reference_because="broadcast or constant operand, or "
-                      "sums too wide for the table" if fast else None)
+        return Kernel(
+            "add_s8",
+            in_place=InPlace.ELEMENTWISE,
+            reference_because="broadcast or constant operand, or sums too wide for the table" if fast else None,
+        )
 
     def lower(self, ctx, kernel):
         if kernel.name != "add_lut_s8":
             return super().lower(ctx, kernel)
         p = ctx.params
-        tables = [ctx.constant(f"tq_t{i}_{ctx.ident}", t.astype(np.int32), "int32_t",
-                               f"{ctx.op.name}: input {i} rescaled, indexed by code + 128")
-                  for i, t in enumerate(add_tables(p), start=1)]
+        tables = [
+            ctx.constant(
+                f"tq_t{i}_{ctx.ident}",
+                t.astype(np.int32),
+                "int32_t",
+                f"{ctx.op.name}: input {i} rescaled, indexed by code + 128",
+            )
+            for i, t in enumerate(add_tables(p), start=1)
+        ]
         requant = requant_table([p.output_multiplier], [p.output_shift], p.output_offset)[0].tolist()
-        return {"requant": requant, "act": [p.act_min, p.act_max], "table1": tables[0], "table2": tables[1],
-                "size": ctx.out.size, "input1": ctx.input(0), "input2": ctx.input(1), "output": ctx.output()}
+        return {
+            "requant": requant,
+            "act": [p.act_min, p.act_max],
+            "table1": tables[0],
+            "table2": tables[1],
+            "size": ctx.out.size,
+            "input1": ctx.input(0),
+            "input2": ctx.input(1),
+            "output": ctx.output(),
+        }

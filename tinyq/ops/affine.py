@@ -8,6 +8,7 @@ channel's requantization shifts right by at least one bit (the conditions of
 tq_requant_apply); a layer whose multipliers or reach break the one-SMLAL
 form keeps the fast kernel with the reference requantization (`exact`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,13 +23,17 @@ from tinyq.ops.common import FLOAT, INT8, activate, activation_range, clamp_int8
 
 ACC_LIMIT = 1 << 30
 INT32 = (-(1 << 31), (1 << 31) - 1)
-SIGNATURES = (Signature((INT8, INT8, "int32"), (INT8,)), Signature((INT8, "int4", "int32"), (INT8,)),
-              Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)))
+SIGNATURES = (
+    Signature((INT8, INT8, "int32"), (INT8,)),
+    Signature((INT8, "int4", "int32"), (INT8,)),
+    Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)),
+)
 
 
 @dataclass(frozen=True)
 class AffineParams:
     """One multiplier per output channel."""
+
     input_offset: int
     output_offset: int
     multiplier: tuple[int, ...]
@@ -39,8 +44,9 @@ class AffineParams:
 
 class AffineOp(OpDef):
     """An op y = act(W x + b) with constant weights (input 1) and bias (input 2)."""
+
     signatures = SIGNATURES
-    weight_axis = 0              # the output-channel axis of the weights
+    weight_axis = 0  # the output-channel axis of the weights
 
     def linear(self, tf, op: Op, graph: Graph, x, w):
         """W x in TensorFlow (float, or integer codes held in float64), without bias or activation."""
@@ -59,9 +65,11 @@ class AffineOp(OpDef):
         expect(q is not None, f"weights {w.name!r} need quantization")
         expect(all(z == 0 for z in q.zero_point), f"weights {w.name!r} must be symmetric (zero point 0)")
         if q.per_channel_quantized:
-            expect(q.axis == self.weight_axis and len(q.scale) == channels,
-                   f"weights {w.name!r}: per-channel quantization must be on axis {self.weight_axis} "
-                   f"with {channels} scales")
+            expect(
+                q.axis == self.weight_axis and len(q.scale) == channels,
+                f"weights {w.name!r}: per-channel quantization must be on axis {self.weight_axis} "
+                f"with {channels} scales",
+            )
         expect(all(s > 0 and np.isfinite(s) for s in q.scale), f"weights {w.name!r} have a non-positive scale")
 
     def params(self, attrs, ins, outs) -> AffineParams:
@@ -69,25 +77,33 @@ class AffineOp(OpDef):
         y = outs[0]
         channels = w.shape[self.weight_axis]
         scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
-        pairs = [fx.quantize_multiplier(float(np.float32(x.qparams.s)) * float(np.float32(s))
-                                        / float(np.float32(y.qparams.s))) for s in scales]
+        pairs = [
+            fx.quantize_multiplier(
+                float(np.float32(x.qparams.s)) * float(np.float32(s)) / float(np.float32(y.qparams.s))
+            )
+            for s in scales
+        ]
         lo, hi = activation_range(attrs.activation, y)
-        return AffineParams(-x.qparams.zp, y.qparams.zp, tuple(m for m, _ in pairs),
-                            tuple(s for _, s in pairs), lo, hi)
+        return AffineParams(-x.qparams.zp, y.qparams.zp, tuple(m for m, _ in pairs), tuple(s for _, s in pairs), lo, hi)
 
     def quantize(self, op, graph, context):
         """Weights as `context` quantized them (int4 when 4 bits or fewer), the bias at input
         scale x weight scale in int32."""
         wq = context.weights[op.name]
         w, b = graph[op.inputs[1]], graph[op.inputs[2]]
-        wparams = QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None \
-            else QParams.per_tensor(float(wq.scales[0]))
+        wparams = (
+            QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None else QParams.per_tensor(float(wq.scales[0]))
+        )
         context.set(Tensor(w.name, w.shape, "int4" if context.config.weight_bits <= 4 else INT8, wparams, wq.values))
         bias_scales = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
-        bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
-                       *INT32).astype(np.int32)
-        bparams = QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0) if wq.axis is not None \
+        bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)), *INT32).astype(
+            np.int32
+        )
+        bparams = (
+            QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0)
+            if wq.axis is not None
             else QParams.per_tensor(float(bias_scales[0]))
+        )
         context.set(Tensor(b.name, b.shape, "int32", bparams, bias))
         return [op]
 
@@ -106,6 +122,7 @@ def weight_axis(op: Op) -> int:
 
 # --- reference ----------------------------------------------------------------------------
 
+
 def requantize(acc, p: AffineParams) -> np.ndarray:
     """int32 accumulator -> int8 with per-channel (last axis) multipliers."""
     mult = np.asarray(p.multiplier, np.int64)
@@ -121,6 +138,7 @@ def exact_matmul(a, b) -> np.ndarray:
 
 
 # --- fast kernels: conditions ------------------------------------------------------------
+
 
 def weight_rows(op: Op, graph: Graph) -> np.ndarray:
     """The weights as (output channels, k) int64 rows."""
@@ -140,8 +158,11 @@ def why_not_fast(op: Op, graph: Graph, gemm: bool) -> str | None:
     folded = folded_bias(op, graph)
     if folded.min() < INT32[0] or folded.max() > INT32[1]:
         return "the folded bias leaves int32"
-    if graph[op.inputs[1]].dtype == "int4" and gemm and \
-            16 * np.abs(weight_rows(op, graph)).sum(axis=1).max() * 128 >= INT32[1]:
+    if (
+        graph[op.inputs[1]].dtype == "int4"
+        and gemm
+        and 16 * np.abs(weight_rows(op, graph)).sum(axis=1).max() * 128 >= INT32[1]
+    ):
         return "int4 sums (kept 16x) may leave int32"
     return None
 
@@ -157,8 +178,14 @@ def requant_table(multipliers, shifts, output_offset: int, exact: bool = False) 
     """(multiplier, right shift r, 2^(r-1) + output_offset 2^r) per channel: tq_requant; for
     an exact layer, TFLM's (multiplier, shift, output_offset)."""
     if exact:
-        return np.stack([np.asarray(multipliers, np.int64), np.asarray(shifts, np.int64),
-                         np.full(len(shifts), output_offset, np.int64)], axis=1)
+        return np.stack(
+            [
+                np.asarray(multipliers, np.int64),
+                np.asarray(shifts, np.int64),
+                np.full(len(shifts), output_offset, np.int64),
+            ],
+            axis=1,
+        )
     r = -np.asarray(shifts, np.int64)
     return np.stack([np.asarray(multipliers, np.int64), r, np.left_shift(1, r - 1) + output_offset * (1 << r)], axis=1)
 
@@ -174,6 +201,7 @@ def requant_fits(reach: np.ndarray, multipliers, shifts, output_offset: int) -> 
 
 
 # --- fast kernels: data layouts ----------------------------------------------------------
+
 
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
@@ -213,17 +241,26 @@ def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
 
 # --- lowering ------------------------------------------------------------------------------
 
+
 def weights_array(ctx, kernel) -> str:
     """The weights in the layout the chosen kernel reads."""
     w = ctx.tensor(1)
     name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
     if kernel.weight_layout == "tap pairs":
-        return ctx.constant(name, paired_taps(ctx.op, ctx.graph), "uint8_t" if w.dtype == "int4" else "uint32_t",
-                            comment + " per channel and row in tap pairs (w[kx], w[kx+1])")
+        return ctx.constant(
+            name,
+            paired_taps(ctx.op, ctx.graph),
+            "uint8_t" if w.dtype == "int4" else "uint32_t",
+            comment + " per channel and row in tap pairs (w[kx], w[kx+1])",
+        )
     if kernel.weight_layout == "interleaved":
         block, per_word = kernel.rows_per_block, 8 if w.dtype == "int4" else 4
-        return ctx.constant(name, interleaved_words(ctx.op, ctx.graph, block), "uint32_t",
-                            comment + f" as words, rows in blocks of {block} interleaved {per_word} k at a time")
+        return ctx.constant(
+            name,
+            interleaved_words(ctx.op, ctx.graph, block),
+            "uint32_t",
+            comment + f" as words, rows in blocks of {block} interleaved {per_word} k at a time",
+        )
     if w.dtype == "int4":
         return ctx.constant(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
     return ctx.constant(name, w.data, "int8_t", comment)
@@ -235,22 +272,44 @@ def affine_tables(ctx, kernel) -> dict:
     p = ctx.params
     per_channel = len(set(zip(p.multiplier, p.shift))) > 1
     channels = len(p.multiplier) if per_channel else 1
-    tables = {"filter": weights_array(ctx, kernel), "per_channel": int(per_channel), "input_offset": p.input_offset,
-              "output_offset": p.output_offset, "act": [p.act_min, p.act_max]}
+    tables = {
+        "filter": weights_array(ctx, kernel),
+        "per_channel": int(per_channel),
+        "input_offset": p.input_offset,
+        "output_offset": p.output_offset,
+        "act": [p.act_min, p.act_max],
+    }
     if kernel.weight_layout == "plain":
         return tables | {
             "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
-            "multiplier": ctx.constant(f"tq_m_{ctx.ident}", np.array(p.multiplier[:channels], np.int32),
-                                       "int32_t", f"{ctx.op.name}: requantization multipliers"),
-            "shift": ctx.constant(f"tq_s_{ctx.ident}", np.array(p.shift[:channels], np.int32), "int32_t",
-                                  f"{ctx.op.name}: requantization shifts")}
+            "multiplier": ctx.constant(
+                f"tq_m_{ctx.ident}",
+                np.array(p.multiplier[:channels], np.int32),
+                "int32_t",
+                f"{ctx.op.name}: requantization multipliers",
+            ),
+            "shift": ctx.constant(
+                f"tq_s_{ctx.ident}",
+                np.array(p.shift[:channels], np.int32),
+                "int32_t",
+                f"{ctx.op.name}: requantization shifts",
+            ),
+        }
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)
     requant = requant_table(p.multiplier, p.shift, p.output_offset, exact)
     return tables | {
-        "bias": ctx.constant(f"tq_bf_{ctx.ident}", padded_rows(folded_bias(ctx.op, ctx.graph), rows),
-                             "int32_t", f"{ctx.op.name}: bias with the input offset folded in"),
-        "requant": ctx.constant(f"tq_q_{ctx.ident}", padded_rows(requant, rows) if per_channel else requant[:1],
-                                "tq_requant", f"{ctx.op.name}: requantization (multiplier, shift, rounding)"),
-        "exact": int(exact)}
-
+        "bias": ctx.constant(
+            f"tq_bf_{ctx.ident}",
+            padded_rows(folded_bias(ctx.op, ctx.graph), rows),
+            "int32_t",
+            f"{ctx.op.name}: bias with the input offset folded in",
+        ),
+        "requant": ctx.constant(
+            f"tq_q_{ctx.ident}",
+            padded_rows(requant, rows) if per_channel else requant[:1],
+            "tq_requant",
+            f"{ctx.op.name}: requantization (multiplier, shift, rounding)",
+        ),
+        "exact": int(exact),
+    }

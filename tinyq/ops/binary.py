@@ -3,20 +3,31 @@
 A binary op's C kernel reads both inputs through 4-D strides (0 on broadcast
 dimensions); a constant operand (a scalar, say) lives in flash.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields
 
 from tinyq.ops import InPlace, Kernel, OpDef, Signature
-from tinyq.ops.common import FLOAT, INT8, activate, activation_tensor, broadcast_shape, broadcast_strides, count, \
-    dims4, expect
+from tinyq.ops.common import (
+    FLOAT,
+    INT8,
+    activate,
+    activation_tensor,
+    broadcast_shape,
+    broadcast_strides,
+    count,
+    dims4,
+    expect,
+)
 
 
 class BinaryOp(OpDef):
     """An elementwise op of two broadcast operands with a fused activation."""
+
     signatures = (Signature((INT8, INT8), (INT8,)), Signature((FLOAT, FLOAT), (FLOAT,)))
-    options_table: str          # the TFLite options table, e.g. "AddOptions"
-    kernel_name: str            # the portable C kernel
+    options_table: str  # the TFLite options table, e.g. "AddOptions"
+    kernel_name: str  # the portable C kernel
 
     def apply(self, tf, a, b):
         """The op in TensorFlow, before the fused activation."""
@@ -39,10 +50,15 @@ class BinaryOp(OpDef):
         """The params as the kernel's struct, the strides of both operands."""
         p = ctx.params
         args = {f.name: getattr(p, f.name) for f in fields(p)}
-        args |= {"act": [args.pop("act_min"), args.pop("act_max")], "output_dims": dims4(ctx.out.shape),
-                 "input1_strides": broadcast_strides(ctx.tensor(0).shape, ctx.out.shape), "input1": ctx.input(0),
-                 "input2_strides": broadcast_strides(ctx.tensor(1).shape, ctx.out.shape), "input2": ctx.input(1),
-                 "output": ctx.output()}
+        args |= {
+            "act": [args.pop("act_min"), args.pop("act_max")],
+            "output_dims": dims4(ctx.out.shape),
+            "input1_strides": broadcast_strides(ctx.tensor(0).shape, ctx.out.shape),
+            "input1": ctx.input(0),
+            "input2_strides": broadcast_strides(ctx.tensor(1).shape, ctx.out.shape),
+            "input2": ctx.input(1),
+            "output": ctx.output(),
+        }
         for i in (0, 1):
             t = ctx.tensor(i)
             if t.is_constant:
@@ -53,6 +69,9 @@ class BinaryOp(OpDef):
         return self.attrs(r.activation(r.options(op, self.options_table).FusedActivationFunction())), inputs[:2]
 
     def write_tflite(self, writer, op):
-        writer.add_op(self.name, [writer.tensor(n) for n in op.inputs], [writer.tensor(op.outputs[0])],
-                      writer.options(self.options_table,
-                                     FusedActivationFunction=writer.activation_code(op.attrs.activation)))
+        writer.add_op(
+            self.name,
+            [writer.tensor(n) for n in op.inputs],
+            [writer.tensor(op.outputs[0])],
+            writer.options(self.options_table, FusedActivationFunction=writer.activation_code(op.attrs.activation)),
+        )

@@ -1,4 +1,5 @@
 """Helpers the op modules share: rule checks, int8 clamps, fused activations, numeric twins of C."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ FLOAT = "float32"
 
 
 # --- rules ---------------------------------------------------------------------------
+
 
 def expect(cond: bool, message: str) -> None:
     if not cond:
@@ -35,8 +37,7 @@ def activation_tensor(t: Tensor, role: str) -> None:
 
 def same_quant(x: Tensor, y: Tensor, what: str) -> None:
     if x.dtype != FLOAT:
-        expect(x.qparams == y.qparams, f"{what}: input and output must share quantization "
-                                       f"({x.qparams} vs {y.qparams})")
+        expect(x.qparams == y.qparams, f"{what}: input and output must share quantization ({x.qparams} vs {y.qparams})")
 
 
 def same_shape(x: Tensor, y: Tensor) -> None:
@@ -53,11 +54,14 @@ def broadcast_shape(ins: list[Tensor]) -> tuple[int, ...]:
 def fixed_int8_output(y: Tensor) -> None:
     """SOFTMAX and LOGISTIC write int8 at scale 1/256, zero point -128."""
     if y.dtype == INT8:
-        expect(abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,
-               "int8 output must have scale 1/256 and zero point -128")
+        expect(
+            abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,
+            "int8 output must have scale 1/256 and zero point -128",
+        )
 
 
 # --- int8 arithmetic -------------------------------------------------------------------
+
 
 def activation_range(activation: Activation, out: Tensor) -> tuple[int, int]:
     """TFLite's CalculateActivationRangeQuantized for an int8 output."""
@@ -66,10 +70,16 @@ def activation_range(activation: Activation, out: Tensor) -> tuple[int, int]:
     def quantize(value: float) -> int:
         return zp + fx.round_half_away(float(np.float32(value) / scale))
 
-    lo, hi = {Activation.NONE: (None, None), Activation.RELU: (0.0, None),
-              Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}[activation]
-    return (INT8_MIN if lo is None else max(INT8_MIN, quantize(lo)),
-            INT8_MAX if hi is None else min(INT8_MAX, quantize(hi)))
+    lo, hi = {
+        Activation.NONE: (None, None),
+        Activation.RELU: (0.0, None),
+        Activation.RELU6: (0.0, 6.0),
+        Activation.RELU_N1_TO_1: (-1.0, 1.0),
+    }[activation]
+    return (
+        INT8_MIN if lo is None else max(INT8_MIN, quantize(lo)),
+        INT8_MAX if hi is None else min(INT8_MAX, quantize(hi)),
+    )
 
 
 def clamp_int8(x, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
@@ -105,6 +115,7 @@ def aligned_operands(ins, in_tensors, outs) -> list[np.ndarray]:
 
 # --- C kernels --------------------------------------------------------------------------
 
+
 def dims4(shape) -> list[int]:
     """A shape as the kernels' 4-D (n, h, w, c) dims."""
     shape = list(shape)
@@ -124,6 +135,7 @@ def broadcast_strides(shape, out_shape) -> list[int]:
 
 
 # --- float ------------------------------------------------------------------------------
+
 
 def activate(tf, x, activation: Activation):
     """A fused activation in TensorFlow."""

@@ -1,6 +1,7 @@
 """CONCATENATION along any axis: int8 inputs that share the output's quantization (the
 quantizer requantizes the others with QUANTIZE first). Kernel: concatenation_s8
 (block copies; a constant input is read from flash)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,14 +32,16 @@ class ConcatenationOp(OpDef):
         rank = len(y.shape)
         axis = a.axis % rank
         for t in ins:
-            expect(len(t.shape) == rank and all(t.shape[i] == y.shape[i] for i in range(rank) if i != axis),
-                   f"input {t.name!r} shape {t.shape} does not match output {y.shape} off axis {axis}")
+            expect(
+                len(t.shape) == rank and all(t.shape[i] == y.shape[i] for i in range(rank) if i != axis),
+                f"input {t.name!r} shape {t.shape} does not match output {y.shape} off axis {axis}",
+            )
             activation_tensor(t, "input")
             same_quant(t, y, "concatenation (requantize inputs first)")
         expect(sum(t.shape[axis] for t in ins) == y.shape[axis], "concatenated sizes do not add up")
 
     def params(self, attrs, ins, outs):
-        return None     # data movement: no arithmetic
+        return None  # data movement: no arithmetic
 
     def reference(self, a, p, ins, in_tensors, outs):
         return np.concatenate(ins, axis=a.axis % len(outs[0].shape) + 1)
@@ -75,8 +78,11 @@ class ConcatenationOp(OpDef):
         for i, name in enumerate(ctx.op.inputs):
             t = ctx.graph[name]
             block = t.size // outer
-            source = ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t)) \
-                if t.is_constant else ctx.input(i)
+            source = (
+                ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
+                if t.is_constant
+                else ctx.input(i)
+            )
             parts.append({"block": block, "column": column, "input": source})
             column += block
         return {"outer": outer, "output_block": y.size // outer, "parts": parts, "output": ctx.output()}
@@ -87,6 +93,11 @@ class ConcatenationOp(OpDef):
 
     def write_tflite(self, writer, op):
         a = op.attrs
-        writer.add_op("CONCATENATION", [writer.tensor(n) for n in op.inputs], [writer.tensor(op.outputs[0])],
-                      writer.options("ConcatenationOptions", Axis=a.axis,
-                                     FusedActivationFunction=writer.activation_code(a.activation)))
+        writer.add_op(
+            "CONCATENATION",
+            [writer.tensor(n) for n in op.inputs],
+            [writer.tensor(op.outputs[0])],
+            writer.options(
+                "ConcatenationOptions", Axis=a.axis, FusedActivationFunction=writer.activation_code(a.activation)
+            ),
+        )

@@ -4,6 +4,7 @@ inputs (x NHWC, weights OHWI, bias[O]); output NHWC. Kernels: convolve_s8
 (portable reference) and convolve_fast_s8 (register-blocked GEMM over an
 im2col column, SMLAD on the DSP path), both also with int4 weights (`_s4`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import Kernel, Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
-from tinyq.ops.common import dims4, activation_tensor, count, expect
+from tinyq.ops.common import activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode, tf_explicit_pad, windows
 
 
@@ -48,15 +49,29 @@ def write_window_op(writer, op, name: str, options: str, **fields) -> None:
         pads = np.array([[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]], np.int32)
         shape = (x.shape[0], x.shape[1] + p.top + p.bottom, x.shape[2] + p.left + p.right, x.shape[3])
         x_index, mode = writer.intermediate(f"{op.name}/explicit_pad", shape, x.dtype, x.qparams), "VALID"
-        writer.add_op("PAD", [writer.tensor(op.inputs[0]), writer.constant(f"{op.name}/paddings", pads)], [x_index],
-                      writer.options("PadOptions"))
+        writer.add_op(
+            "PAD",
+            [writer.tensor(op.inputs[0]), writer.constant(f"{op.name}/paddings", pads)],
+            [x_index],
+            writer.options("PadOptions"),
+        )
     else:
         x_index = writer.tensor(op.inputs[0])
-    writer.add_op(name, [x_index, writer.tensor(op.inputs[1]), writer.tensor(op.inputs[2])],
-                  [writer.tensor(op.outputs[0])], writer.options(
-                      options, **fields, Padding=writer.padding_code(mode), StrideH=a.stride[0], StrideW=a.stride[1],
-                      FusedActivationFunction=writer.activation_code(a.activation), DilationHFactor=a.dilation[0],
-                      DilationWFactor=a.dilation[1]))
+    writer.add_op(
+        name,
+        [x_index, writer.tensor(op.inputs[1]), writer.tensor(op.inputs[2])],
+        [writer.tensor(op.outputs[0])],
+        writer.options(
+            options,
+            **fields,
+            Padding=writer.padding_code(mode),
+            StrideH=a.stride[0],
+            StrideW=a.stride[1],
+            FusedActivationFunction=writer.activation_code(a.activation),
+            DilationHFactor=a.dilation[0],
+            DilationWFactor=a.dilation[1],
+        ),
+    )
 
 
 def conv_overlap_lead(op, graph) -> int:
@@ -103,8 +118,13 @@ class ConvOp(AffineOp):
 
     def linear(self, tf, op, graph, x, w):
         a = op.attrs
-        return tf.nn.conv2d(tf_explicit_pad(tf, x, a.padding), tf.transpose(w, (1, 2, 3, 0)), (1,) + a.stride + (1,),
-                            "VALID", dilations=(1,) + a.dilation + (1,))
+        return tf.nn.conv2d(
+            tf_explicit_pad(tf, x, a.padding),
+            tf.transpose(w, (1, 2, 3, 0)),
+            (1,) + a.stride + (1,),
+            "VALID",
+            dilations=(1,) + a.dilation + (1,),
+        )
 
     def reference(self, a, p, ins, in_tensors, outs):
         x, w, b = ins
@@ -124,20 +144,38 @@ class ConvOp(AffineOp):
         suffix = "_s4" if int4 else "_s8"
         reason = why_not_fast(op, graph, gemm=True)
         if fast and reason is None:
-            return Kernel("convolve_fast" + suffix, "convolve_fast_s8", {"int4": int4},
-                          scratch_bytes=conv_scratch_bytes(op, graph, int4),
-                          overlap_lead=conv_overlap_lead(op, graph), weight_layout="interleaved", rows_per_block=2,
-                          specialized=True)
-        return Kernel("convolve" + suffix, "convolve_s8", {"int4": int4}, reference_because=reason if fast else None,
-                      specialized=True)
+            return Kernel(
+                "convolve_fast" + suffix,
+                "convolve_fast_s8",
+                {"int4": int4},
+                scratch_bytes=conv_scratch_bytes(op, graph, int4),
+                overlap_lead=conv_overlap_lead(op, graph),
+                weight_layout="interleaved",
+                rows_per_block=2,
+                specialized=True,
+            )
+        return Kernel(
+            "convolve" + suffix,
+            "convolve_s8",
+            {"int4": int4},
+            reference_because=reason if fast else None,
+            specialized=True,
+        )
 
     def lower(self, ctx, kernel):
         a = ctx.op.attrs
         x, w, b, y = ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
         return affine_tables(ctx, kernel) | {
-            "stride": list(a.stride), "padding": [a.padding.top, a.padding.left], "dilation": list(a.dilation),
-            "input_dims": dims4(x.shape), "filter_dims": dims4(w.shape), "bias_dims": [1, 1, 1, b.shape[0]],
-            "output_dims": dims4(y.shape), "input": ctx.input(), "output": ctx.output()}
+            "stride": list(a.stride),
+            "padding": [a.padding.top, a.padding.left],
+            "dilation": list(a.dilation),
+            "input_dims": dims4(x.shape),
+            "filter_dims": dims4(w.shape),
+            "bias_dims": [1, 1, 1, b.shape[0]],
+            "output_dims": dims4(y.shape),
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "Conv2DOptions")
@@ -147,8 +185,12 @@ class ConvOp(AffineOp):
         if w.shape[3] != x.shape[3]:
             raise Unsupported(f"grouped convolution ({x.shape[3]} input channels, filter depth {w.shape[3]})")
         stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-        attrs = Conv2D(stride, dilation, r.padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation),
-                       r.activation(o.FusedActivationFunction()))
+        attrs = Conv2D(
+            stride,
+            dilation,
+            r.padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation),
+            r.activation(o.FusedActivationFunction()),
+        )
         return attrs, self.read_bias(r, inputs, w.shape[0])
 
     def write_tflite(self, writer, op):

@@ -5,6 +5,7 @@ depthwise_conv_s8 (portable reference, any multiplier and dilation) and
 depthwise_conv_fast_s8 (one channel plane at a time through an int16 scratch
 plane, tap pairs by SMLAD; it may run in place), both also with int4 weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ import numpy as np
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import InPlace, Kernel, Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, requantize, why_not_fast
-from tinyq.ops.common import dims4, count, expect
+from tinyq.ops.common import count, dims4, expect
 from tinyq.ops.conv import check_window, write_window_op
 from tinyq.ops.window import tf_explicit_pad, windows
 
-MAX_INT4_TAP_PAIRS = 64   # TQ_DW_MAX_PAIRS: the int4 fast kernel unpacks at most this many tap pairs
+MAX_INT4_TAP_PAIRS = 64  # TQ_DW_MAX_PAIRS: the int4 fast kernel unpacks at most this many tap pairs
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ class DepthwiseConvOp(AffineOp):
         x, w, b = ins
         expect(len(x.shape) == 4 and len(w.shape) == 4, "input and weights must be 4-D")
         one, kh, kw, o = w.shape
-        expect(one == 1 and a.depth_multiplier >= 1 and o == x.shape[3] * a.depth_multiplier,
-               f"depthwise weights {w.shape} do not match {x.shape[3]} channels x multiplier {a.depth_multiplier}")
+        expect(
+            one == 1 and a.depth_multiplier >= 1 and o == x.shape[3] * a.depth_multiplier,
+            f"depthwise weights {w.shape} do not match {x.shape[3]} channels x multiplier {a.depth_multiplier}",
+        )
         check_window(a, x, (kh, kw), o, outs[0])
         self.check_weights(w, b, o)
 
@@ -63,8 +66,13 @@ class DepthwiseConvOp(AffineOp):
         a = op.attrs
         _, kh, kw, cm = graph[op.inputs[1]].shape
         c = graph[op.inputs[0]].shape[3]
-        return tf.nn.depthwise_conv2d(tf_explicit_pad(tf, x, a.padding), tf.reshape(w, (kh, kw, c, cm // c)),
-                                      (1,) + a.stride + (1,), "VALID", dilations=a.dilation)
+        return tf.nn.depthwise_conv2d(
+            tf_explicit_pad(tf, x, a.padding),
+            tf.reshape(w, (kh, kw, c, cm // c)),
+            (1,) + a.stride + (1,),
+            "VALID",
+            dilations=a.dilation,
+        )
 
     def reference(self, a, p, ins, in_tensors, outs):
         x, w, b = ins
@@ -73,8 +81,12 @@ class DepthwiseConvOp(AffineOp):
         _, kh, kw, cm = w.shape
         c = xs.shape[3]
         cols = windows(xs, (kh, kw), a.stride, a.dilation, a.padding, y.shape[1:3], 0)
-        acc = np.einsum("nyxhwc,hwcm->nyxcm", cols.astype(np.float64),
-                        w.reshape(kh, kw, c, cm // c).astype(np.float64), optimize=True)
+        acc = np.einsum(
+            "nyxhwc,hwcm->nyxcm",
+            cols.astype(np.float64),
+            w.reshape(kh, kw, c, cm // c).astype(np.float64),
+            optimize=True,
+        )
         acc = np.rint(acc).astype(np.int64).reshape(cols.shape[:3] + (cm,)) + b
         return requantize(acc, p).reshape((x.shape[0],) + y.shape)
 
@@ -89,20 +101,38 @@ class DepthwiseConvOp(AffineOp):
         if fast and reason is None:
             (_, kh, kw, _), (_, oh, ow, _) = graph[op.inputs[1]].shape, graph[op.outputs[0]].shape
             plane = 2 * ((oh - 1) * op.attrs.stride[0] + kh) * ((ow - 1) * op.attrs.stride[1] + kw)
-            return Kernel("depthwise_conv_fast" + suffix, "depthwise_conv_fast_s8", {"int4": int4},
-                          scratch_bytes=plane, in_place=InPlace.FIRST_INPUT, weight_layout="tap pairs",
-                          specialized=True)
-        return Kernel("depthwise_conv" + suffix, "depthwise_conv_s8", {"int4": int4},
-                      reference_because=reason if fast else None, specialized=True)
+            return Kernel(
+                "depthwise_conv_fast" + suffix,
+                "depthwise_conv_fast_s8",
+                {"int4": int4},
+                scratch_bytes=plane,
+                in_place=InPlace.FIRST_INPUT,
+                weight_layout="tap pairs",
+                specialized=True,
+            )
+        return Kernel(
+            "depthwise_conv" + suffix,
+            "depthwise_conv_s8",
+            {"int4": int4},
+            reference_because=reason if fast else None,
+            specialized=True,
+        )
 
     def lower(self, ctx, kernel):
         a = ctx.op.attrs
         x, w, b, y = ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
         return affine_tables(ctx, kernel) | {
-            "stride": list(a.stride), "padding": [a.padding.top, a.padding.left], "dilation": list(a.dilation),
-            "input_dims": dims4(x.shape), "filter_dims": dims4(w.shape), "bias_dims": [1, 1, 1, b.shape[0]],
-            "output_dims": dims4(y.shape), "input": ctx.input(), "output": ctx.output(),
-            "ch_mult": a.depth_multiplier}
+            "stride": list(a.stride),
+            "padding": [a.padding.top, a.padding.left],
+            "dilation": list(a.dilation),
+            "input_dims": dims4(x.shape),
+            "filter_dims": dims4(w.shape),
+            "bias_dims": [1, 1, 1, b.shape[0]],
+            "output_dims": dims4(y.shape),
+            "input": ctx.input(),
+            "output": ctx.output(),
+            "ch_mult": a.depth_multiplier,
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "DepthwiseConv2DOptions")
@@ -112,10 +142,16 @@ class DepthwiseConvOp(AffineOp):
         if w.shape[3] % x.shape[3]:
             raise Unsupported(f"{w.shape[3]} output channels are not a multiple of {x.shape[3]} inputs")
         stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-        attrs = DepthwiseConv2D(stride, dilation, r.padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation),
-                                w.shape[3] // x.shape[3], r.activation(o.FusedActivationFunction()))
+        attrs = DepthwiseConv2D(
+            stride,
+            dilation,
+            r.padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation),
+            w.shape[3] // x.shape[3],
+            r.activation(o.FusedActivationFunction()),
+        )
         return attrs, self.read_bias(r, inputs, w.shape[3])
 
     def write_tflite(self, writer, op):
-        write_window_op(writer, op, "DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions",
-                        DepthMultiplier=op.attrs.depth_multiplier)
+        write_window_op(
+            writer, op, "DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions", DepthMultiplier=op.attrs.depth_multiplier
+        )

@@ -4,6 +4,7 @@ inputs (x [..., K], weights [N, K], bias[N]); output [..., N]. Kernels:
 fully_connected_s8 (portable reference) and fully_connected_fast_s8 (each input
 row widened once, four units at a time by SMLAD), both also with int4 weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from tinyq.ops import Kernel, Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
 from tinyq.ops.common import activate, activation_tensor, count, expect
 
-DEFAULT_WEIGHTS_FORMAT = 0   # TFLite's FullyConnectedOptionsWeightsFormat.DEFAULT
+DEFAULT_WEIGHTS_FORMAT = 0  # TFLite's FullyConnectedOptionsWeightsFormat.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class FullyConnectedOp(AffineOp):
         expect(len(w.shape) == 2, "weights must be 2-D [units, depth]")
         units, depth = w.shape
         expect(x.size % depth == 0, f"input size {x.size} is not a multiple of depth {depth}")
-        expect(y.size == x.size // depth * units and y.shape[-1] == units,
-               f"output shape {y.shape} does not fit {x.size // depth} x {units}")
+        expect(
+            y.size == x.size // depth * units and y.shape[-1] == units,
+            f"output shape {y.shape} does not fit {x.size // depth} x {units}",
+        )
         activation_tensor(x, "input")
         activation_tensor(y, "output")
         self.check_weights(w, b, units)
@@ -74,20 +77,37 @@ class FullyConnectedOp(AffineOp):
         suffix = "_s4" if int4 else "_s8"
         reason = why_not_fast(op, graph, gemm=True)
         if fast and reason is None:
-            scratch = 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4)   # the widened row
-            return Kernel("fully_connected_fast" + suffix, "fully_connected_fast_s8", {"int4": int4},
-                          scratch_bytes=scratch, overlap_lead=fc_overlap_lead(op, graph),
-                          weight_layout="interleaved", rows_per_block=4, specialized=True)
-        return Kernel("fully_connected" + suffix, "fully_connected_s8", {"int4": int4},
-                      reference_because=reason if fast else None, specialized=True)
+            scratch = 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4)  # the widened row
+            return Kernel(
+                "fully_connected_fast" + suffix,
+                "fully_connected_fast_s8",
+                {"int4": int4},
+                scratch_bytes=scratch,
+                overlap_lead=fc_overlap_lead(op, graph),
+                weight_layout="interleaved",
+                rows_per_block=4,
+                specialized=True,
+            )
+        return Kernel(
+            "fully_connected" + suffix,
+            "fully_connected_s8",
+            {"int4": int4},
+            reference_because=reason if fast else None,
+            specialized=True,
+        )
 
     def lower(self, ctx, kernel):
         x, w = ctx.tensor(0), ctx.tensor(1)
         units, depth = w.shape
         batch = x.size // depth
         return affine_tables(ctx, kernel) | {
-            "input_dims": [batch, 1, 1, depth], "filter_dims": [depth, 1, 1, units], "bias_dims": [1, 1, 1, units],
-            "output_dims": [batch, 1, 1, units], "input": ctx.input(), "output": ctx.output()}
+            "input_dims": [batch, 1, 1, depth],
+            "filter_dims": [depth, 1, 1, units],
+            "bias_dims": [1, 1, 1, units],
+            "output_dims": [batch, 1, 1, units],
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "FullyConnectedOptions")
@@ -99,7 +119,13 @@ class FullyConnectedOp(AffineOp):
 
     def write_tflite(self, writer, op):
         keep = len(writer.graph[op.outputs[0]].shape) != 2
-        writer.add_op("FULLY_CONNECTED", [writer.tensor(n) for n in op.inputs], [writer.tensor(op.outputs[0])],
-                      writer.options("FullyConnectedOptions",
-                                     FusedActivationFunction=writer.activation_code(op.attrs.activation),
-                                     KeepNumDims=keep))
+        writer.add_op(
+            "FULLY_CONNECTED",
+            [writer.tensor(n) for n in op.inputs],
+            [writer.tensor(op.outputs[0])],
+            writer.options(
+                "FullyConnectedOptions",
+                FusedActivationFunction=writer.activation_code(op.attrs.activation),
+                KeepNumDims=keep,
+            ),
+        )

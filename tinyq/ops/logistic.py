@@ -1,5 +1,6 @@
 """LOGISTIC (sigmoid), int8 in, int8 out at scale 1/256 and zero point -128, with TFLM's
 fixed-point logistic on 4 integer bits and its saturation radius. Kernel: logistic_s8."""
+
 from __future__ import annotations
 
 import math
@@ -67,9 +68,15 @@ class LogisticOp(OpDef):
 
     def lower(self, ctx, kernel):
         p = ctx.params
-        return {"input_zero_point": p.input_zero_point, "input_range_radius": p.input_range_radius,
-                "input_multiplier": p.input_multiplier, "input_left_shift": p.input_left_shift,
-                "size": ctx.out.size, "input": ctx.input(), "output": ctx.output()}
+        return {
+            "input_zero_point": p.input_zero_point,
+            "input_range_radius": p.input_range_radius,
+            "input_multiplier": p.input_multiplier,
+            "input_left_shift": p.input_left_shift,
+            "size": ctx.out.size,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         return Logistic(), inputs[:1]

@@ -1,6 +1,7 @@
 """MEAN over any axes, int8, as TFLM computes it: (sum - count*zp_in) * multiplier * 2^shift +
 zp_out, with 1/count folded into the multiplier (LiteRT's QuantizedMeanOrSum).
 Kernel: mean_s8 (adjacent axes: the tensor as outer x reduced x inner)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,11 +76,19 @@ class MeanOp(OpDef):
         axes = reduced_axes(ctx.op.attrs.axes, len(x.shape))
         if axes != list(range(axes[0], axes[-1] + 1)):
             raise Unsupported(f"{ctx.op.name}: MEAN over non-adjacent axes {axes} is not supported by the C kernels")
-        outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
-        inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
-        return {"count": p.count, "input_zero_point": p.input_zero_point, "output_zero_point": p.output_zero_point,
-                "multiplier": p.multiplier, "shift": p.shift, "outer": outer, "inner": inner,
-                "input": ctx.input(), "output": ctx.output()}
+        outer = int(np.prod(x.shape[: axes[0]], dtype=np.int64))
+        inner = int(np.prod(x.shape[axes[-1] + 1 :], dtype=np.int64))
+        return {
+            "count": p.count,
+            "input_zero_point": p.input_zero_point,
+            "output_zero_point": p.output_zero_point,
+            "multiplier": p.multiplier,
+            "shift": p.shift,
+            "outer": outer,
+            "inner": inner,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         axes = r.constant(inputs[1], "MEAN axis").reshape(-1)
@@ -88,5 +97,9 @@ class MeanOp(OpDef):
 
     def write_tflite(self, writer, op):
         axes = writer.constant(f"{op.name}/axes", np.array(op.attrs.axes, np.int32))
-        writer.add_op("MEAN", [writer.tensor(op.inputs[0]), axes], [writer.tensor(op.outputs[0])],
-                      writer.options("ReducerOptions", KeepDims=op.attrs.keep_dims))
+        writer.add_op(
+            "MEAN",
+            [writer.tensor(op.inputs[0]), axes],
+            [writer.tensor(op.outputs[0])],
+            writer.options("ReducerOptions", KeepDims=op.attrs.keep_dims),
+        )

@@ -1,5 +1,6 @@
 """MUL: int8 multiplication as TFLM computes it (the product of the offset inputs requantized
 once), with broadcasting and a fused activation. Kernel: mul_s8."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

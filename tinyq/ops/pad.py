@@ -1,5 +1,6 @@
 """PAD (and PADV2 with the zero point as its value): pads with real 0.0, the zero point in int8.
 The output shares the input's quantization. Kernel: pad_s8."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, dims4, expec
 @dataclass(frozen=True)
 class Pad:
     """Pads with the zero point (value 0.0 in real terms)."""
+
     paddings: tuple[tuple[int, int], ...]
 
 
@@ -42,7 +44,7 @@ class PadOp(OpDef):
         same_quant(x, y, "pad")
 
     def params(self, attrs, ins, outs):
-        return None     # data movement: no arithmetic
+        return None  # data movement: no arithmetic
 
     def reference(self, a, p, ins, in_tensors, outs):
         value = 0 if in_tensors[0].dtype == FLOAT else in_tensors[0].qparams.zp
@@ -61,12 +63,18 @@ class PadOp(OpDef):
         x = ctx.tensor(0)
         pads = ctx.op.attrs.paddings
         before = [0] * (4 - len(pads)) + [p[0] for p in pads]
-        return {"input_dims": dims4(x.shape), "pad_before": before, "value": x.qparams.zp,
-                "output_dims": dims4(ctx.out.shape), "input": ctx.input(), "output": ctx.output()}
+        return {
+            "input_dims": dims4(x.shape),
+            "pad_before": before,
+            "value": x.qparams.zp,
+            "output_dims": dims4(ctx.out.shape),
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         x = r.tensor(inputs[0])
-        if len(inputs) > 2:     # PADV2: a constant value, which must be real 0.0
+        if len(inputs) > 2:  # PADV2: a constant value, which must be real 0.0
             value = r.constant(inputs[2], "PADV2 constant").reshape(-1)
             zero = 0 if x.dtype == FLOAT else x.qparams.zp
             if value.size != 1 or value[0] != zero:
@@ -75,5 +83,6 @@ class PadOp(OpDef):
 
     def write_tflite(self, writer, op):
         pads = writer.constant(f"{op.name}/paddings", np.array(op.attrs.paddings, np.int32))
-        writer.add_op("PAD", [writer.tensor(op.inputs[0]), pads], [writer.tensor(op.outputs[0])],
-                      writer.options("PadOptions"))
+        writer.add_op(
+            "PAD", [writer.tensor(op.inputs[0]), pads], [writer.tensor(op.outputs[0])], writer.options("PadOptions")
+        )

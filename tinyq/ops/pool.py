@@ -4,6 +4,7 @@ count; the average rounds half away from zero). The output shares the input's qu
 Kernels: avgpool_s8 and maxpool_s8 (portable), avgpool_fast_s8 (four channels
 at a time, windows of at most 256 cells).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,19 @@ import numpy as np
 from tinyq.errors import TinyqError
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activate, activation_range, activation_tensor, c_div, clamp_int8, count, \
-    dims4, expect, same_quant
+from tinyq.ops.common import (
+    FLOAT,
+    INT8,
+    activate,
+    activation_range,
+    activation_tensor,
+    c_div,
+    clamp_int8,
+    count,
+    dims4,
+    expect,
+    same_quant,
+)
 from tinyq.ops.window import nonnegative, out_size, padding_mode, windows
 
 FAST_MAX_WINDOW = 256
@@ -88,9 +100,16 @@ class PoolOp(OpDef):
 
     def lower(self, ctx, kernel):
         a, p = ctx.op.attrs, ctx.params
-        return {"stride": list(a.stride), "padding": [a.padding.top, a.padding.left], "act": [p.act_min, p.act_max],
-                "input_dims": dims4(ctx.tensor(0).shape), "filter_dims": [1, a.filter[0], a.filter[1], 1],
-                "output_dims": dims4(ctx.out.shape), "input": ctx.input(), "output": ctx.output()}
+        return {
+            "stride": list(a.stride),
+            "padding": [a.padding.top, a.padding.left],
+            "act": [p.act_min, p.act_max],
+            "input_dims": dims4(ctx.tensor(0).shape),
+            "filter_dims": [1, a.filter[0], a.filter[1], 1],
+            "output_dims": dims4(ctx.out.shape),
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "Pool2DOptions")
@@ -102,10 +121,20 @@ class PoolOp(OpDef):
 
     def write_tflite(self, writer, op):
         a = op.attrs
-        writer.add_op(self.name, [writer.tensor(op.inputs[0])], [writer.tensor(op.outputs[0])], writer.options(
-            "Pool2DOptions", Padding=writer.padding_code(_mode(op, writer.graph, with_output=True)),
-            StrideH=a.stride[0], StrideW=a.stride[1], FilterHeight=a.filter[0], FilterWidth=a.filter[1],
-            FusedActivationFunction=writer.activation_code(a.activation)))
+        writer.add_op(
+            self.name,
+            [writer.tensor(op.inputs[0])],
+            [writer.tensor(op.outputs[0])],
+            writer.options(
+                "Pool2DOptions",
+                Padding=writer.padding_code(_mode(op, writer.graph, with_output=True)),
+                StrideH=a.stride[0],
+                StrideW=a.stride[1],
+                FilterHeight=a.filter[0],
+                FilterWidth=a.filter[1],
+                FusedActivationFunction=writer.activation_code(a.activation),
+            ),
+        )
 
 
 @register
@@ -129,8 +158,13 @@ class AveragePoolOp(PoolOp):
         a = op.attrs
         if fast and graph[op.inputs[0]].shape[3] % 4 == 0 and a.filter[0] * a.filter[1] <= FAST_MAX_WINDOW:
             return Kernel("avgpool_fast_s8", specialized=True)
-        return Kernel("avgpool_s8", specialized=True, reference_because=(
-            f"channels not a multiple of 4, or a window above {FAST_MAX_WINDOW} cells" if fast else None))
+        return Kernel(
+            "avgpool_s8",
+            specialized=True,
+            reference_because=(
+                f"channels not a multiple of 4, or a window above {FAST_MAX_WINDOW} cells" if fast else None
+            ),
+        )
 
 
 @register

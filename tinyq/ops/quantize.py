@@ -3,6 +3,7 @@ DEQUANTIZE (int8 -> float32), as TFLM computes them.
 
 Kernels: quantize_f32 (roundf of x / scale, bounded, plus the zero point),
 requantize_s8 (one multiplier), dequantize_s8."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from tinyq import fixedpoint as fx
 from tinyq.ops import InPlace, Kernel, OpDef, Signature, register
 from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, round_half_away_f32, same_shape
 
-QUANTIZE_BOUND = 1000.0   # quantize_f32 bounds x / scale before converting it to an integer
+QUANTIZE_BOUND = 1000.0  # quantize_f32 bounds x / scale before converting it to an integer
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RequantizeParams:
 @dataclass(frozen=True)
 class AffineQuantizeParams:
     """float32 <-> int8 (scale as TFLM holds it: a double made from float32)."""
+
     scale: float
     zero_point: int
 
@@ -82,8 +84,12 @@ class QuantizeOp(OpDef):
         common = {"size": ctx.out.size, "input": ctx.input(), "output": ctx.output()}
         if ctx.tensor(0).dtype == FLOAT:
             return common | {"scale": repr(float(np.float32(p.scale))), "zero_point": p.zero_point}
-        return common | {"input_zero_point": p.input_zero_point, "output_zero_point": p.output_zero_point,
-                         "multiplier": p.multiplier, "shift": p.shift}
+        return common | {
+            "input_zero_point": p.input_zero_point,
+            "output_zero_point": p.output_zero_point,
+            "multiplier": p.multiplier,
+            "shift": p.shift,
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         return Quantize(), inputs[:1]
@@ -114,8 +120,13 @@ class DequantizeOp(OpDef):
 
     def lower(self, ctx, kernel):
         p = ctx.params
-        return {"scale": repr(p.scale), "zero_point": p.zero_point, "size": ctx.out.size,
-                "input": ctx.input(), "output": ctx.output()}
+        return {
+            "scale": repr(p.scale),
+            "zero_point": p.zero_point,
+            "size": ctx.out.size,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         return Dequantize(), inputs[:1]

@@ -3,6 +3,7 @@
 The output shares its input's buffer in the arena (kernel copy_s8 then moves
 nothing); it copies only when the plan could not alias them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class ReshapeOp(OpDef):
         same_quant(ins[0], outs[0], "reshape")
 
     def params(self, attrs, ins, outs):
-        return None     # data movement: no arithmetic
+        return None  # data movement: no arithmetic
 
     def reference(self, a, p, ins, in_tensors, outs):
         return ins[0].reshape((ins[0].shape[0],) + outs[0].shape)
@@ -56,5 +57,8 @@ class ReshapeOp(OpDef):
 
     def write_tflite(self, writer, op):
         shape = np.array(writer.graph[op.outputs[0]].shape, np.int32)
-        writer.add_op("RESHAPE", [writer.tensor(op.inputs[0]), writer.constant(f"{op.name}/shape", shape)],
-                      [writer.tensor(op.outputs[0])])
+        writer.add_op(
+            "RESHAPE",
+            [writer.tensor(op.inputs[0]), writer.constant(f"{op.name}/shape", shape)],
+            [writer.tensor(op.outputs[0])],
+        )

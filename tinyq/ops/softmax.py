@@ -1,6 +1,7 @@
 """SOFTMAX over the last axis, int8 in, int8 out at scale 1/256 and zero point -128, with TFLM's
 fixed-point exp (gemmlowp) and reciprocal. Kernel: softmax_s8 (reads a row fully before writing
 it, so it may run in place)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ class SoftmaxOp(OpDef):
         fixed_int8_output(outs[0])
 
     def params(self, attrs, ins, outs):
-        real = min(float(np.float32(attrs.beta)) * ins[0].qparams.s * (1 << (31 - SCALED_DIFF_INTEGER_BITS)),
-                   (1 << 31) - 1.0)
+        real = min(
+            float(np.float32(attrs.beta)) * ins[0].qparams.s * (1 << (31 - SCALED_DIFF_INTEGER_BITS)), (1 << 31) - 1.0
+        )
         mult, left_shift = fx.quantize_multiplier_greater_than_one(real)
         diff_min = -fx.calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift)
         return SoftmaxParams(mult, left_shift, diff_min)
@@ -57,8 +59,9 @@ class SoftmaxOp(OpDef):
         terms = np.where(valid, fx.rescale(exps, 0, ACCUMULATION_INTEGER_BITS), 0)
         sum_of_exps = fx.wrap32(terms.sum(axis=-1, keepdims=True))
         scale, bits_over_unit = fx.get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS)
-        unsat = fx.rounding_divide_by_pot(fx.saturating_rounding_doubling_high_mul(scale, exps),
-                                          bits_over_unit + 31 - 8)
+        unsat = fx.rounding_divide_by_pot(
+            fx.saturating_rounding_doubling_high_mul(scale, exps), bits_over_unit + 31 - 8
+        )
         out = np.clip(unsat - 128, -128, 127)
         return np.where(valid, out, -128).astype(np.int8)
 
@@ -74,13 +77,23 @@ class SoftmaxOp(OpDef):
     def lower(self, ctx, kernel):
         p, x = ctx.params, ctx.tensor(0)
         depth = x.shape[-1]
-        return {"input_multiplier": p.input_multiplier, "input_left_shift": p.input_left_shift,
-                "diff_min": p.diff_min, "rows": x.size // depth, "depth": depth,
-                "input": ctx.input(), "output": ctx.output()}
+        return {
+            "input_multiplier": p.input_multiplier,
+            "input_left_shift": p.input_left_shift,
+            "diff_min": p.diff_min,
+            "rows": x.size // depth,
+            "depth": depth,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
 
     def read_tflite(self, r, op, inputs, outputs):
         return Softmax(float(r.options(op, "SoftmaxOptions").Beta())), inputs[:1]
 
     def write_tflite(self, writer, op):
-        writer.add_op("SOFTMAX", [writer.tensor(op.inputs[0])], [writer.tensor(op.outputs[0])],
-                      writer.options("SoftmaxOptions", Beta=op.attrs.beta))
+        writer.add_op(
+            "SOFTMAX",
+            [writer.tensor(op.inputs[0])],
+            [writer.tensor(op.outputs[0])],
+            writer.options("SoftmaxOptions", Beta=op.attrs.beta),
+        )

@@ -4,6 +4,7 @@ SAME padding is computed here and nowhere else: importers turn SAME/VALID
 into explicit `Padding2D`, the exporter and the float forward pass ask
 `padding_mode` whether an explicit padding is one of the two.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,11 +60,18 @@ def windows(x, kernel, stride, dilation, padding: Padding2D, out_hw, pad_value):
     n, h, w, c = x.shape
     eff_h, eff_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     need_h, need_w = (oh - 1) * sh + eff_h, (ow - 1) * sw + eff_w
-    xp = np.pad(x, ((0, 0), (padding.top, max(need_h - h - padding.top, 0)),
-                    (padding.left, max(need_w - w - padding.left, 0)), (0, 0)),
-                constant_values=pad_value)
+    xp = np.pad(
+        x,
+        (
+            (0, 0),
+            (padding.top, max(need_h - h - padding.top, 0)),
+            (padding.left, max(need_w - w - padding.left, 0)),
+            (0, 0),
+        ),
+        constant_values=pad_value,
+    )
     win = sliding_window_view(xp, (eff_h, eff_w), axis=(1, 2))
-    win = win[:, :need_h - eff_h + 1:sh, :need_w - eff_w + 1:sw, :, ::dh, ::dw]
+    win = win[:, : need_h - eff_h + 1 : sh, : need_w - eff_w + 1 : sw, :, ::dh, ::dw]
     return win.transpose(0, 1, 2, 4, 5, 3)
 
 

@@ -20,6 +20,7 @@ current max.
 
 The algorithms are in tinyq.qat.train; the Keras model in tinyq.qat.model.
 """
+
 from tinyq.qat.train import convert, fit, prepare
 
 __all__ = ["convert", "fit", "prepare"]

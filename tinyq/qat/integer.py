@@ -10,6 +10,7 @@ them in the forward pass, with the float fake-quant path's gradient (the
 straight-through estimator). These are the TensorFlow twins of
 tinyq.fixedpoint and tinyq.prepare.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,8 @@ def quantize_multiplier(tf, real):
     # log2 in floating point can miss by one near powers of two: put q back in [0.5, 1)
     exponent = tf.where(q >= 1.0, exponent + 1, tf.where(q < 0.5, exponent - 1, exponent))
     q = real / tf.pow(tf.constant(2.0, tf.float64), exponent)
-    fixed = tf.floor(q * 2.0 ** 31 + 0.5)
-    carry = fixed >= 2.0 ** 31
+    fixed = tf.floor(q * 2.0**31 + 0.5)
+    carry = fixed >= 2.0**31
     fixed = tf.where(carry, fixed / 2, fixed)
     exponent = tf.where(carry, exponent + 1, exponent)
     flush = exponent < -31

@@ -1,4 +1,5 @@
 """The QAT Keras model: tinyq's IR with learnable quantizers in the forward pass."""
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from tinyq.quant.convert import activation_groups
 from tinyq.sim import forward
 from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
+
 EMA_MOMENTUM = 0.99
 FIXED = (1.0 / 256.0, -128)
 
@@ -63,8 +65,16 @@ def build_model_class():
         computes every requantizing op's int8 codes exactly as the kernels do; gradients
         flow through float fake quantization (straight-through estimator)."""
 
-        def __init__(self, graph: ir.Graph, qparams: dict[str, ir.QParams], weight_scales: dict[str, np.ndarray],
-                     bits: int, per_channel: bool, learnable: bool, **kwargs):
+        def __init__(
+            self,
+            graph: ir.Graph,
+            qparams: dict[str, ir.QParams],
+            weight_scales: dict[str, np.ndarray],
+            bits: int,
+            per_channel: bool,
+            learnable: bool,
+            **kwargs,
+        ):
             super().__init__(**kwargs)
             self.graph, self.bits, self.per_channel, self.learnable = graph, bits, per_channel, learnable
             self.qmax = (1 << (bits - 1)) - 1
@@ -79,8 +89,9 @@ def build_model_class():
                 shape = [1] * len(w.shape)
                 if per_channel:
                     shape[weight_axis(op)] = -1
-                self.weight_scales[op.name] = self._variable(f"{op.name}_wscale",
-                                                             np.reshape(weight_scales[op.name], shape), learnable)
+                self.weight_scales[op.name] = self._variable(
+                    f"{op.name}_wscale", np.reshape(weight_scales[op.name], shape), learnable
+                )
             self.act_scales, self.act_offsets, self.act_lo, self.act_hi = {}, {}, {}, {}
             for name in sorted({g for g in self.groups.values() if g is not None}):
                 q = qparams[name]
@@ -111,7 +122,9 @@ def build_model_class():
             group = self.groups.get(name, name)
             if group is None:
                 return tf.constant(FIXED[0]), tf.constant(float(FIXED[1]))
-            return positive(tf, self.act_scales[group]), tf.clip_by_value(tf.round(self.act_offsets[group]), -128.0, 127.0)
+            return positive(tf, self.act_scales[group]), tf.clip_by_value(
+                tf.round(self.act_offsets[group]), -128.0, 127.0
+            )
 
         def _track(self, tf, name, value):
             """EMA of the observed range -> scale and zero point (the non-learnable mode)."""
@@ -127,17 +140,24 @@ def build_model_class():
         def _act_range(self, tf, op, scale, zp):
             """TFLite's CalculateActivationRangeQuantized (float32 arithmetic)."""
             floor, ceiling = getattr(op.attrs, "activation", ir.Activation.NONE).float_range()
-            lo = tf.constant(-128.0) if not np.isfinite(floor) else \
-                tf.maximum(-128.0, zp + integer.round_half_away(tf, floor / scale))
-            hi = tf.constant(127.0) if not np.isfinite(ceiling) else \
-                tf.minimum(127.0, zp + integer.round_half_away(tf, ceiling / scale))
+            lo = (
+                tf.constant(-128.0)
+                if not np.isfinite(floor)
+                else tf.maximum(-128.0, zp + integer.round_half_away(tf, floor / scale))
+            )
+            hi = (
+                tf.constant(127.0)
+                if not np.isfinite(ceiling)
+                else tf.minimum(127.0, zp + integer.round_half_away(tf, ceiling / scale))
+            )
             return lo, hi
 
         def _affine_codes(self, tf, op, codes, out_scale, out_zp):
             x_scale, x_zp = self.act_params(tf, op.inputs[0])
             w_scale = self.weight_scale(tf, op)
-            w_codes = tf.cast(tf.clip_by_value(tf.round(self.kernels[op.name] / w_scale), -self.qmax, self.qmax),
-                              tf.float64)
+            w_codes = tf.cast(
+                tf.clip_by_value(tf.round(self.kernels[op.name] / w_scale), -self.qmax, self.qmax), tf.float64
+            )
             product_scale = tf.cast(x_scale, tf.float64) * tf.reshape(tf.cast(w_scale, tf.float64), (-1,))
             b_codes = tf.round(tf.cast(self.biases[op.name], tf.float64) / product_scale)
             x = codes[op.inputs[0]] - tf.cast(x_zp, tf.float64)
@@ -164,9 +184,20 @@ def build_model_class():
             if isinstance(op.attrs, Add) and not any(self.graph[n].is_constant for n in op.inputs):
                 (sa, za), (sb, zb) = (self.act_params(tf, n) for n in op.inputs)
                 lo, hi = self._act_range(tf, op, out_scale, out_zp)
-                f64 = (lambda v: tf.cast(v, tf.float64))
-                return integer.add(tf, codes[op.inputs[0]], codes[op.inputs[1]], (f64(sa), za), (f64(sb), zb),
-                                   (f64(out_scale), out_zp), lo, hi)
+
+                def f64(v):
+                    return tf.cast(v, tf.float64)
+
+                return integer.add(
+                    tf,
+                    codes[op.inputs[0]],
+                    codes[op.inputs[1]],
+                    (f64(sa), za),
+                    (f64(sb), zb),
+                    (f64(out_scale), out_zp),
+                    lo,
+                    hi,
+                )
             return None
 
         # --- forward --------------------------------------------------------------------
@@ -174,8 +205,11 @@ def build_model_class():
             tf = tensorflow()
             graph = self.graph
             softmax = self.producers.get(graph.outputs[0])
-            logits = softmax.inputs[0] if return_logits and softmax is not None and \
-                isinstance(softmax.attrs, Softmax) else None
+            logits = (
+                softmax.inputs[0]
+                if return_logits and softmax is not None and isinstance(softmax.attrs, Softmax)
+                else None
+            )
             codes: dict[str, object] = {}
 
             def activation(name, value):
@@ -209,8 +243,9 @@ def build_model_class():
                 return value
 
             x = activation(graph.inputs[0], tf.convert_to_tensor(inputs, tf.float32))
-            out = forward(graph, {graph.inputs[0]: x}, weight=weight, activation=activation,
-                          keep={logits or graph.outputs[0]})
+            out = forward(
+                graph, {graph.inputs[0]: x}, weight=weight, activation=activation, keep={logits or graph.outputs[0]}
+            )
             return out[logits or graph.outputs[0]]
 
     return QATModel

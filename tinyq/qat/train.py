@@ -1,4 +1,5 @@
 """Quantization-aware training: prepare (the simulating Keras model), fit, convert."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,16 @@ from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
 
 
-def prepare(model, calib: np.ndarray, *, bits: str = "w8a8", per_channel: bool = True, learnable: bool = True,
-            range_method: str = "mse", quiet: bool = True):
+def prepare(
+    model,
+    calib: np.ndarray,
+    *,
+    bits: str = "w8a8",
+    per_channel: bool = True,
+    learnable: bool = True,
+    range_method: str = "mse",
+    quiet: bool = True,
+):
     """A Keras model simulating the deployment of `model` (a path, a keras.Model or a FloatModel)."""
     if isinstance(model, (str, Path)):
         fm = load_float_keras(model)
@@ -34,16 +43,29 @@ def prepare(model, calib: np.ndarray, *, bits: str = "w8a8", per_channel: bool =
     config = parse_config(range_method, bits, per_tensor=not per_channel)
     result = quantize(fm, Dataset(np.asarray(calib, np.float32)), config, quiet=quiet)
     qparams = activation_qparams(fm.graph, result.ranges)
-    scales = {op.name: np.asarray(result.graph[op.inputs[1]].qparams.scale, np.float32) for op in fm.graph.ops
-              if is_affine(op)}
-    qat = build_model_class()(fm.graph, qparams, scales, config.weight_bits, per_channel, learnable,
-                              name=f"{fm.graph.name}_qat")
-    qat(np.zeros((1,) + fm.graph[fm.graph.inputs[0]].shape[1:], np.float32))    # build
+    scales = {
+        op.name: np.asarray(result.graph[op.inputs[1]].qparams.scale, np.float32)
+        for op in fm.graph.ops
+        if is_affine(op)
+    }
+    qat = build_model_class()(
+        fm.graph, qparams, scales, config.weight_bits, per_channel, learnable, name=f"{fm.graph.name}_qat"
+    )
+    qat(np.zeros((1,) + fm.graph[fm.graph.inputs[0]].shape[1:], np.float32))  # build
     return qat
 
 
-def fit(qat_model, x: np.ndarray, y: np.ndarray, *, epochs: int = 2, batch_size: int = 64,
-        learning_rate: float = 1e-4, quiet: bool = False, seed: int = 0) -> list[float]:
+def fit(
+    qat_model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 2,
+    batch_size: int = 64,
+    learning_rate: float = 1e-4,
+    quiet: bool = False,
+    seed: int = 0,
+) -> list[float]:
     """Train with cross-entropy on the logits (the input of a final SOFTMAX); returns epoch losses."""
     tf = tensorflow()
     keras = _keras()
@@ -68,7 +90,7 @@ def fit(qat_model, x: np.ndarray, y: np.ndarray, *, epochs: int = 2, batch_size:
             order = rng.permutation(len(x))
             total = 0.0
             for i in range(steps):
-                idx = order[i * batch_size:(i + 1) * batch_size]
+                idx = order[i * batch_size : (i + 1) * batch_size]
                 total += float(step(tf.constant(x[idx], tf.float32), tf.constant(y[idx])))
                 bar.advance(task)
             losses.append(total / steps)

@@ -10,7 +10,10 @@ scale) plus 0.3 x sum(1 - |2 h(V) - 1|^beta), a regularizer that anneals beta
 from 20 to 2 and drives every h(V) to 0 or 1. Each layer is independent, so the cost is a few seconds per
 layer on a CPU.
 """
+
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -28,9 +31,20 @@ def _rectified_sigmoid(tf, v):
     return tf.clip_by_value(tf.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
 
 
-def adaround_layer(op: ir.Op, graph: ir.Graph, inputs: np.ndarray, quant: WeightQuant, bits: int, *,
-                   iterations: int, float_inputs: np.ndarray | None = None, batch_size: int = 32,
-                   weight: float = 0.3, seed: int = 0, on_step=None) -> WeightQuant:
+def adaround_layer(
+    op: ir.Op,
+    graph: ir.Graph,
+    inputs: np.ndarray,
+    quant: WeightQuant,
+    bits: int,
+    *,
+    iterations: int,
+    float_inputs: np.ndarray | None = None,
+    batch_size: int = 32,
+    weight: float = 0.3,
+    seed: int = 0,
+    on_step=None,
+) -> WeightQuant:
     """Learn the rounding of one layer. `inputs` feed the quantized layer; the target is the
     float layer on `float_inputs` (default: the same inputs)."""
     tf = tensorflow()
@@ -50,8 +64,17 @@ def adaround_layer(op: ir.Op, graph: ir.Graph, inputs: np.ndarray, quant: Weight
     w_t = tf.constant(w)
     # The regularizer weight of the paper assumes outputs of unit scale: measure the
     # reconstruction relative to the layer's output energy so any scale behaves alike.
-    energy = float(np.mean([np.mean(np.square(layer(tf.constant(float_inputs[i:i + 64]), w_t).numpy()))
-                            for i in range(0, len(float_inputs), 64)])) + 1e-12
+    energy = (
+        float(
+            np.mean(
+                [
+                    np.mean(np.square(layer(tf.constant(float_inputs[i : i + 64]), w_t).numpy()))
+                    for i in range(0, len(float_inputs), 64)
+                ]
+            )
+        )
+        + 1e-12
+    )
 
     @tf.function
     def step(x, x_float, beta, reg_weight):
@@ -59,8 +82,12 @@ def adaround_layer(op: ir.Op, graph: ir.Graph, inputs: np.ndarray, quant: Weight
         with tf.GradientTape() as tape:
             h = _rectified_sigmoid(tf, v)
             soft = scales_t * tf.clip_by_value(floor_t + h, -qmax, qmax)
-            reconstruction = tf.reduce_mean(tf.reduce_sum(tf.reshape(tf.square(layer(x, soft) - target),
-                                                                     (tf.shape(x)[0], -1)), axis=1)) / energy
+            reconstruction = (
+                tf.reduce_mean(
+                    tf.reduce_sum(tf.reshape(tf.square(layer(x, soft) - target), (tf.shape(x)[0], -1)), axis=1)
+                )
+                / energy
+            )
             regularizer = tf.reduce_sum(1.0 - tf.pow(tf.abs(2.0 * h - 1.0), beta))
             loss = reconstruction + reg_weight * regularizer
         optimizer.apply_gradients([(tape.gradient(loss, v), v)])
@@ -72,17 +99,29 @@ def adaround_layer(op: ir.Op, graph: ir.Graph, inputs: np.ndarray, quant: Weight
         pick = rng.integers(0, len(inputs), batch_size)
         progress_frac = max(0.0, (i - warmup) / max(iterations - warmup, 1))
         beta = 20.0 - 18.0 * progress_frac
-        step(tf.constant(inputs[pick]), tf.constant(float_inputs[pick]), tf.constant(beta, tf.float32),
-             tf.constant(weight if i >= warmup else 0.0))
+        step(
+            tf.constant(inputs[pick]),
+            tf.constant(float_inputs[pick]),
+            tf.constant(beta, tf.float32),
+            tf.constant(weight if i >= warmup else 0.0),
+        )
         if on_step:
             on_step()
     rounded = floor + (_rectified_sigmoid(tf, v).numpy() >= 0.5)
     return WeightQuant(np.clip(rounded, -qmax, qmax).astype(np.int8), quant.scales, quant.axis)
 
 
-def apply_adaround(graph: ir.Graph, calib: np.ndarray, quants: dict[str, WeightQuant], bits: int,
-             activation_quant: dict[str, ir.QParams], *, iterations: int = 1000, samples: int = 512,
-             quiet: bool = False) -> dict[str, WeightQuant]:
+def apply_adaround(
+    graph: ir.Graph,
+    calib: np.ndarray,
+    quants: dict[str, WeightQuant],
+    bits: int,
+    activation_quant: dict[str, ir.QParams],
+    *,
+    iterations: int = 1000,
+    samples: int = 512,
+    quiet: bool = False,
+) -> dict[str, WeightQuant]:
     """AdaRound every affine layer in order. Each layer sees the inputs the quantized model
     gives it (earlier layers rounded, activations quantized) and reconstructs the float
     layer's output on the float inputs, as AIMET does."""
@@ -91,9 +130,16 @@ def apply_adaround(graph: ir.Graph, calib: np.ndarray, quants: dict[str, WeightQ
     with progress(quiet) as bar:
         for op in [op for op in graph.ops if op.name in quants]:
             task = bar.add_task(f"adaround {op.name}", total=iterations)
-            result[op.name] = adaround_layer(op, graph, sim.quantized_inputs(op), quants[op.name], bits,
-                                             iterations=iterations, float_inputs=sim.float_inputs(op),
-                                             on_step=lambda: bar.advance(task))
+            result[op.name] = adaround_layer(
+                op,
+                graph,
+                sim.quantized_inputs(op),
+                quants[op.name],
+                bits,
+                iterations=iterations,
+                float_inputs=sim.float_inputs(op),
+                on_step=partial(bar.advance, task),
+            )
             sim.fix(op.inputs[1], dequantized(result[op.name]))
     return result
 

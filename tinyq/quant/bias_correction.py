@@ -12,6 +12,7 @@ weight error's shift (W_q - W) E[x], with E[x] from the BatchNorm statistics
 of the layer that produced the input, a Gaussian N(beta, gamma^2) through
 its ReLU or ReLU6.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,6 +27,7 @@ from tinyq.quant.convert import WeightQuant
 from tinyq.quant.layerwise import Layerwise, dequantized
 from tinyq.sim import layer_fn
 from tinyq.tf import tensorflow
+
 
 def _phi(x):
     return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
@@ -48,9 +50,15 @@ def clipped_gaussian_mean(mu: np.ndarray, sigma: np.ndarray, lo: float, hi: floa
     return inside + (lo * ca if np.isfinite(lo) else 0.0) + (hi * (1 - cb) if np.isfinite(hi) else 0.0)
 
 
-def corrected_biases_empirical(graph: ir.Graph, x: np.ndarray, weights: dict[str, WeightQuant],
-                               activation_quant: dict[str, ir.QParams], *, total_shift: bool,
-                               samples: int = 512) -> list[ir.Tensor]:
+def corrected_biases_empirical(
+    graph: ir.Graph,
+    x: np.ndarray,
+    weights: dict[str, WeightQuant],
+    activation_quant: dict[str, ir.QParams],
+    *,
+    total_shift: bool,
+    samples: int = 512,
+) -> list[ir.Tensor]:
     """Layer by layer, on the inputs the quantized model gives each layer: the mean shift of
     its pre-activations caused by the weight quantization (E[(W_q - W) x]), or, with
     `total_shift`, the whole shift against the float model (activation clipping included)."""
@@ -66,8 +74,9 @@ def corrected_biases_empirical(graph: ir.Graph, x: np.ndarray, weights: dict[str
         x_quant = tf.constant(sim.quantized_inputs(op))
         x_float = tf.constant(sim.float_inputs(op)) if total_shift else x_quant
         y_quant, y_float = fn(x_quant, tf.constant(w_quant)).numpy(), fn(x_float, w_float).numpy()
-        shift = (y_quant.reshape(-1, y_quant.shape[-1]).mean(axis=0) -
-                 y_float.reshape(-1, y_float.shape[-1]).mean(axis=0))
+        shift = y_quant.reshape(-1, y_quant.shape[-1]).mean(axis=0) - y_float.reshape(-1, y_float.shape[-1]).mean(
+            axis=0
+        )
         b = graph[op.inputs[2]]
         corrected = (b.data - shift).astype(np.float32)
         tensors.append(ir.Tensor(b.name, b.shape, "float32", None, corrected))

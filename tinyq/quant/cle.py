@@ -9,6 +9,7 @@ the per-channel weight ranges, which is what per-tensor quantization needs.
 ReLU6 does not commute with scaling: like AIMET, CLE replaces it by ReLU in the
 pairs it equalizes, and says so in the notes.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,6 +21,7 @@ from tinyq.float_model import FloatModel
 from tinyq.ops.affine import is_affine, weight_axis
 from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
+
 HOMOGENEOUS = (ir.Activation.NONE, ir.Activation.RELU, ir.Activation.RELU6)
 ABSORB_SIGMAS = 3.0
 
@@ -34,7 +36,7 @@ def _per_channel(w: np.ndarray, axis: int, fn) -> np.ndarray:
 
 def _in_channel_view(op: ir.Op, w: np.ndarray, channels: int) -> np.ndarray:
     """B's weights grouped by input channel: (channels, -1)."""
-    if isinstance(op.attrs, DepthwiseConv2D):   # output c*M+m reads input channel c
+    if isinstance(op.attrs, DepthwiseConv2D):  # output c*M+m reads input channel c
         return np.moveaxis(w, 3, 0).reshape(channels, -1)
     return np.moveaxis(w, _in_axis(op), 0).reshape(channels, -1)
 
@@ -70,8 +72,10 @@ def equalize(fm: FloatModel, *, iterations: int = 20, absorb_bias: bool = True) 
     notes = []
     relu6 = [a.name for a, _ in pairs if a.attrs.activation == ir.Activation.RELU6]
     if relu6:
-        notes.append(f"cle: replaced ReLU6 by ReLU in {len(relu6)} equalized layers (as AIMET does): "
-                     f"{', '.join(relu6[:5])}{' ...' if len(relu6) > 5 else ''}")
+        notes.append(
+            f"cle: replaced ReLU6 by ReLU in {len(relu6)} equalized layers (as AIMET does): "
+            f"{', '.join(relu6[:5])}{' ...' if len(relu6) > 5 else ''}"
+        )
     for _ in range(iterations):
         for a, b in pairs:
             channels = graph[a.outputs[0]].shape[-1]
@@ -96,8 +100,12 @@ def equalize(fm: FloatModel, *, iterations: int = 20, absorb_bias: bool = True) 
         tensors.append(ir.Tensor(w.name, w.shape, "float32", None, weights[a_or_b.name].astype(np.float32)))
         tensors.append(ir.Tensor(b.name, b.shape, "float32", None, biases[a_or_b.name].astype(np.float32)))
     renamed = {a.name for a, _ in pairs if a.attrs.activation == ir.Activation.RELU6}
-    ops = tuple(ir.Op(op.name, replace(op.attrs, activation=ir.Activation.RELU), op.inputs, op.outputs)
-                if op.name in renamed else op for op in graph.ops)
+    ops = tuple(
+        ir.Op(op.name, replace(op.attrs, activation=ir.Activation.RELU), op.inputs, op.outputs)
+        if op.name in renamed
+        else op
+        for op in graph.ops
+    )
     new_graph = ir.verify(graph.with_tensors(*tensors).replace(ops=ops))
     new_stats = {k: (v[0].astype(np.float32), v[1].astype(np.float32)) for k, v in stats.items()}
     return FloatModel(new_graph, new_stats, fm.keras_model), notes

@@ -1,4 +1,5 @@
 """What to quantize and how: parsed from --algo, --bits and --per-tensor."""
+
 from __future__ import annotations
 
 import re
@@ -28,13 +29,16 @@ class QuantConfig:
         return f"w{self.weight_bits}a{self.activation_bits}"
 
 
-def parse_config(algo: str = "mse", bits: str = "w8a8", per_tensor: bool = False,
-                 percentile: float = 99.99) -> QuantConfig:
+def parse_config(
+    algo: str = "mse", bits: str = "w8a8", per_tensor: bool = False, percentile: float = 99.99
+) -> QuantConfig:
     parts = [p.strip().lower() for p in algo.split(",") if p.strip()]
     unknown = [p for p in parts if p not in RANGE_METHODS + PASSES]
     if unknown:
-        raise TinyqError(f"unknown --algo {', '.join(unknown)}; choose a range method "
-                         f"({'|'.join(RANGE_METHODS)}) and any of {', '.join(PASSES)}")
+        raise TinyqError(
+            f"unknown --algo {', '.join(unknown)}; choose a range method "
+            f"({'|'.join(RANGE_METHODS)}) and any of {', '.join(PASSES)}"
+        )
     methods = [p for p in parts if p in RANGE_METHODS]
     if len(methods) > 1:
         raise TinyqError(f"--algo names {len(methods)} range methods ({', '.join(methods)}); pick one")
@@ -43,6 +47,5 @@ def parse_config(algo: str = "mse", bits: str = "w8a8", per_tensor: bool = False
         raise TinyqError(f"--bits {bits!r}: use wNa8 with N from 2 to 8 (e.g. w8a8, w4a8)")
     if not 50 < percentile <= 100:
         raise TinyqError(f"--percentile {percentile}: use a value in (50, 100]")
-    passes = tuple(p for p in PASSES if p in parts)   # fixed order: cle, bc, adaround
-    return QuantConfig(methods[0] if methods else "mse", passes, int(match.group(1)), 8, not per_tensor,
-                       percentile)
+    passes = tuple(p for p in PASSES if p in parts)  # fixed order: cle, bc, adaround
+    return QuantConfig(methods[0] if methods else "mse", passes, int(match.group(1)), 8, not per_tensor, percentile)

@@ -9,6 +9,7 @@ other input gets an int8 -> int8 QUANTIZE (the op's `quantize` facet).
 Weights are symmetric (zero point 0, [-(2^(b-1)-1), 2^(b-1)-1]), biases
 int32 at input scale x weight scale.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ FIXED_QUANT = ir.QParams.per_tensor(1.0 / 256.0, -128)
 @dataclass(frozen=True)
 class WeightQuant:
     """Quantized weights of one op, before they become tensors."""
-    values: np.ndarray       # integers in [-qmax, qmax]
-    scales: np.ndarray       # per output channel (or one)
+
+    values: np.ndarray  # integers in [-qmax, qmax]
+    scales: np.ndarray  # per output channel (or one)
     axis: int | None
 
 
@@ -61,14 +63,19 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
             continue
         for name in op.inputs:
             source = producers.get(name)
-            if source is not None and ops.definition(source).output_quant == OutputQuant.OWN \
-                    and len(consumers[name]) == 1 and name not in graph.outputs:
+            if (
+                source is not None
+                and ops.definition(source).output_quant == OutputQuant.OWN
+                and len(consumers[name]) == 1
+                and name not in graph.outputs
+            ):
                 groups[name] = op.outputs[0]
 
-    def final(group):      # a concatenation feeding another adopts it in turn, and so do its inputs
+    def final(group):  # a concatenation feeding another adopts it in turn, and so do its inputs
         while group is not None and groups[group] != group:
             group = groups[group]
         return group
+
     return {name: final(group) for name, group in groups.items()}
 
 
@@ -94,8 +101,9 @@ class Int8Context:
     """What an op's `quantize` facet works with while the int8 graph is built: the activation
     quantization, each weighted op's quantized weights, and the tensors set so far."""
 
-    def __init__(self, graph: ir.Graph, qparams: dict[str, ir.QParams], config: QuantConfig,
-                 weights: dict[str, WeightQuant]):
+    def __init__(
+        self, graph: ir.Graph, qparams: dict[str, ir.QParams], config: QuantConfig, weights: dict[str, WeightQuant]
+    ):
         self.graph, self.qparams, self.config, self.weights = graph, qparams, config, weights
         self.tensors = {name: ir.Tensor(name, graph[name].shape, "int8", qp) for name, qp in qparams.items()}
 
@@ -110,8 +118,9 @@ class Int8Context:
         self.set(ir.Tensor(name, t.shape, "int8", ir.QParams.per_tensor(scale, zp), values))
 
 
-def to_int8(graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig,
-            weights: dict[str, WeightQuant]) -> ir.Graph:
+def to_int8(
+    graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig, weights: dict[str, WeightQuant]
+) -> ir.Graph:
     """Build the int8 graph from activation quantization `q` (see activation_qparams) and
     `weights`, the quantized weights of each weighted op."""
     context = Int8Context(graph, q, config, weights)

@@ -3,6 +3,7 @@
 Quantized outputs come from the numpy integer reference (bit-exact with the
 generated C and TFLite Micro), never from a fake-quant simulation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,11 @@ def integer_outputs(graph: ir.Graph, x: np.ndarray, quiet: bool = False) -> list
     with progress(quiet) as bar:
         task = bar.add_task("integer reference", total=len(x))
         for start in range(0, len(x), CHUNK):
-            xq = x[start:start + CHUNK] if t.dtype == "float32" else quantize_input(
-                x[start:start + CHUNK], t.qparams.s, t.qparams.zp)
+            xq = (
+                x[start : start + CHUNK]
+                if t.dtype == "float32"
+                else quantize_input(x[start : start + CHUNK], t.qparams.s, t.qparams.zp)
+            )
             for i, out in enumerate(ref.outputs(graph, [xq.reshape((len(xq),) + t.shape)], batched=True)):
                 results[i].append(out.reshape((len(xq),) + graph[graph.outputs[i]].shape[1:]))
             bar.advance(task, len(xq))
@@ -52,8 +56,9 @@ def layer_sqnr(float_graph: ir.Graph, int_graph: ir.Graph, x: np.ndarray) -> dic
     return {n: sqnr_db(floats[n], dequantize(int_graph[n], ints[n]).reshape(floats[n].shape)) for n in names}
 
 
-def evaluate(float_graph: ir.Graph | None, int_graph: ir.Graph, data: Dataset, *, sqnr_samples: int = 256,
-             quiet: bool = False) -> dict:
+def evaluate(
+    float_graph: ir.Graph | None, int_graph: ir.Graph, data: Dataset, *, sqnr_samples: int = 256, quiet: bool = False
+) -> dict:
     """Accuracy, top-1 agreement and SQNR; without a float graph (an imported int8
     model), only the integer side."""
     int_out = integer_outputs(int_graph, data.x, quiet)[0]
@@ -66,8 +71,11 @@ def evaluate(float_graph: ir.Graph | None, int_graph: ir.Graph, data: Dataset, *
         return result
     float_out = FloatRunner(float_graph, keep=set(float_graph.outputs)).outputs([data.x])[0]
     float_top = np.argmax(float_out.reshape(len(float_out), -1), axis=1)
-    result |= {"agreement": float(np.mean(float_top == int_top)), "output_sqnr_db": sqnr_db(float_out, deq),
-               "layer_sqnr_db": layer_sqnr(float_graph, int_graph, data.x[:sqnr_samples])}
+    result |= {
+        "agreement": float(np.mean(float_top == int_top)),
+        "output_sqnr_db": sqnr_db(float_out, deq),
+        "layer_sqnr_db": layer_sqnr(float_graph, int_graph, data.x[:sqnr_samples]),
+    }
     if data.y is not None:
         result["float_accuracy"] = float(np.mean(float_top == data.y))
     return result

@@ -2,6 +2,7 @@
 layer's input as the quantized model produces it: earlier layers already
 quantized (and corrected), every activation fake-quantized. The float model's
 own input to the layer is the reference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def dequantized(q: WeightQuant) -> np.ndarray:
 class Layerwise:
     def __init__(self, graph: ir.Graph, x: np.ndarray, activation_quant: dict[str, ir.QParams]):
         self.graph, self.x, self.activation_quant = graph, x, activation_quant
-        self.fixed: dict[str, np.ndarray] = {}      # constant tensor -> its value in the quantized model
+        self.fixed: dict[str, np.ndarray] = {}  # constant tensor -> its value in the quantized model
 
     def fix(self, name: str, value: np.ndarray) -> None:
         self.fixed[name] = value.astype(np.float32)
@@ -31,12 +32,14 @@ class Layerwise:
         tf = tensorflow()
         weight = activation = None
         if quantized:
+
             def weight(tensor, value):
                 return tf.constant(self.fixed[tensor]) if tensor in self.fixed else value
 
             def activation(tensor, value):
                 q = self.activation_quant.get(tensor)
                 return value if q is None else fake_quant(tf, value, q.s, q.zp)
+
         runner = FloatRunner(self.graph, keep={name}, weight=weight, activation=activation)
         return np.concatenate([values[name] for _, values in runner.batches([self.x])])
 

@@ -4,6 +4,7 @@ Two passes of the float graph: the first finds each tensor's range, the
 second bins its values into fixed histograms over that range, which is what
 the percentile and MSE range setters search.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ BINS = 2048
 class TensorStats:
     lo: float
     hi: float
-    hist: np.ndarray | None = None      # counts over BINS equal bins of [lo, hi]
+    hist: np.ndarray | None = None  # counts over BINS equal bins of [lo, hi]
 
     def centers(self) -> np.ndarray:
         edges = np.linspace(self.lo, self.hi, BINS + 1)
@@ -34,15 +35,16 @@ def activation_tensors(graph: ir.Graph) -> list[str]:
     return names
 
 
-def observe(graph: ir.Graph, x: np.ndarray, *, histograms: bool, batch_size: int = 128,
-            quiet: bool = False) -> dict[str, TensorStats]:
+def observe(
+    graph: ir.Graph, x: np.ndarray, *, histograms: bool, batch_size: int = 128, quiet: bool = False
+) -> dict[str, TensorStats]:
     names = activation_tensors(graph)
     runner = FloatRunner(graph, keep=set(names))
     stats: dict[str, TensorStats] = {}
     passes = 2 if histograms else 1
     with progress(quiet) as bar:
         task = bar.add_task("calibrating", total=passes * len(x))
-        for start, values in runner.batches([x], batch_size):
+        for _, values in runner.batches([x], batch_size):
             for name in names:
                 v = values[name]
                 lo, hi = float(v.min()), float(v.max())
@@ -54,7 +56,7 @@ def observe(graph: ir.Graph, x: np.ndarray, *, histograms: bool, batch_size: int
         if histograms:
             for s in stats.values():
                 s.hist = np.zeros(BINS, np.int64)
-            for start, values in runner.batches([x], batch_size):
+            for _, values in runner.batches([x], batch_size):
                 for name in names:
                     s = stats[name]
                     if s.hi > s.lo:

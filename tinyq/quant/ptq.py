@@ -7,6 +7,7 @@ Ranges (calibration statistics or BatchNorm statistics), then the passes the
 config names: CLE before ranges, AdaRound on the weights, bias correction on
 the converted graph.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,10 +30,11 @@ from tinyq.quant.observe import activation_tensors, observe
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
 from tinyq.sim import FloatRunner
 
+
 @dataclass
 class QuantResult:
-    graph: ir.Graph                       # the int8 graph
-    float_graph: ir.Graph                 # the float graph it was made from (after any passes)
+    graph: ir.Graph  # the int8 graph
+    float_graph: ir.Graph  # the float graph it was made from (after any passes)
     config: QuantConfig
     ranges: dict[str, tuple[float, float]]
     notes: list[str] = field(default_factory=list)
@@ -52,8 +54,17 @@ def _propagated_range(op: ir.Op, ranges) -> tuple[float, float] | None:
     return ops.definition(op).propagate_range(op, ins)
 
 
-def activation_ranges(fm: FloatModel, graph: ir.Graph, calib: Dataset | None, config: QuantConfig,
-                      quiet: bool = False) -> dict[str, tuple[float, float]]:
+def _calibrated_range(s, config: QuantConfig) -> tuple[float, float]:
+    if config.range_method == "mse":
+        return mse_range(s)
+    if config.range_method == "percentile":
+        return percentile_range(s, config.percentile)
+    return s.lo, s.hi
+
+
+def activation_ranges(
+    fm: FloatModel, graph: ir.Graph, calib: Dataset | None, config: QuantConfig, quiet: bool = False
+) -> dict[str, tuple[float, float]]:
     method = config.range_method
     stats = observe(graph, calib.x, histograms=method in ("mse", "percentile"), quiet=quiet) if calib else {}
     producers = graph.producers()
@@ -66,16 +77,16 @@ def activation_ranges(fm: FloatModel, graph: ir.Graph, calib: Dataset | None, co
         elif method == "bn" and op is not None and (propagated := _propagated_range(op, ranges)) is not None:
             r = _clip_to_activation(op, *propagated)
         elif name in stats:
-            s = stats[name]
-            r = {"mse": lambda: mse_range(s), "percentile": lambda: percentile_range(s, config.percentile)}.get(
-                method, lambda: (s.lo, s.hi))()
+            r = _calibrated_range(stats[name], config)
         else:
             missing.append(name)
             continue
         ranges[name] = r
     if missing:
-        raise TinyqError(f"no range for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}: "
-                         "give calibration data (--calib) — BatchNorm statistics cover only the layers they follow")
+        raise TinyqError(
+            f"no range for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}: "
+            "give calibration data (--calib) — BatchNorm statistics cover only the layers they follow"
+        )
     return ranges
 
 
@@ -91,11 +102,13 @@ def _corrected_biases_analytic(graph: ir.Graph, weights: dict, bn_stats: dict) -
     return tensors
 
 
-def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False,
-             adaround_iterations: int = 1000) -> QuantResult:
+def quantize(
+    fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False, adaround_iterations: int = 1000
+) -> QuantResult:
     if calib is None and config.range_method != "bn":
-        raise TinyqError(f"range method {config.range_method} needs calibration data (--calib DATA); "
-                         "only 'bn' is data-free")
+        raise TinyqError(
+            f"range method {config.range_method} needs calibration data (--calib DATA); only 'bn' is data-free"
+        )
     if calib is None and "adaround" in config.passes:
         raise TinyqError("adaround learns from calibration data: give --calib DATA")
     notes: list[str] = []
@@ -105,12 +118,12 @@ def quantize(fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quie
     graph = fm.graph
     ranges = activation_ranges(fm, graph, calib, config, quiet)
     weight_method = "mse" if config.range_method == "mse" else "minmax"
-    weights = {op.name: quantize_weights(op, graph, config, weight_method)
-               for op in graph.ops if is_affine(op)}
+    weights = {op.name: quantize_weights(op, graph, config, weight_method) for op in graph.ops if is_affine(op)}
     qparams = activation_qparams(graph, ranges)
     if "adaround" in config.passes:
-        weights = apply_adaround(graph, calib.x, weights, config.weight_bits, qparams,
-                                 iterations=adaround_iterations, quiet=quiet)
+        weights = apply_adaround(
+            graph, calib.x, weights, config.weight_bits, qparams, iterations=adaround_iterations, quiet=quiet
+        )
     deployed = to_int8(graph, qparams, config, weights)
     if "bc" in config.passes and calib is None:
         corrected = _corrected_biases_analytic(graph, weights, fm.bn_stats)

@@ -6,6 +6,7 @@ calibration histogram) and BN-based (data-free: beta +- 6 gamma of the
 BatchNorm that produced the tensor, as in Nagel et al. 2019).
 Weights (symmetric, per channel or per tensor, 2-8 bits): min-max or MSE.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,17 +42,18 @@ def mse_range(stats: TensorStats) -> tuple[float, float]:
         return stats.lo, stats.hi
     centers, counts = stats.centers(), stats.hist
     fractions = np.linspace(1.0 / MSE_GRID, 1.0, MSE_GRID)
-    if stats.lo >= 0 or stats.hi <= 0:      # one-sided (e.g. after ReLU): search the far end only
+    if stats.lo >= 0 or stats.hi <= 0:  # one-sided (e.g. after ReLU): search the far end only
         candidates = [(stats.lo * f, stats.hi) if stats.hi <= 0 else (stats.lo, stats.hi * f) for f in fractions]
     else:
         coarse = fractions[::4]
         candidates = [(stats.lo * a, stats.hi * b) for a in coarse for b in coarse]
     lo, hi = candidates[int(np.argmin(_histogram_mse(centers, counts, candidates)))]
-    if stats.lo < 0 < stats.hi:             # refine around the coarse optimum
+    if stats.lo < 0 < stats.hi:  # refine around the coarse optimum
         a0, b0 = lo / stats.lo, hi / stats.hi
         fine = np.linspace(-2.0 / MSE_GRID, 2.0 / MSE_GRID, 9)
-        candidates = [(stats.lo * min(1, max(1e-3, a0 + da)), stats.hi * min(1, max(1e-3, b0 + db)))
-                      for da in fine for db in fine]
+        candidates = [
+            (stats.lo * min(1, max(1e-3, a0 + da)), stats.hi * min(1, max(1e-3, b0 + db))) for da in fine for db in fine
+        ]
         lo, hi = candidates[int(np.argmin(_histogram_mse(centers, counts, candidates)))]
     return float(lo), float(hi)
 
@@ -72,6 +74,7 @@ def bn_range(beta: np.ndarray, gamma: np.ndarray) -> tuple[float, float]:
 
 
 # --- weights ------------------------------------------------------------------
+
 
 def symmetric_scales(w: np.ndarray, axis: int | None, bits: int, method: str) -> np.ndarray:
     """Per-channel (along `axis`) or per-tensor (axis None) symmetric scales."""

@@ -7,6 +7,7 @@
 
 Build and bench ask `target_of(board)`; nothing else compares target names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tinyq.target import device, firmware, host, qemu, renode
 @dataclass(frozen=True)
 class Session:
     """One bench request: the packed input, what to run, and how to reach the target."""
+
     packed: bytes
     out_size: int
     runs: int
@@ -61,6 +63,7 @@ class HostTarget(Target):
 
 class FirmwareTarget(Target):
     """A Cortex-M board: a PlatformIO project, measured over its serial port or in an emulator."""
+
     how = "--port PORT"
 
     def render(self, build_dir, board):
@@ -101,7 +104,7 @@ class DeviceTarget(FirmwareTarget):
     def compile(self, build_dir, board, log):
         built = super().compile(build_dir, board, log)
         if board.section("renode"):
-                renode.write_script(build_dir, board, built.elf)
+            renode.write_script(build_dir, board, built.elf)
         return built
 
     def emulate(self, build_dir, board, report, session):

@@ -1,6 +1,7 @@
 """A tinyq firmware on the other end of a serial link: load, invoke, read, profile; and the
 bench of a real board over its serial port (cycles from its counter, latency and energy from
 the board file)."""
+
 from __future__ import annotations
 
 import struct
@@ -36,7 +37,7 @@ class Device:
         for _ in range(3):
             before = self.link.stats.boots
             for offset in range(0, len(data), CHUNK):
-                self.link.request(LOAD, struct.pack("<I", offset) + data[offset:offset + CHUNK])
+                self.link.request(LOAD, struct.pack("<I", offset) + data[offset : offset + CHUNK])
             if self.link.stats.boots == before:
                 self._input = data
                 self._boots_seen = before
@@ -46,11 +47,11 @@ class Device:
     def _reloaded_after_reset(self) -> bool:
         if self.link.stats.boots == self._boots_seen:
             return False
-        self.load(self._input)   # a reset wiped the staged input
+        self.load(self._input)  # a reset wiped the staged input
         return True
 
     def invoke(self, runs: int = 1, timeout: float = 60.0) -> Invocation:
-        for attempt in range(2):
+        for _ in range(2):
             self._reloaded_after_reset()
             reply = self.link.request(INVOKE, struct.pack("<I", runs), timeout=timeout)
             if self.link.stats.boots == self._boots_seen:
@@ -92,8 +93,10 @@ def run_session(device: Device, report, session, profile: bool):
     (info, invocation, output bytes, per-layer ticks or None)."""
     info = device.info()
     if info.get("model") != report.model.hash:
-        raise TinyqError(f"the board runs model {info.get('model')!r}, this build is {report.model.hash!r}: "
-                         "flash this build first (tinyq flash)")
+        raise TinyqError(
+            f"the board runs model {info.get('model')!r}, this build is {report.model.hash!r}: "
+            "flash this build first (tinyq flash)"
+        )
     device.load(session.packed)
     timeout = invoke_timeout(report, session.runs)
     invocation = device.invoke(session.runs, timeout=timeout)
@@ -105,26 +108,40 @@ def run_session(device: Device, report, session, profile: bool):
 def measure(board, report, session) -> tuple[dict, bytes]:
     """Bench a board on a serial port (anything pyserial's serial_for_url opens)."""
     import serial
+
     try:
-        link_port = serial.serial_for_url(session.port, baudrate=session.baud or board.section("port").get("baud", 115200),
-                                          timeout=0.05, exclusive=True)
+        link_port = serial.serial_for_url(
+            session.port,
+            baudrate=session.baud or board.section("port").get("baud", 115200),
+            timeout=0.05,
+            exclusive=True,
+        )
     except (serial.SerialException, OSError, ValueError) as err:
-        if "exclusively lock" in str(err):     # another program (a serial monitor, a second bench) has it
-            raise TinyqError(f"serial port {session.port} is busy: another program has it open; close that first") \
-                from None
+        if "exclusively lock" in str(err):  # another program (a serial monitor, a second bench) has it
+            raise TinyqError(
+                f"serial port {session.port} is busy: another program has it open; close that first"
+            ) from None
         raise TinyqError(f"cannot open serial port {session.port}: {err}") from None
     with link_port:
         info, invocation, raw, layer_ticks = run_session(Device(Link(link_port)), report, session, session.profile)
     scale = board.data["clock_hz"] / int(info["counter_hz"])
     cycles = invocation.last_ticks * scale
-    result = {"target": "device", "runs": session.runs, "cycles": int(cycles),
-              "cycles_per_mac": cycles / max(report.model.macs, 1),
-              "latency_ms": cycles / board.data["clock_hz"] * 1e3}
+    result = {
+        "target": "device",
+        "runs": session.runs,
+        "cycles": int(cycles),
+        "cycles_per_mac": cycles / max(report.model.macs, 1),
+        "latency_ms": cycles / board.data["clock_hz"] * 1e3,
+    }
     power = board.section("power")
     if power:
-        result |= {"energy_uj": power["voltage"] * power["run_current_ma"] * result["latency_ms"],
-                   "energy_source": "model", "energy_basis": power["source"]}
+        result |= {
+            "energy_uj": power["voltage"] * power["run_current_ma"] * result["latency_ms"],
+            "energy_source": "model",
+            "energy_basis": power["source"],
+        }
     if session.profile:
-        result["per_layer"] = [{"name": op.name, "type": op.type, "cycles": int(t * scale)}
-                               for op, t in zip(report.ops, layer_ticks)]
+        result["per_layer"] = [
+            {"name": op.name, "type": op.type, "cycles": int(t * scale)} for op, t in zip(report.ops, layer_ticks)
+        ]
     return result, raw

@@ -1,4 +1,5 @@
 """The host target: generated C built with the system compiler and run natively."""
+
 from __future__ import annotations
 
 import shutil
@@ -28,8 +29,15 @@ def compile_runner(build_dir: Path, board: Board) -> Path:
     shutil.copyfile(data_dir("firmware") / "host" / "main.c", main)
     sources = sorted((build_dir / LIB / "src").glob("*.c")) + [main]
     flags = board.section("compiler")
-    cmd = [compiler(board), *flags.get("cflags", []), f"-I{build_dir / LIB / 'include'}",
-           *map(str, sources), "-o", str(build_dir / RUNNER), *flags.get("ldflags", [])]
+    cmd = [
+        compiler(board),
+        *flags.get("cflags", []),
+        f"-I{build_dir / LIB / 'include'}",
+        *map(str, sources),
+        "-o",
+        str(build_dir / RUNNER),
+        *flags.get("ldflags", []),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         log = build_dir / "host" / "compile.log"

@@ -6,6 +6,7 @@ timeout or a corrupt reply; after the last retry the error says what was
 asked and what went wrong. Bytes outside frames (the firmware's ASCII
 banner, noise) are skipped; a fresh boot banner means the device reset.
 """
+
 from __future__ import annotations
 
 import struct
@@ -36,7 +37,7 @@ class DeviceError(TinyqError):
 class Stats:
     retries: int = 0
     bad_frames: int = 0
-    boots: int = 0           # boot banners seen: the first is the power-up, more are resets
+    boots: int = 0  # boot banners seen: the first is the power-up, more are resets
 
 
 class Link:
@@ -66,23 +67,27 @@ class Link:
                     break
                 kind, seq, body = got
                 if seq != self.seq:
-                    continue          # a late reply to an earlier try
+                    continue  # a late reply to an earlier try
                 if kind == ERROR:
                     code, text = (body[0], body[1:].decode(errors="replace")) if body else (0, "")
-                    if code in (1, 2):    # the device saw a corrupt or oversized frame: send again
+                    if code in (1, 2):  # the device saw a corrupt or oversized frame: send again
                         problem = f"device reported: {text}"
                         break
                     raise DeviceError(f"device refused {name}: {text} (code {code})")
                 if kind == command | REPLY:
                     return body
-        resets = self.stats.boots - max(boots_before, 1)     # the first banner seen is the power-up
+        resets = self.stats.boots - max(boots_before, 1)  # the first banner seen is the power-up
         if resets > 0:
-            raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries and the "
-                             f"device reset {resets} time{'s' if resets > 1 else ''} meanwhile; "
-                             "check its power and look for a crash")
-        raise TinyqError(f"serial link failed: {name} got {problem} after {self.retries + 1} tries "
-                         f"({self.stats.bad_frames} corrupt frames seen); check the port, the baud rate "
-                         "and that the board runs tinyq firmware")
+            raise TinyqError(
+                f"serial link failed: {name} got {problem} after {self.retries + 1} tries and the "
+                f"device reset {resets} time{'s' if resets > 1 else ''} meanwhile; "
+                "check its power and look for a crash"
+            )
+        raise TinyqError(
+            f"serial link failed: {name} got {problem} after {self.retries + 1} tries "
+            f"({self.stats.bad_frames} corrupt frames seen); check the port, the baud rate "
+            "and that the board runs tinyq firmware"
+        )
 
     def _read_exact(self, count: int, deadline: float) -> bytes | None:
         data = bytearray()
@@ -104,7 +109,7 @@ class Link:
                 if BOOT_BANNER in self._noise:
                     self.stats.boots += 1
                     self._noise.clear()
-                del self._noise[:-len(BOOT_BANNER)]
+                del self._noise[: -len(BOOT_BANNER)]
                 continue
             header = self._read_exact(4, deadline)
             if header is None:

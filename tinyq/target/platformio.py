@@ -5,6 +5,7 @@ download. tinyq assembles that package from the `scons` Python package it
 depends on (same SCons release), so `pio run` works without network for
 tinyq's local dev-platform.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from tinyq.errors import TinyqError
 
-SCONS_PACKAGE_VERSION = "4.41101.0"     # PlatformIO's name for SCons 4.11.1
+SCONS_PACKAGE_VERSION = "4.41101.0"  # PlatformIO's name for SCons 4.11.1
 _LAUNCHER = '''"""SCons launcher for PlatformIO, assembled by tinyq from the scons Python package."""
 import os
 import sys
@@ -50,15 +51,29 @@ def ensure_scons_package() -> Path:
         raise TinyqError("the scons Python package is missing: pip install scons==4.11.1") from None
     staging = package.with_name("tool-scons.tinyq-tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(Path(SCons.__file__).parent, staging / "SCons",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(SCons.__file__).parent, staging / "SCons", ignore=shutil.ignore_patterns("__pycache__"))
     (staging / "scons.py").write_text(_LAUNCHER)
-    (staging / "package.json").write_text(json.dumps({
-        "name": "tool-scons", "version": SCONS_PACKAGE_VERSION, "description": "SCons (from PyPI, via tinyq)",
-        "system": "*"}, indent=1))
-    (staging / ".piopm").write_text(json.dumps({
-        "type": "tool", "name": "tool-scons", "version": SCONS_PACKAGE_VERSION,
-        "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None}}))
+    (staging / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "tool-scons",
+                "version": SCONS_PACKAGE_VERSION,
+                "description": "SCons (from PyPI, via tinyq)",
+                "system": "*",
+            },
+            indent=1,
+        )
+    )
+    (staging / ".piopm").write_text(
+        json.dumps(
+            {
+                "type": "tool",
+                "name": "tool-scons",
+                "version": SCONS_PACKAGE_VERSION,
+                "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None},
+            }
+        )
+    )
     shutil.rmtree(package, ignore_errors=True)
     staging.rename(package)
     return package
@@ -66,8 +81,12 @@ def ensure_scons_package() -> Path:
 
 def pio_environment() -> dict:
     env = dict(os.environ)
-    env.update(PLATFORMIO_SETTING_ENABLE_TELEMETRY="No", PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
-               PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD="0", PLATFORMIO_NO_ANSI="true")
+    env.update(
+        PLATFORMIO_SETTING_ENABLE_TELEMETRY="No",
+        PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
+        PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD="0",
+        PLATFORMIO_NO_ANSI="true",
+    )
     return env
 
 
@@ -80,8 +99,9 @@ def run(project: Path, env_name: str, target: str | None = None, upload_port: st
     if upload_port:
         cmd += ["--upload-port", upload_port]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, env=pio_environment(), timeout=900,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, env=pio_environment(), timeout=900, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise PioError("pio timed out after 15 minutes", "") from None
     log = result.stdout + result.stderr

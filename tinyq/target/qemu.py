@@ -9,6 +9,7 @@ firmware's tq_mark(). QEMU never outlives the `Emulator` context. A guest-initia
 `resettable`: then its monitor listens on a TCP port and `reset()` reboots the
 board the way a reset button would.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,7 @@ from tinyq.boards import Board
 from tinyq.errors import TinyqError
 from tinyq.resources import data_dir
 
-NS_PER_INSTRUCTION = 1      # -icount shift=0
+NS_PER_INSTRUCTION = 1  # -icount shift=0
 
 
 def cache_dir() -> Path:
@@ -46,8 +47,11 @@ def plugin_library() -> Path:
     if cc is None:
         raise TinyqError("no host C compiler to build the QEMU plugin: install gcc (apt-get install gcc)")
     staging = library.with_suffix(".tmp")
-    result = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", str(source),
-                             "-o", str(staging)], capture_output=True, text=True)
+    result = subprocess.run(
+        [cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", str(source), "-o", str(staging)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise TinyqError(f"building the QEMU plugin failed: {result.stderr.strip()[:300]}")
     staging.rename(library)
@@ -73,15 +77,18 @@ def _free_port() -> int:
 
 
 class Emulator:
-    def __init__(self, board: Board, elf: Path, workdir: Path, *, count_instructions: bool = True,
-                 resettable: bool = False):
+    def __init__(
+        self, board: Board, elf: Path, workdir: Path, *, count_instructions: bool = True, resettable: bool = False
+    ):
         emulator = board.section("emulator")
         if not emulator:
             raise TinyqError(f"board {board.name} is not emulated; use --port with a real board")
         self.program = shutil.which(emulator.get("program", "qemu-system-arm"))
         if self.program is None:
-            raise TinyqError(f"{emulator.get('program', 'qemu-system-arm')} not found: "
-                             "install QEMU (Debian: apt-get install qemu-system-arm)")
+            raise TinyqError(
+                f"{emulator.get('program', 'qemu-system-arm')} not found: "
+                "install QEMU (Debian: apt-get install qemu-system-arm)"
+            )
         self.board, self.elf, self.workdir = board, elf, workdir
         self.machine = emulator["machine"]
         self.count_instructions = count_instructions
@@ -97,26 +104,40 @@ class Emulator:
             monitor = ["-monitor", f"tcp:127.0.0.1:{self.monitor_port},server=on,wait=off"]
         else:
             monitor = ["-monitor", "none", "-no-reboot"]
-        cmd = [self.program, "-M", self.machine, "-display", "none", *monitor,
-               "-chardev", f"socket,id=uart,host=127.0.0.1,port={self.port},server=on,wait=on",
-               "-serial", "chardev:uart", "-icount", "shift=0", "-kernel", str(self.elf)]
+        cmd = [
+            self.program,
+            "-M",
+            self.machine,
+            "-display",
+            "none",
+            *monitor,
+            "-chardev",
+            f"socket,id=uart,host=127.0.0.1,port={self.port},server=on,wait=on",
+            "-serial",
+            "chardev:uart",
+            "-icount",
+            "shift=0",
+            "-kernel",
+            str(self.elf),
+        ]
         if self.count_instructions:
             marker = symbol_address(self.elf, "tq_mark")
             cmd += ["-plugin", f"{plugin_library()},marker={marker:#x},out={self.marks_file}"]
         return cmd
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         """Start QEMU and connect to its UART (the guest starts on connection)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
+        for _ in range(3):
             self.port, self.monitor_port = _free_port(), _free_port()
             with open(self.workdir / "qemu.log", "w") as log:
-                self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL)
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
             self.serial = self._connect()
             if self.serial is not None:
                 return self
-            self.close()    # most likely another program took the port first: try a new one
+            self.close()  # most likely another program took the port first: try a new one
         raise TinyqError(f"QEMU did not start: {self._log_tail()}")
 
     def _connect(self, seconds: float = 15.0):
@@ -135,7 +156,7 @@ class Emulator:
         with socket.create_connection(("127.0.0.1", self.monitor_port), timeout=5) as monitor:
             monitor.sendall(b"system_reset\n")
             seen = b""
-            while seen.count(b"(qemu)") < 2:     # the banner's prompt, then the one after our command
+            while seen.count(b"(qemu)") < 2:  # the banner's prompt, then the one after our command
                 chunk = monitor.recv(4096)
                 if not chunk:
                     break
@@ -172,6 +193,7 @@ def measure(elf: Path, build_dir: Path, board: Board, report, session) -> tuple[
     """Bench an emulated board: instructions per inference counted exactly by the plugin."""
     from tinyq.target.device import Device, run_session
     from tinyq.target.link import Link
+
     with Emulator(board, elf, build_dir / "emulator") as emu:
         device = Device(Link(emu.serial, timeout=10.0))
         info, invocation, raw, layer_ticks = run_session(device, report, session, session.profile)
@@ -179,14 +201,24 @@ def measure(elf: Path, build_dir: Path, board: Board, report, session) -> tuple[
     runs = session.runs
     per_run = [marks[i + 1] - marks[i] for i in range(0, 2 * runs, 2)]
     counter_hz = int(info["counter_hz"])
-    result = {"target": "emulated", "runs": runs, "instructions": per_run[0],
-              "instructions_per_mac": per_run[0] / max(report.model.macs, 1),
-              "instructions_all_runs_equal": len(set(per_run)) == 1,
-              "counter_ticks": invocation.last_ticks,
-              "counter_ticks_expected": per_run[0] * NS_PER_INSTRUCTION * counter_hz / 1e9}
+    result = {
+        "target": "emulated",
+        "runs": runs,
+        "instructions": per_run[0],
+        "instructions_per_mac": per_run[0] / max(report.model.macs, 1),
+        "instructions_all_runs_equal": len(set(per_run)) == 1,
+        "counter_ticks": invocation.last_ticks,
+        "counter_ticks_expected": per_run[0] * NS_PER_INSTRUCTION * counter_hz / 1e9,
+    }
     if session.profile:
-        layer_marks = marks[2 * runs:]
+        layer_marks = marks[2 * runs :]
         result["per_layer"] = [
-            {"name": op.name, "type": op.type, "instructions": layer_marks[2 + 2 * i] - layer_marks[1 + 2 * i],
-             "counter_ticks": ticks} for i, (op, ticks) in enumerate(zip(report.ops, layer_ticks))]
+            {
+                "name": op.name,
+                "type": op.type,
+                "instructions": layer_marks[2 + 2 * i] - layer_marks[1 + 2 * i],
+                "counter_ticks": ticks,
+            }
+            for i, (op, ticks) in enumerate(zip(report.ops, layer_ticks))
+        ]
     return result, raw
