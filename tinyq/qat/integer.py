@@ -8,7 +8,7 @@ exactly as the kernels do (int64 accumulators, QuantizeMultiplier, saturating
 rounding doubling high multiply, rounding divide by a power of two) and uses
 them in the forward pass, with the float fake-quant path's gradient (the
 straight-through estimator). These are the TensorFlow twins of
-tinyq.fixedpoint and tinyq.prepare.
+tinyq.fixedpoint and of the ops' `params` facets (tinyq/ops).
 """
 
 from __future__ import annotations
