@@ -7,12 +7,16 @@ from tflite_micro.python.tflite_micro import runtime
 
 from tinyq.importers.tflite import tensor_names
 
+ARENA_HEADROOM = 1 << 22  # the package sizes the arena as 10x the model: too small for large activations
+
+
+def _interpreter(model: bytes, **options):
+    return runtime.Interpreter.from_bytes(model, arena_size=10 * len(model) + ARENA_HEADROOM, **options)
+
 
 def tflm_tensors(model: bytes, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Run TFLM once, keeping every tensor; {IR tensor name: value}."""
-    interpreter = runtime.Interpreter.from_bytes(
-        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
-    )
+    interpreter = _interpreter(model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
     for i, x in enumerate(inputs):
         interpreter.set_input(x, i)
     interpreter.invoke()
@@ -24,7 +28,7 @@ def tflm_tensors(model: bytes, inputs: list[np.ndarray]) -> dict[str, np.ndarray
 
 
 def tflm_outputs(model: bytes, inputs: list[np.ndarray], count: int) -> list[np.ndarray]:
-    interpreter = runtime.Interpreter.from_bytes(model)
+    interpreter = _interpreter(model)
     for i, x in enumerate(inputs):
         interpreter.set_input(x, i)
     interpreter.invoke()
