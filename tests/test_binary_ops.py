@@ -17,11 +17,12 @@ from tinyq import ir, ref
 from tinyq.exporters.tflite import to_tflite
 from tinyq.ops.add import Add
 from tinyq.ops.mul import Mul
+from tinyq.ops.sub import Sub
 
 from support.hostlib import HostModel
 from support.tflm import tflm_outputs
 
-ROWS = {"ADD": Add, "MUL": Mul}
+ROWS = {"ADD": Add, "MUL": Mul, "SUB": Sub}
 TRIALS = 64  # quantizations per op against TFLM (the reference's parameter arithmetic)
 C_TRIALS = 4  # of which the host-compiled C runs too (the kernel's arithmetic)
 PAIRS = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), axis=0).reshape(2, 1, -1).astype(np.int8)

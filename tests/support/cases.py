@@ -119,6 +119,9 @@ CASES = [
     ),
     Case("add_different_scales", (8, 8, 3), lambda k, x: k.layers.Add()(list(_branches(k, x, 0.05, 1.0))), ("ADD",)),
     Case(
+        "sub_different_scales", (8, 8, 3), lambda k, x: k.layers.Subtract()(list(_branches(k, x, 1.0, 0.07))), ("SUB",)
+    ),
+    Case(
         "add_relu_fused",
         (8, 8, 3),
         lambda k, x: k.layers.ReLU()(k.layers.Add()(list(_branches(k, x, 0.5, 0.2)))),

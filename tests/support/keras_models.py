@@ -48,6 +48,10 @@ CASES = {
     "standalone_bn_4d": ((6, 6, 3), lambda L, x: L.Conv2D(2, 1)(L.BatchNormalization()(x))),
     "standalone_bn_2d": ((7,), lambda L, x: L.Dense(3)(L.BatchNormalization()(x))),
     "softmax_layer": ((4, 4, 3), lambda L, x: L.Softmax()(L.Conv2D(4, 1)(x))),
+    "subtract_relu": (
+        (6, 6, 3),
+        lambda L, x: L.ReLU()(L.Subtract()([L.Conv2D(4, 3, padding="same")(x), L.Conv2D(4, 1)(x)])),
+    ),
     "add_relu": ((6, 6, 3), lambda L, x: L.ReLU()(L.Add()([L.Conv2D(4, 3, padding="same")(x), L.Conv2D(4, 1)(x)]))),
     "add_three": ((6, 6, 3), lambda L, x: L.Add()([L.Conv2D(4, 1)(x), L.Conv2D(4, 1)(x), L.Conv2D(4, 1)(x)])),
     "concatenate": ((6, 6, 3), lambda L, x: L.Concatenate()([L.Conv2D(4, 1)(x), x])),

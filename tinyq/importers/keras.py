@@ -33,6 +33,7 @@ from tinyq.ops.pad import Pad
 from tinyq.ops.pool import AveragePool2D, MaxPool2D
 from tinyq.ops.reshape import Reshape
 from tinyq.ops.softmax import Softmax
+from tinyq.ops.sub import Sub
 from tinyq.ops.window import SAME, VALID, padding_for
 
 HDF5_WALK_SECONDS = 30
@@ -481,6 +482,7 @@ LAYERS = {
     "ReLU": _relu,
     "Softmax": _softmax,
     "Add": _merge(Add),
+    "Subtract": _merge(Sub),
     "Concatenate": _concatenate,
     "MaxPooling2D": _pooling(MaxPool2D),
     "AveragePooling2D": _pooling(AveragePool2D),

@@ -1,0 +1,47 @@
+"""SUB: int8 subtraction as TFLM computes it, with broadcasting and a fused activation.
+
+The arithmetic is ADD's: both inputs rescaled to twice the larger scale with
+20 bits of headroom, the second subtracted from the first, the difference
+requantized, with ADD's parameters. (Some TFLM sources compute SUB's scale
+ratios in float32; the pinned TFLM agrees with the double ones on every input
+pair, and disagrees with float32 ratios: tests/test_binary_ops.py.)
+Kernel: sub_s8 (portable, broadcast by strides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyq.ir import Activation
+from tinyq.ops import register
+from tinyq.ops.add import add_params, requantized_sum, rescaled_inputs
+from tinyq.ops.binary import BinaryOp
+
+
+@dataclass(frozen=True)
+class Sub:
+    activation: Activation = Activation.NONE
+
+
+@register
+class SubOp(BinaryOp):
+    attrs = Sub
+    name = "SUB"
+    options_table = "SubOptions"
+    kernel_name = "sub_s8"
+
+    def apply(self, tf, a, b):
+        return a - b
+
+    def params(self, attrs, ins, outs):
+        return add_params(attrs.activation, ins, outs)
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        s1, s2 = rescaled_inputs(p, ins, in_tensors, outs)
+        return requantized_sum(p, s1 - s2)
+
+    def propagate_range(self, op, ranges):
+        if any(r is None for r in ranges):
+            return None
+        (lo1, hi1), (lo2, hi2) = ranges
+        return lo1 - hi2, hi1 - lo2
