@@ -18,7 +18,7 @@ import numpy as np
 from tinyq import fixedpoint as fx
 from tinyq.int4 import pack_int4
 from tinyq.ir import Graph, Op, QParams, Tensor
-from tinyq.ops import OpDef, Signature, definition
+from tinyq.ops import Kernel, OpDef, Signature, definition
 from tinyq.ops.common import FLOAT, INT8, activate, activation_range, clamp_int8, expect
 
 ACC_LIMIT = 1 << 30
@@ -106,6 +106,24 @@ class AffineOp(OpDef):
         )
         context.set(Tensor(b.name, b.shape, "int32", bparams, bias))
         return [op]
+
+    def choose(self, op: Op, graph: Graph, fast: bool, family: str, refusal: str | None, fast_facts) -> Kernel:
+        """`family`_fast when fast kernels are on and `refusal` is None (with the record fields
+        `fast_facts()` returns), else the reference `family` kernel and why; both with int4
+        weights as `_s4` (the same template, rendered with int4)."""
+        int4 = graph[op.inputs[1]].dtype == "int4"
+        suffix = "_s4" if int4 else "_s8"
+        if fast and refusal is None:
+            return Kernel(
+                f"{family}_fast{suffix}", f"{family}_fast_s8", {"int4": int4}, specialized=True, **fast_facts()
+            )
+        return Kernel(
+            f"{family}{suffix}",
+            f"{family}_s8",
+            {"int4": int4},
+            reference_because=refusal if fast else None,
+            specialized=True,
+        )
 
     def read_bias(self, reader, inputs, channels: int) -> list[int]:
         return [inputs[0], inputs[1], reader.bias_or_zeros(inputs, channels, inputs[0], inputs[1])]

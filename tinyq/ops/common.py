@@ -6,6 +6,7 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, IRError, Tensor
+from tinyq.ops import OpDef, OutputQuant, Signature
 
 INT8_MIN, INT8_MAX = -128, 127
 INT8 = "int8"
@@ -51,13 +52,27 @@ def broadcast_shape(ins: list[Tensor]) -> tuple[int, ...]:
         raise IRError(f"shapes {' and '.join(str(t.shape) for t in ins)} do not broadcast") from None
 
 
-def fixed_int8_output(y: Tensor) -> None:
-    """SOFTMAX and LOGISTIC write int8 at scale 1/256, zero point -128."""
-    if y.dtype == INT8:
-        expect(
-            abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,
-            "int8 output must have scale 1/256 and zero point -128",
-        )
+class ProbabilityOp(OpDef):
+    """SOFTMAX and LOGISTIC: one input, an output of its shape in (0, 1), which int8 holds at
+    scale 1/256 and zero point -128 (fixed by the kernel, as TFLM fixes it)."""
+
+    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+    output_quant = OutputQuant.FIXED
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 1)
+        x, y = ins[0], outs[0]
+        same_shape(x, y)
+        activation_tensor(x, "input")
+        activation_tensor(y, "output")
+        if y.dtype == INT8:
+            expect(
+                abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,
+                "int8 output must have scale 1/256 and zero point -128",
+            )
+
+    def propagate_range(self, op, ranges):
+        return 0.0, 1.0
 
 
 # --- int8 arithmetic -------------------------------------------------------------------

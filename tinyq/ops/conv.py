@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ir import Activation, Padding2D
-from tinyq.ops import Kernel, Unsupported, register
+from tinyq.ops import Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
 from tinyq.ops.common import activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode, tf_explicit_pad, windows
@@ -72,6 +72,23 @@ def write_window_op(writer, op, name: str, options: str, **fields) -> None:
             DilationWFactor=a.dilation[1],
         ),
     )
+
+
+def window_args(ctx, kernel) -> dict:
+    """The template values of a convolution (CONV_2D, DEPTHWISE_CONV_2D)."""
+    a = ctx.op.attrs
+    x, w, b, y = ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
+    return affine_tables(ctx, kernel) | {
+        "stride": list(a.stride),
+        "padding": [a.padding.top, a.padding.left],
+        "dilation": list(a.dilation),
+        "input_dims": dims4(x.shape),
+        "filter_dims": dims4(w.shape),
+        "bias_dims": [1, 1, 1, b.shape[0]],
+        "output_dims": dims4(y.shape),
+        "input": ctx.input(),
+        "output": ctx.output(),
+    }
 
 
 def conv_overlap_lead(op, graph) -> int:
@@ -141,41 +158,22 @@ class ConvOp(AffineOp):
 
     def kernel(self, op, graph, fast):
         int4 = graph[op.inputs[1]].dtype == "int4"
-        suffix = "_s4" if int4 else "_s8"
-        reason = why_not_fast(op, graph, gemm=True)
-        if fast and reason is None:
-            return Kernel(
-                "convolve_fast" + suffix,
-                "convolve_fast_s8",
-                {"int4": int4},
-                scratch_bytes=conv_scratch_bytes(op, graph, int4),
-                overlap_lead=conv_overlap_lead(op, graph),
-                weight_layout="interleaved",
-                rows_per_block=2,
-                specialized=True,
-            )
-        return Kernel(
-            "convolve" + suffix,
-            "convolve_s8",
-            {"int4": int4},
-            reference_because=reason if fast else None,
-            specialized=True,
+        return self.choose(
+            op,
+            graph,
+            fast,
+            "convolve",
+            why_not_fast(op, graph, gemm=True),
+            lambda: {
+                "scratch_bytes": conv_scratch_bytes(op, graph, int4),
+                "overlap_lead": conv_overlap_lead(op, graph),
+                "weight_layout": "interleaved",
+                "rows_per_block": 2,
+            },
         )
 
     def lower(self, ctx, kernel):
-        a = ctx.op.attrs
-        x, w, b, y = ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
-        return affine_tables(ctx, kernel) | {
-            "stride": list(a.stride),
-            "padding": [a.padding.top, a.padding.left],
-            "dilation": list(a.dilation),
-            "input_dims": dims4(x.shape),
-            "filter_dims": dims4(w.shape),
-            "bias_dims": [1, 1, 1, b.shape[0]],
-            "output_dims": dims4(y.shape),
-            "input": ctx.input(),
-            "output": ctx.output(),
-        }
+        return window_args(ctx, kernel)
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "Conv2DOptions")

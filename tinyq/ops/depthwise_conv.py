@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ir import Activation, Padding2D
-from tinyq.ops import InPlace, Kernel, Unsupported, register
-from tinyq.ops.affine import AffineOp, affine_tables, requantize, why_not_fast
-from tinyq.ops.common import count, dims4, expect
-from tinyq.ops.conv import check_window, write_window_op
+from tinyq.ops import InPlace, Unsupported, register
+from tinyq.ops.affine import AffineOp, requantize, why_not_fast
+from tinyq.ops.common import count, expect
+from tinyq.ops.conv import check_window, window_args, write_window_op
 from tinyq.ops.window import tf_explicit_pad, windows
 
 MAX_INT4_TAP_PAIRS = 64  # TQ_DW_MAX_PAIRS: the int4 fast kernel unpacks at most this many tap pairs
@@ -95,44 +95,21 @@ class DepthwiseConvOp(AffineOp):
         return graph[op.outputs[0]].size * w.shape[1] * w.shape[2]
 
     def kernel(self, op, graph, fast):
-        int4 = graph[op.inputs[1]].dtype == "int4"
-        suffix = "_s4" if int4 else "_s8"
-        reason = _fast_refusal(op, graph)
-        if fast and reason is None:
+        def plane():  # the padded int16 plane of one channel
             (_, kh, kw, _), (_, oh, ow, _) = graph[op.inputs[1]].shape, graph[op.outputs[0]].shape
-            plane = 2 * ((oh - 1) * op.attrs.stride[0] + kh) * ((ow - 1) * op.attrs.stride[1] + kw)
-            return Kernel(
-                "depthwise_conv_fast" + suffix,
-                "depthwise_conv_fast_s8",
-                {"int4": int4},
-                scratch_bytes=plane,
-                in_place=InPlace.FIRST_INPUT,
-                weight_layout="tap pairs",
-                specialized=True,
-            )
-        return Kernel(
-            "depthwise_conv" + suffix,
-            "depthwise_conv_s8",
-            {"int4": int4},
-            reference_because=reason if fast else None,
-            specialized=True,
+            return 2 * ((oh - 1) * op.attrs.stride[0] + kh) * ((ow - 1) * op.attrs.stride[1] + kw)
+
+        return self.choose(
+            op,
+            graph,
+            fast,
+            "depthwise_conv",
+            _fast_refusal(op, graph),
+            lambda: {"scratch_bytes": plane(), "in_place": InPlace.FIRST_INPUT, "weight_layout": "tap pairs"},
         )
 
     def lower(self, ctx, kernel):
-        a = ctx.op.attrs
-        x, w, b, y = ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
-        return affine_tables(ctx, kernel) | {
-            "stride": list(a.stride),
-            "padding": [a.padding.top, a.padding.left],
-            "dilation": list(a.dilation),
-            "input_dims": dims4(x.shape),
-            "filter_dims": dims4(w.shape),
-            "bias_dims": [1, 1, 1, b.shape[0]],
-            "output_dims": dims4(y.shape),
-            "input": ctx.input(),
-            "output": ctx.output(),
-            "ch_mult": a.depth_multiplier,
-        }
+        return window_args(ctx, kernel) | {"ch_mult": ctx.op.attrs.depth_multiplier}
 
     def read_tflite(self, r, op, inputs, outputs):
         o = r.options(op, "DepthwiseConv2DOptions")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ir import Activation
-from tinyq.ops import Kernel, Unsupported, register
+from tinyq.ops import Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
 from tinyq.ops.common import activate, activation_tensor, count, expect
 
@@ -74,26 +74,18 @@ class FullyConnectedOp(AffineOp):
 
     def kernel(self, op, graph, fast):
         int4 = graph[op.inputs[1]].dtype == "int4"
-        suffix = "_s4" if int4 else "_s8"
-        reason = why_not_fast(op, graph, gemm=True)
-        if fast and reason is None:
-            scratch = 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4)  # the widened row
-            return Kernel(
-                "fully_connected_fast" + suffix,
-                "fully_connected_fast_s8",
-                {"int4": int4},
-                scratch_bytes=scratch,
-                overlap_lead=fc_overlap_lead(op, graph),
-                weight_layout="interleaved",
-                rows_per_block=4,
-                specialized=True,
-            )
-        return Kernel(
-            "fully_connected" + suffix,
-            "fully_connected_s8",
-            {"int4": int4},
-            reference_because=reason if fast else None,
-            specialized=True,
+        return self.choose(
+            op,
+            graph,
+            fast,
+            "fully_connected",
+            why_not_fast(op, graph, gemm=True),
+            lambda: {
+                "scratch_bytes": 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4),  # the widened row
+                "overlap_lead": fc_overlap_lead(op, graph),
+                "weight_layout": "interleaved",
+                "rows_per_block": 4,
+            },
         )
 
     def lower(self, ctx, kernel):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, fixed_int8_output, same_shape
+from tinyq.ops import InPlace, Kernel, register
+from tinyq.ops.common import ProbabilityOp
 
 INPUT_INTEGER_BITS = 4
 
@@ -29,18 +29,9 @@ class LogisticParams:
 
 
 @register
-class LogisticOp(OpDef):
+class LogisticOp(ProbabilityOp):
     attrs = Logistic
     name = "LOGISTIC"
-    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
-    output_quant = OutputQuant.FIXED
-
-    def check(self, a, ins, outs):
-        count(ins, outs, 1)
-        same_shape(ins[0], outs[0])
-        activation_tensor(ins[0], "input")
-        activation_tensor(outs[0], "output")
-        fixed_int8_output(outs[0])
 
     def params(self, attrs, ins, outs):
         x = ins[0].qparams
@@ -59,9 +50,6 @@ class LogisticOp(OpDef):
 
     def forward(self, tf, op, graph, xs):
         return tf.sigmoid(xs[0])
-
-    def propagate_range(self, op, ranges):
-        return 0.0, 1.0
 
     def kernel(self, op, graph, fast):
         return Kernel("logistic_s8", in_place=InPlace.ELEMENTWISE)

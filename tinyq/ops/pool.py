@@ -33,19 +33,19 @@ FAST_MAX_WINDOW = 256
 
 
 @dataclass(frozen=True)
-class AveragePool2D:
+class Pool2D:
     filter: tuple[int, int]
     stride: tuple[int, int] = (1, 1)
     padding: Padding2D = Padding2D()
     activation: Activation = Activation.NONE
 
 
-@dataclass(frozen=True)
-class MaxPool2D:
-    filter: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: Padding2D = Padding2D()
-    activation: Activation = Activation.NONE
+class AveragePool2D(Pool2D):
+    """AVERAGE_POOL_2D's attrs."""
+
+
+class MaxPool2D(Pool2D):
+    """MAX_POOL_2D's attrs."""
 
 
 @dataclass(frozen=True)
