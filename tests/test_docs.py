@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinyq import ops
+from tinyq import catalog, ops
 from tinyq.cli import cli
 
 from support.cli import tinyq
@@ -54,15 +54,21 @@ def test_cli_reference_lists_exactly_the_options_help_shows():
         assert documented[name] == actual_options(command), name
 
 
-def test_readme_operator_table_is_the_registry():
-    """One row per registered op: its deployed dtype signatures and the TFLite operators read as it."""
-    text = (DOCS.parent / "README.md").read_text()
-    rows = re.findall(r"^\| ([A-Z_0-9]+) \| (.*?) \| (.*?) \|$", text, re.M)
-    expected = [
-        (d.name, "; ".join(str(s) for s in d.signatures if not s.is_float), ", ".join(d.tflite_aliases))
-        for d in ops.all_ops()
-    ]
-    assert [(name, sigs, aliases.strip()) for name, sigs, aliases in rows] == expected
+def test_operators_page_is_generated_from_the_registry():
+    assert (DOCS / "operators.md").read_text() == catalog.markdown(), (
+        "regenerate: tinyq ops --markdown > docs/operators.md"
+    )
+
+
+def test_the_tflm_operator_list_is_the_pinned_tflm():
+    """catalog.TFLM_BUILTINS: the builtin operators the installed tflite-micro registers."""
+    import tflite_micro
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    library = next(Path(tflite_micro.__file__).parent.rglob("_runtime*.so"))
+    symbols = subprocess.run([require_tool("nm"), "-C", str(library)], capture_output=True, text=True).stdout
+    registered = set(re.findall(r"Register_([A-Z0-9_]+)\(\)", symbols))
+    assert sorted(catalog.TFLM_BUILTINS) == sorted(n for n in registered if hasattr(BuiltinOperator, n))
 
 
 def test_adding_an_op_names_every_facet_of_the_registry():

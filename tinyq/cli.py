@@ -118,6 +118,29 @@ def inspect(model: str, json_out: str | None) -> None:
             console.print(f"{role:6} {short_name(name)}: {list(t.shape)} {describe_qparams(t.qparams, t.dtype)}")
 
 
+@cli.command(name="ops")
+@click.option(
+    "--markdown", is_flag=True, help="Print docs/operators.md (the table, Keras layers, what TFLM has beyond)."
+)
+def operators(markdown: bool) -> None:
+    """The TFLite operators tinyq deploys, their dtypes, and the Keras layers it imports."""
+    from tinyq import catalog
+
+    rows = catalog.operator_rows()
+    emit({"operators": rows, "keras_layers": catalog.keras_layers(), "tflm_only": catalog.missing_from_tflm()})
+    if markdown:
+        click.echo(catalog.markdown(), nl=False)
+        return
+    table = Table(title=f"{len(rows)} TFLite operators", title_justify="left")
+    for col in ("operator", "read as", "dtypes deployed", "float forward"):
+        table.add_column(col, no_wrap=col != "dtypes deployed")
+    for r in rows:
+        table.add_row(r["operator"], r["op"], "; ".join(r["dtypes"]), "yes" if r["float_forward"] else "-")
+    console.print(table)
+    console.print(f"Keras layers: {', '.join(catalog.keras_layers())}", soft_wrap=True)
+    console.print(f"in TFLite Micro, not in tinyq: {', '.join(catalog.missing_from_tflm())}", soft_wrap=True)
+
+
 @cli.command()
 def boards() -> None:
     """List the boards tinyq can build for."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tinyq.ir import Graph
-from tinyq.ops import definition, kernel_params
+from tinyq.ops import definition, kernel_params, per_output
 
 
 def run(
@@ -39,9 +39,10 @@ def run(
     for op in graph.ops:
         in_tensors = [graph[n] for n in op.inputs]
         ins = [t.data if t.is_constant else values[t.name] for t in in_tensors]
-        values[op.outputs[0]] = definition(op).reference(
+        result = definition(op).reference(
             op.attrs, kernel_params(op, graph), ins, in_tensors, [graph[n] for n in op.outputs]
         )
+        values.update(zip(op.outputs, per_output(op, result)))
     return values if batched else {n: v[0] for n, v in values.items()}
 
 

@@ -44,7 +44,8 @@ def forward(
         if not any(sig.is_float for sig in definition.signatures):
             raise TinyqError(f"{op.name}: {op.kind} has no float simulation")
         xs = [const(n) if graph[n].is_constant else values[n] for n in op.inputs]
-        values[op.outputs[0]] = activation(op.outputs[0], definition.forward(tf, op, graph, xs))
+        for name, value in zip(op.outputs, ops.per_output(op, definition.forward(tf, op, graph, xs))):
+            values[name] = activation(name, value)
     keep = set(keep) if keep is not None else {n for n in values if n in graph.tensors}
     return {n: v for n, v in values.items() if n in keep}
 

@@ -11,6 +11,9 @@ def structured_input(shape) -> np.ndarray:
     return ((np.arange(size) * 7 + 3) % 256).astype(np.uint8).view(np.int8).reshape(shape)
 
 
+INDEX_BOUND = 2  # int32 inputs are indices (GATHER): 0 or 1, valid along any axis of two or more
+
+
 def random_inputs(graph, count: int, seed: int) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     batches = []
@@ -20,6 +23,8 @@ def random_inputs(graph, count: int, seed: int) -> list[list[np.ndarray]]:
             t = graph[name]
             if t.dtype == "float32":
                 batch.append(rng.uniform(-1.5, 1.5, t.shape).astype(np.float32))
+            elif t.dtype == "int32":
+                batch.append(rng.integers(0, INDEX_BOUND, t.shape).astype(np.int32))
             else:
                 batch.append(rng.integers(-128, 128, t.shape).astype(np.int8))
         batches.append(batch)

@@ -103,8 +103,8 @@ class LayerContext:
     def input(self, i: int = 0) -> str:
         return self.pointer(self.op.inputs[i], const=True)
 
-    def output(self) -> str:
-        return self.pointer(self.op.outputs[0], const=False)
+    def output(self, i: int = 0) -> str:
+        return self.pointer(self.op.outputs[i], const=False)
 
     def constant(self, name: str, values: np.ndarray, ctype: str, comment: str) -> str:
         """A constant array in flash; returns its C name."""

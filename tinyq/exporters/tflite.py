@@ -187,7 +187,8 @@ def write_flatbuffer(graph: ir.Graph) -> bytes:
     for name in graph.inputs:
         writer.tensor(name)
     for op in graph.ops:
-        writer.tensor(op.outputs[0])  # the output's index comes first, whatever the op writes
+        for name in op.outputs:  # the outputs' indices come first, whatever the op writes
+            writer.tensor(name)
         ops.definition(op).write_tflite(writer, op)
     return writer.finish()
 

@@ -195,8 +195,8 @@ class _Reader:
                 )
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
-            if len(outputs) != 1:
-                raise TinyqError(f"operator {kind} at index {i} has {len(outputs)} outputs")
+            if not outputs:
+                raise TinyqError(f"operator {kind} at index {i} has no outputs")
             try:
                 attrs, in_indices = readers[code].read_tflite(self, op, inputs, outputs)
             except ops.Unsupported as err:

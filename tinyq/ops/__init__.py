@@ -133,12 +133,14 @@ class OpDef:
     def reference(
         self, attrs, params, ins: list[np.ndarray], in_tensors: list[Tensor], outs: list[Tensor]
     ) -> np.ndarray:
-        """The numpy reference: inputs carry a leading sample axis (constants do not)."""
+        """The numpy reference: inputs carry a leading sample axis (constants do not). An op
+        with several outputs returns a tuple, one array per output."""
         raise NotImplementedError
 
     # --- float semantics ------------------------------------------------------------
     def forward(self, tf, op: Op, graph: Graph, xs: list):
-        """The op in TensorFlow float arithmetic on batched inputs (calibration, AdaRound, QAT)."""
+        """The op in TensorFlow float arithmetic on batched inputs (calibration, AdaRound, QAT);
+        a tuple for an op with several outputs."""
         raise NotImplementedError
 
     # --- C --------------------------------------------------------------------------
@@ -215,6 +217,14 @@ def definition(op_or_attrs) -> OpDef:
 def by_name(name: str) -> OpDef | None:
     all_ops()
     return _BY_NAME.get(name)
+
+
+def per_output(op: Op, result) -> list:
+    """A reference or forward result as one value per output of `op`."""
+    values = list(result) if len(op.outputs) > 1 else [result]
+    if len(values) != len(op.outputs):
+        raise AssertionError(f"{op.name}: {len(values)} results for {len(op.outputs)} outputs")
+    return values
 
 
 def kernel_params(op: Op, graph: Graph):

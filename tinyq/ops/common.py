@@ -36,6 +36,14 @@ def activation_tensor(t: Tensor, role: str) -> None:
     expect(q.s > 0 and np.isfinite(q.s), f"{role} {t.name!r} has scale {q.s}")
 
 
+def index_tensor(t: Tensor, role: str) -> None:
+    """An int32 tensor of indices or integer results (ARG_MAX, GATHER indices): no quantization."""
+    expect(
+        t.qparams is None or all(z == 0 for z in t.qparams.zero_point),
+        f"{role} {t.name!r} is an {t.dtype} index tensor with a zero point",
+    )
+
+
 def same_quant(x: Tensor, y: Tensor, what: str) -> None:
     if x.dtype != FLOAT:
         expect(x.qparams == y.qparams, f"{what}: input and output must share quantization ({x.qparams} vs {y.qparams})")

@@ -55,8 +55,9 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
     groups: dict[str, str | None] = {name: name for name in graph.inputs}
     for op in graph.ops:
         rule = ops.definition(op).output_quant
-        out = op.outputs[0]
-        groups[out] = groups[op.inputs[0]] if rule == OutputQuant.INPUT else None if rule == OutputQuant.FIXED else out
+        for out in op.outputs:
+            shared = {OutputQuant.INPUT: groups[op.inputs[0]], OutputQuant.FIXED: None}
+            groups[out] = shared.get(rule, out)
     producers, consumers = graph.producers(), graph.consumers()
     for op in graph.ops:
         if not isinstance(op.attrs, Concatenation):

@@ -49,7 +49,7 @@ def integer_outputs(graph: ir.Graph, x: np.ndarray, quiet: bool = False) -> list
 def layer_sqnr(float_graph: ir.Graph, int_graph: ir.Graph, x: np.ndarray) -> dict[str, float]:
     """SQNR (dB) of every int8 activation against the float one, per tensor."""
     t = int_graph[int_graph.inputs[0]]
-    names = [op.outputs[0] for op in int_graph.ops if op.outputs[0] in float_graph.tensors]
+    names = [n for op in int_graph.ops for n in op.outputs if n in float_graph.tensors and int_graph[n].qparams]
     floats = next(FloatRunner(float_graph, keep=set(names)).batches([x], len(x)))[1]
     xq = quantize_input(x, t.qparams.s, t.qparams.zp).reshape((len(x),) + t.shape)
     ints = ref.run(int_graph, [xq], batched=True)

@@ -31,7 +31,7 @@ class TensorStats:
 
 def activation_tensors(graph: ir.Graph) -> list[str]:
     names = list(graph.inputs)
-    names += [op.outputs[0] for op in graph.ops]
+    names += [name for op in graph.ops for name in op.outputs]
     return names
 
 

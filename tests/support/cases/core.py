@@ -1,30 +1,8 @@
-"""Small Keras models, converted by the TFLite converter, that cover the
-awkward corners of the int8 kernels. One row per case: a builder, the ops the
-converted model must contain (so each row really covers what it claims), and
-converter switches (`int16`: the converter's 16x8 mode, int16 activations).
-"""
+"""The MLPerf Tiny operator set's awkward corners, as converter-made models."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    input_shape: tuple[int, ...]
-    build: Callable  # (keras, input tensor) -> output tensor(s)
-    must_have: tuple[str, ...]
-    per_tensor_dense: bool = False
-    float_io: bool = False
-    calib_scale: float = 1.0
-    expect: dict = field(default_factory=dict)
-    inputs: int = 1  # with more than one, `build` gets a list of inputs of input_shape
-    int16: bool = False
+from support.cases import Case
 
 
 def _branches(k, x, scale_a, scale_b):
@@ -43,7 +21,7 @@ def _softmax_at(stddev):
     return build
 
 
-CASES = [
+ROWS = [
     Case("conv3x3_s1_same", (9, 9, 3), lambda k, x: k.layers.Conv2D(8, 3, padding="same")(x), ("CONV_2D",)),
     Case(
         "conv3x3_s2_same_odd", (9, 9, 3), lambda k, x: k.layers.Conv2D(8, 3, strides=2, padding="same")(x), ("CONV_2D",)
@@ -160,40 +138,3 @@ CASES = [
         float_io=True,
     ),
 ]
-
-
-def convert(case: Case, out_dir: Path) -> Path:
-    """Build the case's Keras model and convert it to an int8 .tflite (cached)."""
-    path = out_dir / f"{case.name}.tflite"
-    if path.exists():
-        return path
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(len(case.name))
-    xs = [keras.Input(case.input_shape, batch_size=1) for _ in range(case.inputs)]
-    model = keras.Model(xs, case.build(keras, xs if case.inputs > 1 else xs[0]))
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(64):
-            yield [
-                rng.uniform(-case.calib_scale, case.calib_scale, (1,) + case.input_shape).astype(np.float32) for _ in xs
-            ]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    ops_set = (
-        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        if case.int16
-        else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-    )
-    converter.target_spec.supported_ops = [ops_set]
-    if not case.float_io:
-        converter.inference_input_type = tf.int16 if case.int16 else tf.int8
-        converter.inference_output_type = tf.int16 if case.int16 else tf.int8
-    if case.per_tensor_dense:
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    path.write_bytes(converter.convert())
-    return path
