@@ -209,6 +209,17 @@ def _signature_error(definition: ops.OpDef, ins: list[Tensor], outs: list[Tensor
     )
 
 
+def _check_params(where: str, definition: ops.OpDef, op: Op, ins: list[Tensor], outs: list[Tensor]) -> None:
+    """An integer op's parameters must exist as TFLM computes them (a softmax input scale
+    below 2^-26 has none, say): refuse it here, not in the middle of the reference or C."""
+    if all(t.dtype == "float32" for t in ins + outs):
+        return
+    try:
+        definition.params(op.attrs, ins, outs)
+    except (ValueError, OverflowError, ZeroDivisionError) as err:
+        raise IRError(f"{where}: its quantization has no integer form in TFLM's arithmetic ({err})") from None
+
+
 def verify(graph: Graph) -> Graph:
     """Check the graph's invariants; return it unchanged, or raise IRError."""
     tensors = graph.tensors
@@ -246,6 +257,7 @@ def verify(graph: Graph) -> Graph:
             definition.check(op.attrs, ins, outs)
         except IRError as err:
             raise IRError(f"{where}: {err}") from None
+        _check_params(where, definition, op, ins, outs)
     for name in graph.outputs:
         if name not in available:
             raise IRError(f"graph output {name!r} is never produced")

@@ -23,11 +23,13 @@ from tinyq.plan import MemoryPlan
 
 _CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
 _PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8, "uint32_t": 8}
+_SCALAR_TYPES = {"int8_t", "uint8_t", "int16_t", "int32_t", "uint32_t", "float"}
 
 
 @dataclass
 class CArray:
-    """A constant array; a 2-D `values` is an array of structs, one row each."""
+    """A constant array of a C scalar type (any shape, flattened), or of a struct of int32
+    fields (tq_requant: a 2-D `values`, one row per struct)."""
 
     name: str
     ctype: str
@@ -35,16 +37,20 @@ class CArray:
     comment: str
 
     @property
+    def is_struct(self) -> bool:
+        return self.ctype not in _SCALAR_TYPES
+
+    @property
     def count(self) -> int:
-        return int(self.values.shape[0]) if self.values.ndim == 2 else int(self.values.size)
+        return int(self.values.shape[0]) if self.is_struct else int(self.values.size)
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * (4 if self.values.ndim == 2 else np.dtype(self.values.dtype).itemsize)
+        return int(self.values.size) * (4 if self.is_struct else np.dtype(self.values.dtype).itemsize)
 
     @property
     def body(self) -> str:
-        if self.values.ndim == 2:
+        if self.is_struct:
             return ",\n".join("    { " + ", ".join(str(v) for v in row) + " }" for row in self.values.tolist())
         flat = self.values.reshape(-1).tolist()
         step = _PER_LINE.get(self.ctype, 8)
@@ -105,6 +111,14 @@ class LayerContext:
 
     def output(self, i: int = 0) -> str:
         return self.pointer(self.op.outputs[i], const=False)
+
+    def operand(self, i: int) -> str:
+        """Input i, wherever it is: the arena for an activation, a constant array in flash for a
+        constant operand (a scalar, say)."""
+        t = self.tensor(i)
+        if not t.is_constant:
+            return self.input(i)
+        return self.constant(f"tq_k{i}_{self.ident}", t.data.reshape(-1), _CTYPES[t.dtype], self.weights_comment(t))
 
     def constant(self, name: str, values: np.ndarray, ctype: str, comment: str) -> str:
         """A constant array in flash; returns its C name."""

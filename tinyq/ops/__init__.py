@@ -119,6 +119,7 @@ class OpDef:
     signatures: tuple[Signature, ...] = ()
     tflite_aliases: tuple[str, ...] = ()  # more builtin operators imported as this op
     output_quant: OutputQuant = OutputQuant.OWN
+    fixed_quant: tuple[float, int] = (1 / 256, -128)  # (scale, zero point) of a FIXED output
 
     # --- rules -----------------------------------------------------------------------
     def check(self, attrs, ins: list[Tensor], outs: list[Tensor]) -> None:
@@ -167,12 +168,21 @@ class OpDef:
         """A data-free range of the output from the inputs' ranges (None: unknown)."""
         return None
 
+    def min_scales(self, op: Op, graph: Graph, scale) -> dict[str, float]:
+        """The smallest scale each of the op's activation tensors may have for its integer
+        parameters to exist (TFLM refuses or overflows on the others), given `scale(name)` and
+        the float graph: post-training quantization widens a degenerate range to respect it.
+        Default: no limit."""
+        return {}
+
     def quantize(self, op: Op, graph: Graph, context) -> list[Op]:
         """The op in the int8 graph (see tinyq.quant.convert.Int8Context): by default the op
-        itself, with constant operands quantized like activations."""
+        itself, with float constant operands quantized like activations (a data-movement op's
+        constant source, a GATHER table say, at its output's quantization)."""
         for name in op.inputs:
-            if graph[name].is_constant:
-                context.constant_as_activation(name)
+            if graph[name].is_constant and graph[name].dtype == "float32":
+                shared = name == op.inputs[0] and self.output_quant == OutputQuant.INPUT
+                context.constant_as_activation(name, context.qparams[op.outputs[0]] if shared else None)
         return [op]
 
     def implements(self, ins: list[Tensor], outs: list[Tensor]) -> bool:
@@ -181,6 +191,9 @@ class OpDef:
 
     def supported(self) -> str:
         return ", ".join(str(s) for s in self.signatures)
+
+
+MAX_MULTIPLIER = 2.0**30  # a requantization multiplier beyond this overflows TFLM's left shift
 
 
 _BY_ATTRS: dict[type, OpDef] = {}

@@ -19,6 +19,7 @@ from tinyq.ops.binary import BinaryOp
 from tinyq.ops.common import activation_range, aligned_operands, clamp_int8
 
 LEFT_SHIFT = 20
+MARGIN = 1 + 2**-10  # keeps a limit strict after float32 rounding of the scale
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ def add_params(activation: Activation, ins, outs) -> AddParams:
     mo = fx.quantize_multiplier_smaller_than_one_exp(twice_max / ((1 << LEFT_SHIFT) * y.s))
     lo, hi = activation_range(activation, outs[0])
     return AddParams(-a.zp, -b.zp, y.zp, LEFT_SHIFT, *m1, *m2, *mo, lo, hi)
+
+
+def add_min_scales(op, scale) -> dict[str, float]:
+    """The output multiplier 2 max(s1, s2) / (2^20 s_out) must stay below one."""
+    return {op.outputs[0]: MARGIN * 2 * max(scale(op.inputs[0]), scale(op.inputs[1])) / (1 << LEFT_SHIFT)}
 
 
 def rescaled_inputs(p: AddParams, ins, in_tensors, outs):
@@ -102,6 +108,9 @@ class AddOp(BinaryOp):
     def reference(self, a, p, ins, in_tensors, outs):
         s1, s2 = rescaled_inputs(p, ins, in_tensors, outs)
         return requantized_sum(p, s1 + s2)
+
+    def min_scales(self, op, graph, scale):
+        return add_min_scales(op, scale)
 
     def propagate_range(self, op, ranges):
         if any(r is None for r in ranges):

@@ -18,7 +18,7 @@ import numpy as np
 from tinyq import fixedpoint as fx
 from tinyq.int4 import pack_int4
 from tinyq.ir import Graph, Op, QParams, Tensor
-from tinyq.ops import Kernel, OpDef, Signature, definition
+from tinyq.ops import MAX_MULTIPLIER, Kernel, OpDef, Signature, definition
 from tinyq.ops.common import FLOAT, INT8, activate, activation_range, clamp_int8, expect
 
 ACC_LIMIT = 1 << 30
@@ -85,6 +85,11 @@ class AffineOp(OpDef):
         ]
         lo, hi = activation_range(attrs.activation, y)
         return AffineParams(-x.qparams.zp, y.qparams.zp, tuple(m for m, _ in pairs), tuple(s for _, s in pairs), lo, hi)
+
+    def min_scales(self, op, graph, scale):
+        """The multiplier s_in s_w / s_out at most 2^30, for any weight bit width (s_w <= max |w|)."""
+        peak = float(np.abs(graph[op.inputs[1]].data).max())
+        return {op.outputs[0]: scale(op.inputs[0]) * peak / MAX_MULTIPLIER}
 
     def quantize(self, op, graph, context):
         """Weights as `context` quantized them (int4 when 4 bits or fewer), the bias at input

@@ -54,15 +54,11 @@ class BinaryOp(OpDef):
             "act": [args.pop("act_min"), args.pop("act_max")],
             "output_dims": dims4(ctx.out.shape),
             "input1_strides": broadcast_strides(ctx.tensor(0).shape, ctx.out.shape),
-            "input1": ctx.input(0),
+            "input1": ctx.operand(0),
             "input2_strides": broadcast_strides(ctx.tensor(1).shape, ctx.out.shape),
-            "input2": ctx.input(1),
+            "input2": ctx.operand(1),
             "output": ctx.output(),
         }
-        for i in (0, 1):
-            t = ctx.tensor(i)
-            if t.is_constant:
-                args[f"input{i + 1}"] = ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
         return args
 
     def read_tflite(self, r, op, inputs, outputs):

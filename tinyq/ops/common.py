@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, IRError, Tensor
-from tinyq.ops import OpDef, OutputQuant, Signature
+from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature
 
 INT8_MIN, INT8_MAX = -128, 127
 INT8 = "int8"
@@ -60,19 +62,42 @@ def broadcast_shape(ins: list[Tensor]) -> tuple[int, ...]:
         raise IRError(f"shapes {' and '.join(str(t.shape) for t in ins)} do not broadcast") from None
 
 
-class ProbabilityOp(OpDef):
-    """SOFTMAX and LOGISTIC: one input, an output of its shape in (0, 1), which int8 holds at
-    scale 1/256 and zero point -128 (fixed by the kernel, as TFLM fixes it)."""
+class UnaryOp(OpDef):
+    """One int8 (or float) input, one output of its shape, each output element read from the
+    same input element (so the kernel may write over its input)."""
 
     signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
-    output_quant = OutputQuant.FIXED
+    kernel_name: str
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
-        x, y = ins[0], outs[0]
-        same_shape(x, y)
-        activation_tensor(x, "input")
-        activation_tensor(y, "output")
+        same_shape(ins[0], outs[0])
+        activation_tensor(ins[0], "input")
+        activation_tensor(outs[0], "output")
+
+    def kernel(self, op, graph, fast):
+        return Kernel(self.kernel_name, in_place=InPlace.ELEMENTWISE)
+
+    def lower(self, ctx, kernel):
+        """The params' fields by name, the element count and the two buffers."""
+        return asdict(ctx.params) | {"size": ctx.out.size, "input": ctx.input(), "output": ctx.output()}
+
+    def read_tflite(self, r, op, inputs, outputs):
+        return self.attrs(), inputs[:1]
+
+    def write_tflite(self, writer, op):
+        writer.add_op(self.name, [writer.tensor(op.inputs[0])], [writer.tensor(op.outputs[0])])
+
+
+class ProbabilityOp(UnaryOp):
+    """SOFTMAX and LOGISTIC: one input, an output of its shape in (0, 1), which int8 holds at
+    scale 1/256 and zero point -128 (fixed by the kernel, as TFLM fixes it)."""
+
+    output_quant = OutputQuant.FIXED
+
+    def check(self, a, ins, outs):
+        super().check(a, ins, outs)
+        y = outs[0]
         if y.dtype == INT8:
             expect(
                 abs(y.qparams.s - 1 / 256) < 1e-9 and y.qparams.zp == -128,

@@ -40,13 +40,18 @@ class LogisticOp(ProbabilityOp):
         radius = fx.calculate_input_radius(INPUT_INTEGER_BITS, left_shift)
         return LogisticParams(x.zp, radius, mult, left_shift)
 
+    def min_scales(self, op, graph, scale):
+        """TFLM's input left shift (frexp of s_in x 2^27) must not be negative."""
+        return {op.inputs[0]: 2.0 ** -(31 - INPUT_INTEGER_BITS)}
+
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0].astype(np.int64) - p.input_zero_point
         q4 = fx.multiply_by_quantized_multiplier(x, p.input_multiplier, p.input_left_shift)
         q23 = fx.rounding_divide_by_pot(fx.logistic(q4, INPUT_INTEGER_BITS), 31 - 8)
         out = np.clip(q23 - 128, -128, 127)
-        out = np.where(x <= -p.input_range_radius, -128, out)
-        return np.where(x >= p.input_range_radius, 127, out).astype(np.int8)
+        out = np.where(x >= p.input_range_radius, 127, out)
+        # TFLM tests the lower bound first: with a radius of 0 (an input scale above ~15) x = 0 gives -128
+        return np.where(x <= -p.input_range_radius, -128, out).astype(np.int8)
 
     def forward(self, tf, op, graph, xs):
         return tf.sigmoid(xs[0])

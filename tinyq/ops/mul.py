@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
-from tinyq.ops import register
+from tinyq.ops import MAX_MULTIPLIER, register
 from tinyq.ops.binary import BinaryOp
 from tinyq.ops.common import activation_range, aligned_operands, clamp_int8
 
@@ -37,6 +37,9 @@ class MulOp(BinaryOp):
 
     def apply(self, tf, a, b):
         return a * b
+
+    def min_scales(self, op, graph, scale):
+        return {op.outputs[0]: scale(op.inputs[0]) * scale(op.inputs[1]) / MAX_MULTIPLIER}
 
     def params(self, attrs, ins, outs):
         a, b = (t.qparams for t in ins)

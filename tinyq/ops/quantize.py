@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import InPlace, Kernel, OpDef, Signature, register
+from tinyq.ops import MAX_MULTIPLIER, InPlace, Kernel, OpDef, Signature, register
 from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, round_half_away_f32, same_shape
 
 QUANTIZE_BOUND = 1000.0  # quantize_f32 bounds x / scale before converting it to an integer
@@ -58,6 +58,9 @@ class QuantizeOp(OpDef):
 
     def check(self, a, ins, outs):
         _check(ins, outs)
+
+    def min_scales(self, op, graph, scale):
+        return {op.outputs[0]: scale(op.inputs[0]) / MAX_MULTIPLIER}
 
     def params(self, attrs, ins, outs):
         x, y = ins[0], outs[0]

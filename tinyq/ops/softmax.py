@@ -13,6 +13,7 @@ from tinyq.ops import InPlace, Kernel, register
 from tinyq.ops.common import ProbabilityOp
 
 SCALED_DIFF_INTEGER_BITS = 5
+MARGIN = 1 + 2**-10  # keeps a limit strict after float32 rounding of the scale
 ACCUMULATION_INTEGER_BITS = 12
 
 
@@ -40,6 +41,11 @@ class SoftmaxOp(ProbabilityOp):
         mult, left_shift = fx.quantize_multiplier_greater_than_one(real)
         diff_min = -fx.calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift)
         return SoftmaxParams(mult, left_shift, diff_min)
+
+    def min_scales(self, op, graph, scale):
+        """TFLM needs beta x s_in x 2^26 above one (QuantizeMultiplierGreaterThanOne)."""
+        beta = float(np.float32(op.attrs.beta))
+        return {op.inputs[0]: MARGIN / (beta * (1 << (31 - SCALED_DIFF_INTEGER_BITS)))} if beta > 0 else {}
 
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0].astype(np.int64)

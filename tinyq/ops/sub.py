@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tinyq.ir import Activation
 from tinyq.ops import register
-from tinyq.ops.add import add_params, requantized_sum, rescaled_inputs
+from tinyq.ops.add import add_min_scales, add_params, requantized_sum, rescaled_inputs
 from tinyq.ops.binary import BinaryOp
 
 
@@ -39,6 +39,9 @@ class SubOp(BinaryOp):
     def reference(self, a, p, ins, in_tensors, outs):
         s1, s2 = rescaled_inputs(p, ins, in_tensors, outs)
         return requantized_sum(p, s1 - s2)
+
+    def min_scales(self, op, graph, scale):
+        return add_min_scales(op, scale)
 
     def propagate_range(self, op, ranges):
         if any(r is None for r in ranges):

@@ -12,13 +12,12 @@ from tinyq.ops.affine import is_affine, weight_axis
 from tinyq.ops.pool import AveragePool2D
 from tinyq.ops.softmax import Softmax
 from tinyq.qat import integer
-from tinyq.quant.convert import activation_groups
+from tinyq.quant.convert import activation_groups, fixed_outputs
 from tinyq.sim import forward
 from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
 
 EMA_MOMENTUM = 0.99
-FIXED = (1.0 / 256.0, -128)
 
 
 def round_ste(tf, x):
@@ -79,6 +78,7 @@ def build_model_class():
             self.graph, self.bits, self.per_channel, self.learnable = graph, bits, per_channel, learnable
             self.qmax = (1 << (bits - 1)) - 1
             self.groups = activation_groups(graph)
+            self.fixed = fixed_outputs(graph)
             self.producers = graph.producers()
             self.affine = [op for op in graph.ops if is_affine(op)]
             self.kernels, self.biases, self.weight_scales = {}, {}, {}
@@ -121,7 +121,8 @@ def build_model_class():
             """(scale, rounded zero point) as float32 tensors, for the tensor's group."""
             group = self.groups.get(name, name)
             if group is None:
-                return tf.constant(FIXED[0]), tf.constant(float(FIXED[1]))
+                q = self.fixed[name]
+                return tf.constant(q.s), tf.constant(float(q.zp))
             return positive(tf, self.act_scales[group]), tf.clip_by_value(
                 tf.round(self.act_offsets[group]), -128.0, 127.0
             )

@@ -23,7 +23,15 @@ from tinyq.ops.concatenation import Concatenation
 from tinyq.quant.config import QuantConfig
 from tinyq.quant.ranges import asymmetric_params, symmetric_scales
 
-FIXED_QUANT = ir.QParams.per_tensor(1.0 / 256.0, -128)
+
+def fixed_outputs(graph: ir.Graph) -> dict[str, ir.QParams]:
+    """The outputs whose quantization their kernel fixes (SOFTMAX's 1/256, -128, TANH's 1/128, 0...)."""
+    fixed = {}
+    for op in graph.ops:
+        definition = ops.definition(op)
+        if definition.output_quant == OutputQuant.FIXED:
+            fixed |= {name: ir.QParams.per_tensor(*definition.fixed_quant) for name in op.outputs}
+    return fixed
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,8 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
     for op in graph.ops:
         rule = ops.definition(op).output_quant
         for out in op.outputs:
-            shared = {OutputQuant.INPUT: groups[op.inputs[0]], OutputQuant.FIXED: None}
-            groups[out] = shared.get(rule, out)
+            source = groups.get(op.inputs[0], out)  # a constant source (a GATHER table): the output's own
+            groups[out] = {OutputQuant.INPUT: source, OutputQuant.FIXED: None}.get(rule, out)
     producers, consumers = graph.producers(), graph.consumers()
     for op in graph.ops:
         if not isinstance(op.attrs, Concatenation):
@@ -93,9 +101,35 @@ def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) 
             hi = max([hi, *(ranges[n][1] for n in source.inputs)])
         return ir.QParams.per_tensor(*asymmetric_params(lo, hi))
 
-    groups = activation_groups(graph)
+    groups, fixed = activation_groups(graph), fixed_outputs(graph)
     own = {name: qparams(name) for name, group in groups.items() if group == name}
-    return {name: FIXED_QUANT if group is None else own[group] for name, group in groups.items()}
+    _respect_min_scales(graph, groups, own, fixed)
+    return {name: fixed[name] if group is None else own[group] for name, group in groups.items()}
+
+
+def _respect_min_scales(
+    graph: ir.Graph, groups: dict[str, str | None], own: dict[str, ir.QParams], fixed: dict[str, ir.QParams]
+) -> None:
+    """Raise the scales that are below an op's limit (a degenerate range: a dead channel's
+    output, logits of a random-weight model), keeping their zero points, until every op's
+    integer parameters exist. A raised output can raise the limit of the op after it."""
+
+    def scale(name: str) -> float:
+        group = groups.get(name, "")
+        return fixed[name].s if group is None else own[group].s if group else 0.0
+
+    for _ in range(len(graph.ops) + 1):
+        raised = False
+        for op in graph.ops:
+            for name, limit in ops.definition(op).min_scales(op, graph, scale).items():
+                group = groups.get(name)
+                if group and own[group].s < limit:
+                    own[group] = ir.QParams.per_tensor(
+                        float(np.nextafter(np.float32(limit), np.float32(np.inf))), own[group].zp
+                    )
+                    raised = True
+        if not raised:
+            return
 
 
 class Int8Context:
@@ -111,10 +145,11 @@ class Int8Context:
     def set(self, tensor: ir.Tensor) -> None:
         self.tensors[tensor.name] = tensor
 
-    def constant_as_activation(self, name: str) -> None:
-        """A constant operand (of ADD or MUL, say) quantized like an activation, over its own range."""
+    def constant_as_activation(self, name: str, qparams: ir.QParams | None = None) -> None:
+        """A constant operand (of ADD or MUL, say) quantized like an activation: over its own
+        range, or with `qparams`."""
         t = self.graph[name]
-        scale, zp = asymmetric_params(float(t.data.min()), float(t.data.max()))
+        scale, zp = (qparams.s, qparams.zp) if qparams else asymmetric_params(float(t.data.min()), float(t.data.max()))
         values = np.clip(np.round(t.data / scale) + zp, -128, 127).astype(np.int8)
         self.set(ir.Tensor(name, t.shape, "int8", ir.QParams.per_tensor(scale, zp), values))
 

@@ -24,6 +24,12 @@ class TensorStats:
     hi: float
     hist: np.ndarray | None = None  # counts over BINS equal bins of [lo, hi]
 
+    @property
+    def binnable(self) -> bool:
+        """Whether [lo, hi] holds BINS distinct float32 bin edges (a near-constant tensor, say
+        1.0 +- 1e-9, does not: all its values count in the first bin)."""
+        return self.hi - self.lo > 4 * BINS * float(np.spacing(np.float32(max(abs(self.lo), abs(self.hi)))))
+
     def centers(self) -> np.ndarray:
         edges = np.linspace(self.lo, self.hi, BINS + 1)
         return (edges[:-1] + edges[1:]) / 2
@@ -59,7 +65,7 @@ def observe(
             for _, values in runner.batches([x], batch_size):
                 for name in names:
                     s = stats[name]
-                    if s.hi > s.lo:
+                    if s.binnable:
                         s.hist += np.histogram(values[name], bins=BINS, range=(s.lo, s.hi))[0]
                     else:
                         s.hist[0] += values[name].size

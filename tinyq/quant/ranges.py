@@ -15,6 +15,7 @@ from tinyq.quant.observe import TensorStats
 
 MSE_GRID = 64
 BN_SIGMAS = 6.0
+MIN_SCALE = 2.0**-100  # below, float32 limits (6 / scale for a ReLU6 clamp) overflow; ops' own limits follow
 
 
 def asymmetric_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
@@ -22,7 +23,7 @@ def asymmetric_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     levels = (1 << bits) - 1
     qmin = -(1 << (bits - 1))
-    scale = (hi - lo) / levels if hi > lo else 1e-8
+    scale = max((hi - lo) / levels, MIN_SCALE) if hi > lo else 1e-8
     zero_point = int(np.clip(np.round(qmin - lo / scale), qmin, qmin + levels))
     return float(np.float32(scale)), zero_point
 
@@ -38,7 +39,7 @@ def _histogram_mse(centers, counts, candidates) -> np.ndarray:
 
 
 def mse_range(stats: TensorStats) -> tuple[float, float]:
-    if stats.hi <= stats.lo or stats.hist is None:
+    if not stats.binnable or stats.hist is None:
         return stats.lo, stats.hi
     centers, counts = stats.centers(), stats.hist
     fractions = np.linspace(1.0 / MSE_GRID, 1.0, MSE_GRID)
@@ -59,7 +60,7 @@ def mse_range(stats: TensorStats) -> tuple[float, float]:
 
 
 def percentile_range(stats: TensorStats, percentile: float) -> tuple[float, float]:
-    if stats.hi <= stats.lo or stats.hist is None:
+    if not stats.binnable or stats.hist is None:
         return stats.lo, stats.hi
     cdf = np.cumsum(stats.hist) / stats.hist.sum()
     edges = np.linspace(stats.lo, stats.hi, len(stats.hist) + 1)
