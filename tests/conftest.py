@@ -27,6 +27,12 @@ def mlperf_model():
 
 
 @pytest.fixture(scope="session")
+def case_dir(tmp_path_factory):
+    """The converter-made case models, converted once per session for every test module."""
+    return tmp_path_factory.mktemp("converted_cases")
+
+
+@pytest.fixture(scope="session")
 def builds(tmp_path_factory, mlperf_model):
     """MLPerf Tiny firmware builds, (key, board) -> (build dir, report), made once per session."""
     from tinyq.boards import get_board

@@ -38,11 +38,6 @@ def test_mlperf_c_bit_exact(key, mlperf_model, anchors, tmp_path):
     assert model.generated.plan.arena_bytes <= anchors["models"][key]["cortex-m4/tflm+cmsis-nn"]["arena_bytes"]
 
 
-@pytest.fixture(scope="session")
-def case_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("codegen_cases")
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_corner_case_c_bit_exact(case, case_dir, tmp_path):
     data = convert(case, case_dir).read_bytes()

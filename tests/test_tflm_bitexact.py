@@ -42,11 +42,6 @@ def test_mlperf_model_every_tensor_bit_exact(key, mlperf_model, anchors):
         assert_every_tensor_matches(data, graph, inputs)
 
 
-@pytest.fixture(scope="session")
-def case_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("tflite_cases")
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_converter_case_every_tensor_bit_exact(case, case_dir):
     data = convert(case, case_dir).read_bytes()

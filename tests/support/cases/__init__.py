@@ -34,6 +34,7 @@ class Case:
     tf: bool = False
     input_shapes: tuple[tuple[int, ...], ...] = ()  # inputs of different shapes (default: `inputs` x input_shape)
     int32_inputs: tuple[tuple[int, int], ...] = ()  # (input position, exclusive bound): int32 index inputs
+    dynamic_batch: bool = False  # a Keras model with batch None: the converter computes shapes at run time
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -59,15 +60,20 @@ def convert(case: Case, out_dir: Path) -> Path:
 
     def representative():
         for _ in range(64):
-            yield [sample(i, shape) for i, shape in enumerate(case.shapes)]
+            samples = [sample(i, shape) for i, shape in enumerate(case.shapes)]
+            # a traced function's inputs are matched by name: the converter reorders them
+            yield {f"in{i}": x for i, x in enumerate(samples)} if case.tf else samples
 
     if case.tf:
-        specs = [tf.TensorSpec((1,) + s, tf.int32 if i in bounds else tf.float32) for i, s in enumerate(case.shapes)]
+        specs = [
+            tf.TensorSpec((1,) + s, tf.int32 if i in bounds else tf.float32, name=f"in{i}")
+            for i, s in enumerate(case.shapes)
+        ]
         module = tf.Module()
         module.fn = tf.function(lambda *xs: case.build(tf, *xs), input_signature=specs, autograph=False)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([module.fn.get_concrete_function()], module)
     else:
-        xs = [keras.Input(shape, batch_size=1) for shape in case.shapes]
+        xs = [keras.Input(shape, batch_size=None if case.dynamic_batch else 1) for shape in case.shapes]
         model = keras.Model(xs, case.build(keras, xs if len(xs) > 1 else xs[0]))
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -83,7 +89,8 @@ def convert(case: Case, out_dir: Path) -> Path:
         converter.inference_output_type = tf.int16 if case.int16 else tf.int8
     if case.per_tensor_dense:
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    path.write_bytes(converter.convert())
+    data = converter.convert()
+    path.write_bytes(data)
     return path
 
 
