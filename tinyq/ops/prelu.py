@@ -1,0 +1,105 @@
+"""PRELU, int8, as TFLM computes it: x - zp_in requantized to the output scale when non-negative
+(s_in / s_out), and (x - zp_in)(alpha - zp_alpha) requantized when negative (s_in s_alpha / s_out),
+both ratios in double; plus zp_out, saturated. Alpha is a tensor (a constant in converter-made
+models, quantized per tensor) that broadcasts against the input. Kernel: prelu_s8 (4-D strides,
+0 on broadcast dimensions; a constant alpha lives in flash)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ops import InPlace, Kernel, OpDef, Signature, register
+from tinyq.ops.common import (
+    FLOAT,
+    INT8,
+    activation_tensor,
+    aligned_operands,
+    broadcast_shape,
+    broadcast_strides,
+    clamp_int8,
+    count,
+    dims4,
+    expect,
+)
+
+
+@dataclass(frozen=True)
+class Prelu:
+    """Alpha is the op's second input."""
+
+
+@dataclass(frozen=True)
+class PreluParams:
+    input_offset: int
+    alpha_offset: int
+    output_offset: int
+    identity_multiplier: int
+    identity_shift: int
+    alpha_multiplier: int
+    alpha_shift: int
+
+
+@register
+class PreluOp(OpDef):
+    attrs = Prelu
+    name = "PRELU"
+    signatures = (Signature((INT8, INT8), (INT8,)), Signature((FLOAT, FLOAT), (FLOAT,)))
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 2)
+        shape = broadcast_shape(ins)
+        expect(outs[0].shape == shape, f"output shape {outs[0].shape}, expected {shape}")
+        activation_tensor(ins[0], "input")
+        activation_tensor(ins[1], "alpha")
+        activation_tensor(outs[0], "output")
+
+    def params(self, attrs, ins, outs):
+        x, alpha, y = ins[0].qparams, ins[1].qparams, outs[0].qparams
+        return PreluParams(
+            -x.zp,
+            -alpha.zp,
+            y.zp,
+            *fx.quantize_multiplier(x.s / y.s),
+            *fx.quantize_multiplier(x.s * alpha.s / y.s),
+        )
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x, alpha = aligned_operands(ins, in_tensors, outs)
+        x = x + p.input_offset
+        positive = fx.multiply_by_quantized_multiplier(x, p.identity_multiplier, p.identity_shift)
+        negative = fx.multiply_by_quantized_multiplier(x * (alpha + p.alpha_offset), p.alpha_multiplier, p.alpha_shift)
+        return clamp_int8(np.where(x >= 0, positive, negative) + p.output_offset)
+
+    def forward(self, tf, op, graph, xs):
+        x, alpha = xs
+        return tf.maximum(x, 0.0) + alpha * tf.minimum(x, 0.0)
+
+    def kernel(self, op, graph, fast):
+        return Kernel("prelu_s8", in_place=InPlace.ELEMENTWISE)
+
+    def lower(self, ctx, kernel):
+        """The params as the kernel's struct, both operands' strides; a constant operand in flash."""
+
+        def operand(i: int) -> str:
+            t = ctx.tensor(i)
+            if t.is_constant:
+                return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
+            return ctx.input(i)
+
+        return asdict(ctx.params) | {
+            "output_dims": dims4(ctx.out.shape),
+            "input_strides": broadcast_strides(ctx.tensor(0).shape, ctx.out.shape),
+            "input": operand(0),
+            "alpha_strides": broadcast_strides(ctx.tensor(1).shape, ctx.out.shape),
+            "alpha": operand(1),
+            "output": ctx.output(),
+        }
+
+    def read_tflite(self, r, op, inputs, outputs):
+        return Prelu(), inputs[:2]
+
+    def write_tflite(self, writer, op):
+        writer.add_op("PRELU", [writer.tensor(n) for n in op.inputs], [writer.tensor(op.outputs[0])])
