@@ -1,0 +1,73 @@
+"""EXPAND_DIMS: a dimension of one inserted; the same bytes under another shape, as RESHAPE.
+
+The output shape says everything (the axis only chose it), so the op is RESHAPE in all
+but its name: its output shares the input's buffer (kernel copy_s8, RESHAPE's, copies only
+when the plan could not alias them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Unsupported, register
+from tinyq.ops.common import count, expect
+from tinyq.ops.strided_copy import MOVEMENT_SIGNATURES, check_moved
+
+
+@dataclass(frozen=True)
+class ExpandDims:
+    axis: int  # in the output's dimensions (negative counts from the end)
+
+
+@register
+class ExpandDimsOp(OpDef):
+    attrs = ExpandDims
+    name = "EXPAND_DIMS"
+    signatures = MOVEMENT_SIGNATURES
+    output_quant = OutputQuant.INPUT
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 1)
+        x, y = ins[0], outs[0]
+        rank = len(x.shape) + 1
+        expect(-rank <= a.axis < rank, f"axis {a.axis} outside a rank-{rank} output")
+        axis = a.axis % rank
+        shape = x.shape[:axis] + (1,) + x.shape[axis:]
+        expect(y.shape == shape, f"output shape {y.shape}, expected {shape}")
+        check_moved(ins, outs, self.name)
+
+    def params(self, attrs, ins, outs):
+        return None  # data movement: no arithmetic
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        return ins[0].reshape((ins[0].shape[0],) + outs[0].shape)
+
+    def forward(self, tf, op, graph, xs):
+        return tf.reshape(xs[0], (-1,) + graph[op.outputs[0]].shape[1:])
+
+    def propagate_range(self, op, ranges):
+        return ranges[0]
+
+    def kernel(self, op, graph, fast):
+        return Kernel("copy_s8", in_place=InPlace.ALIAS)
+
+    def lower(self, ctx, kernel):
+        aliased = ctx.plan.offsets[ctx.op.inputs[0]] == ctx.plan.offsets[ctx.op.outputs[0]]
+        return {"aliased": aliased, "size": ctx.out.nbytes, "input": ctx.input(), "output": ctx.output()}
+
+    def read_tflite(self, r, op, inputs, outputs):
+        axis = r.constant(inputs[1], "EXPAND_DIMS axis").reshape(-1)
+        if axis.size != 1:
+            raise Unsupported(f"an axis of {axis.size} values")
+        return ExpandDims(int(axis[0])), inputs[:1]
+
+    def write_tflite(self, writer, op):
+        axis = writer.constant(f"{op.name}/axis", np.array([op.attrs.axis], np.int32))
+        writer.add_op(
+            "EXPAND_DIMS",
+            [writer.tensor(op.inputs[0]), axis],
+            [writer.tensor(op.outputs[0])],
+            writer.options("ExpandDimsOptions"),
+        )
