@@ -25,6 +25,7 @@ from tinyq.ops.fully_connected import FullyConnected
 from tinyq.ops.pool import AveragePool2D
 
 from support.env import require_tool
+from support.graphs import side_by_side
 from support.hostlib import HostModel
 
 A = ir.Activation
@@ -278,18 +279,7 @@ def test_overlap_lead_is_safe_and_tight(name):
 
 def combined_graph(rows: list[Row], rng: np.random.Generator) -> ir.Graph:
     """Every row's op side by side in one graph (one firmware), each with its own inputs and output."""
-    tensors, ops, inputs, outputs = {}, [], [], []
-    for row in rows:
-        g = build_graph(row, rng)
-        rename = {name: f"{row.name}/{name}" for name in g.tensors}
-        tensors |= {rename[n]: ir.Tensor(rename[n], t.shape, t.dtype, t.qparams, t.data) for n, t in g.tensors.items()}
-        ops += [
-            ir.Op(op.name, op.attrs, tuple(rename[n] for n in op.inputs), tuple(rename[n] for n in op.outputs))
-            for op in g.ops
-        ]
-        inputs += [rename[n] for n in g.inputs]
-        outputs += [rename[n] for n in g.outputs]
-    return ir.verify(ir.Graph("fast_kernels", tensors, tuple(ops), tuple(inputs), tuple(outputs)))
+    return side_by_side({row.name: build_graph(row, rng) for row in rows}, "fast_kernels")
 
 
 @pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])

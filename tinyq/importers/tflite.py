@@ -103,6 +103,35 @@ def tensor_names(data: bytes) -> list[str]:
     return _unique_names(tflite.Model.GetRootAs(data, 0).Subgraphs(0))
 
 
+def _without_quantize_round_trips(graph: ir.Graph) -> ir.Graph:
+    """DEQUANTIZE then QUANTIZE to the same quantization (a converter artefact where a float op
+    was folded away) is the identity: nothing (or, at a graph output, an exact int8 copy). With
+    different quantizations the pair stays: TFLM rounds through float, which no int8
+    requantization reproduces bit for bit."""
+    producers, consumers = graph.producers(), graph.consumers()
+    rename: dict[str, str] = {}
+    kept = []
+    for op in graph.ops:
+        source = producers.get(op.inputs[0]) if op.inputs else None
+        if (
+            op.kind == "QUANTIZE"
+            and source is not None
+            and source.kind == "DEQUANTIZE"
+            and len(consumers[op.inputs[0]]) == 1
+            and op.inputs[0] not in graph.outputs
+        ):
+            x, y = graph[source.inputs[0]], graph[op.outputs[0]]
+            if x.qparams == y.qparams and y.name not in graph.outputs:
+                rename[y.name] = x.name
+                continue
+            if x.qparams == y.qparams:
+                op = ir.Op(op.name, op.attrs, (x.name,), op.outputs)
+        kept.append(ir.Op(op.name, op.attrs, tuple(rename.get(n, n) for n in op.inputs), op.outputs))
+    used = {n for op in kept for n in op.inputs} | set(graph.outputs)
+    kept = [op for op in kept if op.kind != "DEQUANTIZE" or op.outputs[0] in used]
+    return graph.replace(ops=tuple(kept))
+
+
 class _Reader:
     def __init__(self, data: bytes, name: str):
         self.buf = data
@@ -189,24 +218,60 @@ class _Reader:
             oc = self.model.OperatorCodes(op.OpcodeIndex())
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             kind = _OP_NAMES.get(code, f"builtin code {code}")
-            if code not in readers:
-                raise TinyqError(
-                    f"unsupported operator {kind} at index {i}; tinyq supports {', '.join(supported_ops())}"
-                )
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
             if not outputs:
                 raise TinyqError(f"operator {kind} at index {i} has no outputs")
+            if kind == "SHAPE" and len(inputs) == 1:  # of a static shape: a constant
+                self._fold(outputs[0], np.array(self.tensor(inputs[0]).shape))
+                continue
+            if code not in readers:
+                raise TinyqError(
+                    f"unsupported operator {kind} at index {i}; tinyq supports {', '.join(supported_ops())}"
+                )
             try:
                 attrs, in_indices = readers[code].read_tflite(self, op, inputs, outputs)
             except ops.Unsupported as err:
                 raise TinyqError(f"operator {kind} at index {i}: {err}") from None
-            in_names = [self.tensor(t).name for t in in_indices]
-            out_names = [self.tensor(t).name for t in outputs]
-            graph_ops.append(ir.Op(f"{kind.lower()}_{i}", attrs, tuple(in_names), tuple(out_names)))
+            op_ir = ir.Op(
+                f"{kind.lower()}_{i}",
+                attrs,
+                tuple(self.tensor(t).name for t in in_indices),
+                tuple(self.tensor(t).name for t in outputs),
+            )
+            if not self._folded_shape_arithmetic(op_ir, outputs):
+                graph_ops.append(op_ir)
         inputs = [self.tensor(int(t)).name for t in self.sg.InputsAsNumpy()] if self.sg.InputsLength() else []
         outputs = [self.tensor(int(t)).name for t in self.sg.OutputsAsNumpy()] if self.sg.OutputsLength() else []
-        return ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
+        graph = ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
+        return _without_quantize_round_trips(graph).pruned()
+
+    # --- conversion artefacts: shape arithmetic on static shapes, folded ---------------
+    def _fold(self, index: int, value: np.ndarray) -> None:
+        """Tensor `index` becomes a constant holding `value` (in the tensor's own dtype)."""
+        t = self._raw(index)
+        dtype = _DTYPES.get(t.Type(), "int32")
+        name = self.names[index]
+        self.tensors[name] = ir.Tensor(name, value.shape, dtype, None, value.astype(_NUMPY.get(dtype, np.int32)))
+
+    def _folded_shape_arithmetic(self, op: ir.Op, outputs: list[int]) -> bool:
+        """The converter computes a Reshape's target from SHAPE with STRIDED_SLICE, PACK and
+        CONCATENATION (a dynamic batch): on constants, run the op's reference once and keep
+        its int32 results as constants."""
+        ins = [self.tensors[n] for n in op.inputs]
+        outs = [self.tensors[n] for n in op.outputs]
+        if not ins or not all(t.is_constant for t in ins) or any(t.dtype not in ("int32", "int64") for t in outs):
+            return False
+        as_inputs = [ir.Tensor(t.name, t.shape, t.dtype, t.qparams) for t in ins]
+        definition = ops.definition(op)
+        try:
+            params = definition.params(op.attrs, as_inputs, outs)
+            result = definition.reference(op.attrs, params, [t.data[None] for t in ins], as_inputs, outs)
+        except Exception:  # not foldable here: verify judges the op as it is
+            return False
+        for index, value in zip(outputs, ops.per_output(op, result)):
+            self._fold(index, np.asarray(value)[0])
+        return True
 
     # --- helpers of the op modules' read_tflite ---------------------------------------
     def options(self, op, table: str):
