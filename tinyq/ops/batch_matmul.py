@@ -140,11 +140,6 @@ class BatchMatMulOp(OpDef):
         m, k, _, n = matrix_dims(a, lhs.shape, rhs.shape)
         batch = [1] * (BATCH_DIMS - (len(y.shape) - 2)) + list(y.shape[:-2])
 
-        def source(i, t):
-            if t.is_constant:
-                return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
-            return ctx.input(i)
-
         return {
             "lhs_offset": p.lhs_offset,
             "rhs_offset": p.rhs_offset,
@@ -160,8 +155,8 @@ class BatchMatMulOp(OpDef):
             # element (i, k) of lhs and (k, j) of rhs, either layout
             "lhs_step": [1, m] if a.adj_x else [k, 1],
             "rhs_step": [1, k] if a.adj_y else [n, 1],
-            "lhs": source(0, lhs),
-            "rhs": source(1, rhs),
+            "lhs": ctx.operand(0),
+            "rhs": ctx.operand(1),
             "output": ctx.output(),
         }
 

@@ -78,11 +78,7 @@ class ConcatenationOp(OpDef):
         for i, name in enumerate(ctx.op.inputs):
             t = ctx.graph[name]
             block = t.size // outer
-            source = (
-                ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
-                if t.is_constant
-                else ctx.input(i)
-            )
+            source = ctx.operand(i)
             parts.append({"block": block, "column": column, "input": source})
             column += block
         return {"outer": outer, "output_block": y.size // outer, "parts": parts, "output": ctx.output()}

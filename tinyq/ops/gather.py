@@ -11,7 +11,7 @@ import numpy as np
 from tinyq.errors import TinyqError
 from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, register
 from tinyq.ops.common import FLOAT, INT8, count, expect, index_tensor
-from tinyq.ops.strided_copy import batched, check_moved, check_ranks, forward_on_samples, samples_of, source
+from tinyq.ops.strided_copy import batched, check_moved, check_ranks, forward_on_samples, samples_of
 
 INT32 = "int32"
 
@@ -130,8 +130,8 @@ class GatherOp(OpDef):
             "axis_size": g.axis_size,
             "coords": g.coords,
             "inner": g.inner,
-            "input": source(ctx, 0),
-            "indices": source(ctx, 1, "int32_t"),
+            "input": ctx.operand(0),
+            "indices": ctx.operand(1),
             "output": ctx.output(),
         }
 

@@ -34,11 +34,7 @@ def operand_args(ctx) -> dict:
     for i in (0, 1):
         t = ctx.tensor(i)
         args[f"input{i + 1}_strides"] = broadcast_strides(t.shape, ctx.out.shape)
-        args[f"input{i + 1}"] = (
-            ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
-            if t.is_constant
-            else ctx.input(i)
-        )
+        args[f"input{i + 1}"] = ctx.operand(i)
     return args
 
 

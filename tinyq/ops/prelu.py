@@ -83,18 +83,12 @@ class PreluOp(OpDef):
     def lower(self, ctx, kernel):
         """The params as the kernel's struct, both operands' strides; a constant operand in flash."""
 
-        def operand(i: int) -> str:
-            t = ctx.tensor(i)
-            if t.is_constant:
-                return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data, "int8_t", ctx.weights_comment(t))
-            return ctx.input(i)
-
         return asdict(ctx.params) | {
             "output_dims": dims4(ctx.out.shape),
             "input_strides": broadcast_strides(ctx.tensor(0).shape, ctx.out.shape),
-            "input": operand(0),
+            "input": ctx.operand(0),
             "alpha_strides": broadcast_strides(ctx.tensor(1).shape, ctx.out.shape),
-            "alpha": operand(1),
+            "alpha": ctx.operand(1),
             "output": ctx.output(),
         }
 

@@ -97,14 +97,6 @@ def check_ranks(ctx, limit: int = MAX_RANK) -> None:
             )
 
 
-def source(ctx, i: int, ctype: str = "int8_t") -> str:
-    """The C expression of input i: its arena bytes, or a flash array when it is a constant."""
-    t = ctx.tensor(i)
-    if t.is_constant:
-        return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
-    return ctx.input(i)
-
-
 def copy_lowering(ctx, copies: list[Copy]) -> dict:
     """The template values of strided_copy_s8: one kernel call per non-empty walk."""
     check_ranks(ctx)
@@ -119,7 +111,7 @@ def copy_lowering(ctx, copies: list[Copy]) -> dict:
             {
                 "loops": [list(a) for a in loops],
                 "block": block,
-                "input": source(ctx, c.input),
+                "input": ctx.operand(c.input),
                 "input_offset": c.input_offset,
                 "output": ctx.output(c.output),
                 "output_offset": c.output_offset,
