@@ -91,10 +91,36 @@ def test_legacy_mlperf_h5_with_groups_argument_loads(mlperf_model):
 
 def test_unsupported_layer_is_named_with_its_class(keras, tmp_path):
     x = keras.Input((8,))
-    model = keras.Model(x, keras.layers.LeakyReLU(name="leaky_one")(keras.layers.Dense(4)(x)))
+    model = keras.Model(x, keras.layers.UnitNormalization(name="unit_one")(keras.layers.Dense(4)(x)))
     model.save(tmp_path / "m.keras")
-    with pytest.raises(TinyqError, match=r"unsupported layer 'leaky_one' of class LeakyReLU; tinyq supports"):
+    with pytest.raises(TinyqError, match=r"unsupported layer 'unit_one' of class UnitNormalization; tinyq supports"):
         load_float_keras(tmp_path / "m.keras")
+
+
+# Layers and arguments without an exact int8 form: refused in one line naming the layer and what is supported.
+REFUSED = {
+    "gelu": (lambda L, x: L.Dense(4, activation="gelu")(x), "activation 'gelu' has no exact int8 form"),
+    "elu alpha": (lambda L, x: L.ELU(alpha=0.5)(L.Dense(4)(x)), "ELU"),
+    "normalization axis": (
+        lambda L, x: L.Normalization(axis=1, mean=[0.0, 1.0], variance=[1.0, 2.0])(L.Reshape((2, 4))(L.Dense(8)(x))),
+        "axis",
+    ),
+    "layernorm axis": (lambda L, x: L.LayerNormalization(axis=1)(L.Reshape((2, 2))(L.Dense(4)(x))), "axis"),
+    "bicubic upsampling": (
+        lambda L, x: L.UpSampling2D(interpolation="bicubic")(L.Reshape((2, 2, 1))(L.Dense(4)(x))),
+        "bicubic",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_layers_without_an_exact_int8_form_are_refused_in_one_line(name, keras, tmp_path):
+    body, fragment = REFUSED[name]
+    x = keras.Input((8,))
+    keras.Model(x, body(keras.layers, x)).save(tmp_path / "m.keras")
+    with pytest.raises(TinyqError, match=fragment) as err:
+        load_float_keras(tmp_path / "m.keras")
+    assert "\n" not in str(err.value)
 
 
 def test_lambda_code_never_runs(keras, tmp_path):

@@ -1,12 +1,17 @@
 """Import a Keras 3 model (.keras, .h5; Sequential or Functional) as a float IR graph.
 
 Files load in Keras safe mode (no Lambda code runs). Each Keras layer class
-has one row in `LAYERS`: a function that emits the layer's IR ops.
-BatchNormalization folds into the convolution or dense layer before it;
-activations fuse into the op that produces their input, as TFLite fuses
-them; Dropout vanishes. What the graph cannot say (the statistics of each
-folded BatchNorm, used by BN-based range setting and analytic bias
-correction) travels beside it in `FloatModel.bn_stats`.
+has one row in `LAYERS`: a function that emits the layer's IR ops; the
+keras.ops calls a functional model records (MobileNetV3's `x + 3.0`) have
+theirs in `KERAS_OPS`. BatchNormalization, Rescaling and Normalization fold
+into the convolution or dense layer before them, or become a per-channel
+affine op; ReLU/ReLU6 fuse into the op that produces their input, as TFLite
+fuses them, and other activations are ops of their own (`ACTIVATIONS`);
+dropout and noise vanish. 1-D layers are their 2-D ops over an inserted unit
+height, a RESHAPE around them, as TFLite's converter makes them. What the
+graph cannot say (the statistics of each folded BatchNorm, used by BN-based
+range setting and analytic bias correction) travels beside it in
+`FloatModel.bn_stats`.
 """
 
 from __future__ import annotations
@@ -24,17 +29,32 @@ from tinyq.errors import TinyqError
 from tinyq.float_model import FloatModel
 from tinyq.ops.add import Add
 from tinyq.ops.affine import is_affine
+from tinyq.ops.broadcast_to import BroadcastTo
 from tinyq.ops.concatenation import Concatenation
 from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
+from tinyq.ops.elu import Elu
 from tinyq.ops.fully_connected import FullyConnected
+from tinyq.ops.hard_swish import HardSwish
 from tinyq.ops.logistic import Logistic
+from tinyq.ops.maximum_minimum import Maximum, Minimum
+from tinyq.ops.mean import Mean
+from tinyq.ops.mul import Mul
 from tinyq.ops.pad import Pad
 from tinyq.ops.pool import AveragePool2D, MaxPool2D
+from tinyq.ops.prelu import Prelu
+from tinyq.ops.relu import LeakyRelu, Relu, Relu6
 from tinyq.ops.reshape import Reshape
+from tinyq.ops.resize import ResizeBilinear, ResizeNearestNeighbor, nearest_sources
+from tinyq.ops.rsqrt import Rsqrt
+from tinyq.ops.slice import Slice
 from tinyq.ops.softmax import Softmax
+from tinyq.ops.squared_difference import SquaredDifference
 from tinyq.ops.sub import Sub
-from tinyq.ops.window import SAME, VALID, padding_for
+from tinyq.ops.tanh import Tanh
+from tinyq.ops.transpose import Transpose
+from tinyq.ops.transpose_conv import TransposeConv2D
+from tinyq.ops.window import SAME, VALID, out_size, padding_for
 
 HDF5_WALK_SECONDS = 30
 _HDF5_WALK = """
@@ -117,7 +137,8 @@ def _list(x):
 
 
 class Converter:
-    """Walks a Keras model's layers in order; each layer's row in LAYERS emits its ops here."""
+    """Walks a Keras model's operations in order; each layer's row in LAYERS (each keras.ops
+    function's row in KERAS_OPS) emits its IR ops here."""
 
     def __init__(self, model, name: str):
         self.model = model
@@ -129,6 +150,9 @@ class Converter:
         self.consumers: dict[int, int] = {}  # id(KerasTensor) -> layers reading it
         self.alias: dict[int, int] = {}  # id(output of a removed layer) -> id(its input)
         self.output = None  # the KerasTensor the layer being converted produces
+        self.node = None  # the call of the layer being converted (its arguments)
+        self.unit_height_shape = None  # the 4-D output shape a 1-D layer's 2-D ops produce
+        self.squeezes: set[str] = set()  # the RESHAPEs that drop an inserted unit height
 
     # --- helpers of the layer functions --------------------------------------------------
     def shape(self, keras_tensor) -> tuple[int, ...]:
@@ -141,8 +165,8 @@ class Converter:
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        """The shape of the output of the layer being converted."""
-        return self.shape(self.output)
+        """The shape of the output of the layer being converted (of its 2-D ops for a 1-D layer)."""
+        return self.unit_height_shape or self.shape(self.output)
 
     def new(self, name: str, shape, data=None) -> str:
         """A new float tensor (a constant with `data`), named uniquely after `name`."""
@@ -155,9 +179,13 @@ class Converter:
         )
         return name
 
+    def constant(self, name: str, data) -> str:
+        data = np.asarray(data, np.float32)
+        return self.new(name, data.shape, data)
+
     def emit(self, name: str, attrs, inputs, out_shape, out_name: str | None = None) -> str:
         """An op named uniquely after `name`; returns its output tensor."""
-        out = self.new(out_name or name, out_shape)
+        out = self.new(out_name or name, tuple(out_shape))
         op_name = name
         existing = {op.name for op in self.ops}
         k = 1
@@ -170,8 +198,25 @@ class Converter:
     def producer(self, tensor: str) -> ir.Op | None:
         return next((op for op in reversed(self.ops) if tensor in op.outputs), None)
 
+    def fusable_producer(self, tensor: str) -> ir.Op | None:
+        """The op computing `tensor`, looking through the RESHAPE that ends a 1-D layer (an
+        activation or a BatchNorm commutes with it; nothing else reads its input)."""
+        op = self.producer(tensor)
+        if op is not None and op.name in self.squeezes:
+            return self.producer(op.inputs[0])
+        return op
+
     def replace_op(self, old: ir.Op, new: ir.Op) -> None:
         self.ops[self.ops.index(old)] = new
+
+    def rename(self, tensor: str, name: str) -> str:
+        """Give a tensor no op reads yet a new name (made unique); returns it."""
+        op = self.producer(tensor)
+        new = self.new(name, self.tensors[tensor].shape)
+        del self.tensors[tensor]
+        self.bn_stats.pop(tensor, None)  # statistics of what it was before (a BatchNorm folded on)
+        self.replace_op(op, ir.Op(op.name, op.attrs, op.inputs, tuple(new if t == tensor else t for t in op.outputs)))
+        return new
 
     def resolve(self, key: int) -> int:
         while key in self.alias:
@@ -184,33 +229,26 @@ class Converter:
         return self.consumers.get(key, 0) == 1 and not any(self.resolve(id(t)) == key for t in self.model.outputs)
 
     def activation(self, layer, out: str, activation_name: str, keras_in) -> str:
-        """Apply a Keras activation to `out`: fuse it, or emit an op. `keras_in` is the
+        """Apply a Keras activation to `out`: fuse it, or emit ops. `keras_in` is the
         activation layer's input (None for a layer's own activation argument)."""
-        if activation_name in ("linear", None):
+        name = ACTIVATION_ALIASES.get(activation_name, activation_name)
+        if name in ("linear", None):
             return out
-        if activation_name in ("relu", "relu6"):
-            fused = {"relu": ir.Activation.RELU, "relu6": ir.Activation.RELU6}[activation_name]
-            op = self.producer(out)
+        if name in FUSABLE:
+            op = self.fusable_producer(out)
             if (
                 op is not None
                 and getattr(op.attrs, "activation", None) == ir.Activation.NONE
                 and (keras_in is None or self.single_use(keras_in))
             ):
-                self.replace_op(op, ir.Op(op.name, replace(op.attrs, activation=fused), op.inputs, op.outputs))
+                self.replace_op(op, ir.Op(op.name, replace(op.attrs, activation=FUSABLE[name]), op.inputs, op.outputs))
                 return out
+        if name not in ACTIVATIONS:
             raise TinyqError(
-                f"layer {layer.name!r}: {activation_name} cannot be fused into "
-                f"{op.kind if op else 'the model input'}; tinyq fuses ReLU/ReLU6 into convolution, "
-                "dense, add, pooling and concatenation layers"
+                f"layer {layer.name!r}: activation {activation_name!r} has no exact int8 form in tinyq "
+                f"(supported: linear, {', '.join([*ACTIVATIONS, *ACTIVATION_ALIASES])})"
             )
-        if activation_name == "softmax":
-            return self.emit(f"{layer.name}_softmax", Softmax(), [out], self.tensors[out].shape)
-        if activation_name == "sigmoid":
-            return self.emit(f"{layer.name}_sigmoid", Logistic(), [out], self.tensors[out].shape)
-        raise TinyqError(
-            f"layer {layer.name!r}: activation {activation_name!r} is not supported "
-            "(linear, relu, relu6, softmax and sigmoid are)"
-        )
+        return ACTIVATIONS[name](self, f"{layer.name}_{name}", out)
 
     def own_activation(self, layer, out: str) -> str:
         """A layer's `activation` argument applied to its output."""
@@ -219,6 +257,8 @@ class Converter:
 
     @staticmethod
     def padding(layer, x_shape, kernel, strides, dilation) -> ir.Padding2D:
+        if layer.padding == "causal":  # 1-D layers only: zeros before the sequence
+            return ir.Padding2D(left=(kernel[1] - 1) * dilation[1])
         if layer.padding not in ("valid", "same"):
             raise TinyqError(f"layer {layer.name!r}: padding {layer.padding!r} is not supported")
         return padding_for(SAME if layer.padding == "same" else VALID, x_shape[1:3], kernel, strides, dilation)
@@ -229,22 +269,44 @@ class Converter:
             raise TinyqError(f"layer {layer.name!r}: only channels_last data is supported")
 
     # --- the walk -------------------------------------------------------------------
-    def _own_nodes(self) -> dict[int, list]:
-        """Each layer's calls within this model's graph. A loaded Sequential's layers also keep
-        the calls of its rebuilds; only the nodes of its functional graph count."""
+    def _operations(self) -> list:
+        """The model's layers and keras.ops calls, in order. A loaded Sequential's layers also
+        keep the calls of its rebuilds; only the nodes of its functional graph count."""
+        graph = getattr(self.model, "_functional", None) or self.model
+        return list(graph.operations)
+
+    def _own_nodes(self, operations) -> dict[int, list]:
         graph = getattr(self.model, "_functional", None) or self.model
         own = {id(node) for nodes in graph._nodes_by_depth.values() for node in nodes}
-        return {id(layer): [n for n in layer._inbound_nodes if id(n) in own] for layer in self.model.layers}
+        return {id(op): [n for n in op._inbound_nodes if id(n) in own] for op in operations}
+
+    def _row(self, operation):
+        """The operation's row: LAYERS for a layer, KERAS_OPS for a keras.ops call."""
+        kind = type(operation).__name__
+        if isinstance(operation, tinyq_tf.keras().layers.Layer):
+            if kind not in LAYERS:
+                raise TinyqError(
+                    f"unsupported layer {operation.name!r} of class {kind}; "
+                    f"tinyq supports {', '.join(SUPPORTED_LAYERS)}"
+                )
+            return LAYERS[kind]
+        if kind not in KERAS_OPS:
+            raise TinyqError(
+                f"unsupported operation {operation.name!r} (keras.ops {kind}); tinyq supports the keras.ops "
+                f"{', '.join(KERAS_OPS)} of a tensor and a constant or of two tensors"
+            )
+        return KERAS_OPS[kind]
 
     def convert(self) -> FloatModel:
-        nodes = self._own_nodes()
-        for layer in self.model.layers:
+        operations = self._operations()
+        nodes = self._own_nodes(operations)
+        for layer in operations:
             for node in nodes[id(layer)]:
                 for t in _list(node.input_tensors):
                     self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
         for t in self.model.inputs:
             self.names[id(t)] = self.new(t.name, self.shape(t))
-        for layer in self.model.layers:
+        for layer in operations:
             kind = type(layer).__name__
             if kind == "InputLayer":
                 continue
@@ -253,10 +315,7 @@ class Converter:
                     f"layer {layer.name!r} ({kind}) is used {len(nodes[id(layer)])} times; "
                     "shared layers are not supported"
                 )
-            if kind not in LAYERS:
-                raise TinyqError(
-                    f"unsupported layer {layer.name!r} of class {kind}; tinyq supports {', '.join(SUPPORTED_LAYERS)}"
-                )
+            row = self._row(layer)
             node = nodes[id(layer)][0]
             inputs = _list(node.input_tensors)
             missing = [t for t in inputs if id(t) not in self.names]
@@ -266,7 +325,8 @@ class Converter:
                     "(nested models are not supported)"
                 )
             self.output = node.output_tensors[0]  # the keras tensor this call of the layer produces
-            out = LAYERS[kind](self, layer, [self.names[id(t)] for t in inputs], inputs)
+            self.node = node
+            out = row(self, layer, [self.names[id(t)] for t in inputs], inputs)
             self.names[id(self.output)] = out
         graph = ir.Graph(
             self.name,
@@ -278,17 +338,96 @@ class Converter:
         return FloatModel(ir.verify(graph), self.bn_stats)
 
 
+# --- activations: (converter, op name, input tensor) -> output tensor
+
+
+def _unary(attrs_class):
+    def convert(cv: Converter, name: str, x: str) -> str:
+        return cv.emit(name, attrs_class(), [x], cv.tensors[x].shape)
+
+    return convert
+
+
+def _leaky_relu_activation(cv: Converter, name: str, x: str) -> str:
+    return cv.emit(name, LeakyRelu(0.2), [x], cv.tensors[x].shape)  # keras.activations.leaky_relu's slope
+
+
+def _hard_sigmoid(cv: Converter, name: str, x: str) -> str:
+    """Keras 3's relu6(x + 3) / 6: ADD of 3 with a fused ReLU6, then MUL by 1/6."""
+    shape = cv.tensors[x].shape
+    shifted = cv.emit(
+        f"{name}_add", Add(ir.Activation.RELU6), [x, cv.constant(f"{name}/three", [3.0])], shape, f"{name}/shifted"
+    )
+    return cv.emit(name, Mul(), [shifted, cv.constant(f"{name}/sixth", [1.0 / 6.0])], shape)
+
+
+def _silu(cv: Converter, name: str, x: str) -> str:
+    """x * sigmoid(x): LOGISTIC, then MUL with the input."""
+    shape = cv.tensors[x].shape
+    gate = cv.emit(f"{name}_sigmoid", Logistic(), [x], shape, f"{name}/sigmoid")
+    return cv.emit(name, Mul(), [x, gate], shape)
+
+
+FUSABLE = {"relu": ir.Activation.RELU, "relu6": ir.Activation.RELU6}
+ACTIVATIONS = {  # the Keras activations with an exact int8 form, by keras.activations name
+    "relu": _unary(Relu),
+    "relu6": _unary(Relu6),
+    "leaky_relu": _leaky_relu_activation,
+    "softmax": _unary(Softmax),
+    "sigmoid": _unary(Logistic),
+    "tanh": _unary(Tanh),
+    "elu": _unary(Elu),
+    "hard_sigmoid": _hard_sigmoid,
+    "hard_silu": _unary(HardSwish),
+    "silu": _silu,
+}
+ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+
+
 # --- one function per Keras layer class: (converter, layer, input tensors, Keras inputs) -> output
 
 
-def _conv2d(cv: Converter, layer, ins, keras_in):
+def _pair(value) -> tuple[int, int]:
+    """A 1-D layer's size or stride over the inserted unit height; a 2-D layer's as it is."""
+    value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return (1, int(value[0])) if len(value) == 1 else (int(value[0]), int(value[1]))
+
+
+def _kernel_2d(kernel: np.ndarray) -> np.ndarray:
+    """A 1-D layer's kernel (k, ...) as the 2-D kernel (1, k, ...) over the unit height."""
+    return kernel[None] if kernel.ndim == 3 else kernel
+
+
+def _unit_height(convert):
+    """A 1-D layer as its 2-D ops over an inserted unit height, a RESHAPE around them (as
+    TFLite's converter runs 1-D convolutions and pooling)."""
+
+    def convert_1d(cv: Converter, layer, ins, keras_in):
+        cv.channels_last(layer)
+        n, length, channels = cv.tensors[ins[0]].shape
+        x = cv.emit(f"{layer.name}_expand", Reshape(), [ins[0]], (n, 1, length, channels), f"{layer.name}/input_2d")
+        n, length, channels = cv.out_shape
+        cv.unit_height_shape = (n, 1, length, channels)
+        try:
+            y = convert(cv, layer, [x], keras_in)
+        finally:
+            cv.unit_height_shape = None
+        y = cv.rename(y, f"{layer.name}/output_2d")
+        out = cv.emit(f"{layer.name}_squeeze", Reshape(), [y], cv.out_shape, layer.name)
+        cv.squeezes.add(cv.producer(out).name)
+        return out
+
+    return convert_1d
+
+
+def _conv(cv: Converter, layer, ins, keras_in):
     cv.channels_last(layer)
     if getattr(layer, "groups", 1) != 1:
         raise TinyqError(f"layer {layer.name!r}: grouped convolution is not supported")
-    kernel = layer.kernel.numpy()
+    kernel = _kernel_2d(layer.kernel.numpy())
     bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[3], np.float32)
     x = cv.tensors[ins[0]]
-    strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    strides, dilation = _pair(layer.strides), _pair(layer.dilation_rate)
     attrs = Conv2D(strides, dilation, cv.padding(layer, x.shape, kernel.shape[:2], strides, dilation))
     w = cv.new(f"{layer.name}/kernel", (kernel.shape[3],) + kernel.shape[:3], kernel.transpose(3, 0, 1, 2))
     b = cv.new(f"{layer.name}/bias", bias.shape, bias)
@@ -299,7 +438,7 @@ def _emit_depthwise(
     cv: Converter, layer, x_name: str, kernel: np.ndarray, bias: np.ndarray, out_shape, name: str
 ) -> str:
     x = cv.tensors[x_name]
-    strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    strides, dilation = _pair(layer.strides), _pair(layer.dilation_rate)
     kh, kw, channels, m = kernel.shape
     attrs = DepthwiseConv2D(strides, dilation, cv.padding(layer, x.shape, (kh, kw), strides, dilation), m)
     w = cv.new(f"{name}/depthwise_kernel", (1, kh, kw, channels * m), kernel.reshape(1, kh, kw, channels * m))
@@ -307,17 +446,17 @@ def _emit_depthwise(
     return cv.emit(name, attrs, [x_name, w, b], out_shape)
 
 
-def _depthwise_conv2d(cv: Converter, layer, ins, keras_in):
+def _depthwise_conv(cv: Converter, layer, ins, keras_in):
     cv.channels_last(layer)
-    kernel = layer.kernel.numpy()
+    kernel = _kernel_2d(layer.kernel.numpy())
     bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[2] * kernel.shape[3], np.float32)
     return cv.own_activation(layer, _emit_depthwise(cv, layer, ins[0], kernel, bias, cv.out_shape, layer.name))
 
 
-def _separable_conv2d(cv: Converter, layer, ins, keras_in):
+def _separable_conv(cv: Converter, layer, ins, keras_in):
     cv.channels_last(layer)
-    dw = layer.depthwise_kernel.numpy()
-    pw = layer.pointwise_kernel.numpy()
+    dw = _kernel_2d(layer.depthwise_kernel.numpy())
+    pw = _kernel_2d(layer.pointwise_kernel.numpy())
     oh = cv.out_shape[1:3]
     mid_shape = (1, oh[0], oh[1], dw.shape[2] * dw.shape[3])
     mid = _emit_depthwise(
@@ -329,6 +468,35 @@ def _separable_conv2d(cv: Converter, layer, ins, keras_in):
     return cv.own_activation(layer, cv.emit(f"{layer.name}_pointwise", Conv2D(), [mid, w, b], cv.out_shape, layer.name))
 
 
+def _conv_transpose(cv: Converter, layer, ins, keras_in):
+    """Keras's kernel (kh, kw, filters, in) as TRANSPOSE_CONV's OHWI; the padding is the one
+    of the forward convolution (output -> input), TensorFlow's SAME or VALID over the output."""
+    cv.channels_last(layer)
+    if any(d != 1 for d in _pair(layer.dilation_rate)):
+        raise TinyqError(f"layer {layer.name!r}: dilated transposed convolution is not supported")
+    kernel = _kernel_2d(layer.kernel.numpy())
+    bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[2], np.float32)
+    x, out_shape = cv.tensors[ins[0]].shape, cv.out_shape
+    strides = _pair(layer.strides)
+    if layer.padding not in ("valid", "same"):
+        raise TinyqError(f"layer {layer.name!r}: padding {layer.padding!r} is not supported")
+    mode = SAME if layer.padding == "same" else VALID
+    padding = padding_for(mode, out_shape[1:3], kernel.shape[:2], strides)
+    pads = ((padding.top, padding.bottom), (padding.left, padding.right))
+    back = tuple(out_size(out_shape[1 + i], kernel.shape[i], strides[i], 1, *pads[i]) for i in (0, 1))
+    if back != x[1:3]:
+        raise TinyqError(
+            f"layer {layer.name!r}: output_padding {layer.output_padding} gives an output {out_shape[1:3]} that "
+            f"TFLite's TRANSPOSE_CONV ({mode} over the output) cannot produce from {x[1:3]}"
+        )
+    w = cv.new(
+        f"{layer.name}/kernel", (kernel.shape[2], *kernel.shape[:2], kernel.shape[3]), kernel.transpose(2, 0, 1, 3)
+    )
+    b = cv.new(f"{layer.name}/bias", bias.shape, bias)
+    attrs = TransposeConv2D(strides, padding)
+    return cv.own_activation(layer, cv.emit(layer.name, attrs, [ins[0], w, b], out_shape))
+
+
 def _dense(cv: Converter, layer, ins, keras_in):
     kernel = layer.kernel.numpy()
     bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[1], np.float32)
@@ -337,10 +505,43 @@ def _dense(cv: Converter, layer, ins, keras_in):
     return cv.own_activation(layer, cv.emit(layer.name, FullyConnected(), [ins[0], w, b], cv.out_shape))
 
 
+def _channel_axis_only(cv: Converter, layer, x: str, axis, what: str) -> None:
+    rank = len(cv.tensors[x].shape)
+    if [a % rank for a in _list(axis)] != [rank - 1]:
+        raise TinyqError(f"layer {layer.name!r}: {what} over axis {axis} is not supported (only the last axis)")
+
+
+def _per_channel(cv: Converter, layer, x: str, value, what: str) -> np.ndarray:
+    """A scalar or a per-channel vector (any leading ones) as one value per channel."""
+    channels = cv.tensors[x].shape[-1]
+    value = np.asarray(value, np.float64)
+    if value.size == 1:
+        return np.full(channels, float(value.reshape(-1)[0]))
+    if value.shape[-1] != channels or value.size != channels:
+        raise TinyqError(
+            f"layer {layer.name!r}: {what} of shape {value.shape} is not a scalar or one value per channel"
+        )
+    return value.reshape(-1)
+
+
+def _affine(cv: Converter, name: str, x: str, keras_x, scale, shift) -> str:
+    """x * scale + shift per channel: folded into the convolution or dense layer before it, or
+    a per-channel affine op of its own."""
+    scale, shift = np.asarray(scale, np.float32), np.asarray(shift, np.float32)
+    producer = cv.fusable_producer(x)
+    if (
+        producer is not None
+        and is_affine(producer)
+        and producer.attrs.activation == ir.Activation.NONE
+        and cv.single_use(keras_x)
+    ):
+        return _fold_batchnorm(cv, producer, scale, shift, x, name)
+    return _standalone_batchnorm(cv, name, x, scale, shift)
+
+
 def _batch_normalization(cv: Converter, layer, ins, keras_in):
-    axis = _list(layer.axis)
     rank = len(cv.tensors[ins[0]].shape)
-    if [a % rank for a in axis] != [rank - 1]:
+    if [a % rank for a in _list(layer.axis)] != [rank - 1]:
         raise TinyqError(
             f"layer {layer.name!r}: BatchNormalization over axis {layer.axis} is not supported (only the channel axis)"
         )
@@ -349,32 +550,54 @@ def _batch_normalization(cv: Converter, layer, ins, keras_in):
     mean, var = layer.moving_mean.numpy(), layer.moving_variance.numpy()
     scale = gamma / np.sqrt(var + layer.epsilon)
     shift = beta - mean * scale
-    producer = cv.producer(ins[0])
-    if (
-        producer is not None
-        and is_affine(producer)
-        and producer.attrs.activation == ir.Activation.NONE
-        and cv.single_use(keras_in[0])
-    ):
-        out = _fold_batchnorm(cv, producer, scale, shift, layer.name)
-    else:
-        out = _standalone_batchnorm(cv, layer.name, ins[0], scale, shift)
+    out = _affine(cv, layer.name, ins[0], keras_in[0], scale, shift)
     cv.bn_stats[out] = (beta.astype(np.float32), np.abs(gamma).astype(np.float32))
     return out
 
 
-def _fold_batchnorm(cv: Converter, op: ir.Op, scale, shift, name: str) -> str:
-    """W' = W * scale (per output channel), b' = b * scale + shift."""
-    w, b = cv.tensors[op.inputs[1]], cv.tensors[op.inputs[2]]
-    axis = 3 if isinstance(op.attrs, DepthwiseConv2D) else 0
-    shape = [1] * w.data.ndim
-    shape[axis] = -1
-    cv.tensors[w.name] = ir.Tensor(w.name, w.shape, "float32", None, w.data * scale.reshape(shape))
-    cv.tensors[b.name] = ir.Tensor(b.name, b.shape, "float32", None, b.data * scale + shift)
-    old_out = op.outputs[0]
-    out = cv.new(name, cv.tensors[old_out].shape)
-    del cv.tensors[old_out]
-    cv.replace_op(op, ir.Op(op.name, op.attrs, op.inputs, (out,)))
+def _rescaling(cv: Converter, layer, ins, keras_in):
+    """x * scale + offset, scalars or one value per channel."""
+    scale = _per_channel(cv, layer, ins[0], layer.scale, "scale")
+    offset = _per_channel(cv, layer, ins[0], layer.offset, "offset")
+    return _affine(cv, layer.name, ins[0], keras_in[0], scale, offset)
+
+
+def _normalization(cv: Converter, layer, ins, keras_in):
+    """(x - mean) / max(sqrt(variance), epsilon), per channel."""
+    if layer.invert:
+        raise TinyqError(f"layer {layer.name!r}: Normalization with invert=True is not supported")
+    if layer.axis not in ((), None):
+        _channel_axis_only(cv, layer, ins[0], layer.axis, "Normalization")
+    mean = _per_channel(cv, layer, ins[0], np.asarray(layer.mean), "mean")
+    std = np.maximum(np.sqrt(_per_channel(cv, layer, ins[0], np.asarray(layer.variance), "variance")), 1e-7)
+    return _affine(cv, layer.name, ins[0], keras_in[0], 1.0 / std, -mean / std)
+
+
+def _layer_normalization(cv: Converter, layer, ins, keras_in):
+    """TFLite's sequence: MEAN, SQUARED_DIFFERENCE, MEAN, ADD epsilon, RSQRT; SUB the mean, MUL,
+    then MUL gamma and ADD beta. Keras adds epsilon to the variance, inside the square root."""
+    x = ins[0]
+    _channel_axis_only(cv, layer, x, layer.axis, "LayerNormalization")
+    if layer.rms_scaling:
+        raise TinyqError(f"layer {layer.name!r}: LayerNormalization with rms_scaling is not supported")
+    shape = cv.tensors[x].shape
+    axes = (len(shape) - 1,)
+    reduced = shape[:-1] + (1,)
+    name = layer.name
+    mean = cv.emit(f"{name}_mean", Mean(axes), [x], reduced, f"{name}/mean")
+    squares = cv.emit(f"{name}_squared_difference", SquaredDifference(), [x, mean], shape, f"{name}/squares")
+    variance = cv.emit(f"{name}_variance", Mean(axes), [squares], reduced, f"{name}/variance")
+    eps = cv.constant(f"{name}/epsilon", [layer.epsilon])
+    padded = cv.emit(f"{name}_add_epsilon", Add(), [variance, eps], reduced, f"{name}/variance_epsilon")
+    inv = cv.emit(f"{name}_rsqrt", Rsqrt(), [padded], reduced, f"{name}/rsqrt")
+    centered = cv.emit(f"{name}_sub", Sub(), [x, mean], shape, f"{name}/centered")
+    last = layer.scale or layer.center
+    out = cv.emit(f"{name}_mul", Mul(), [centered, inv], shape, f"{name}/normalized" if last else name)
+    if layer.scale:
+        gamma = cv.constant(f"{name}/gamma", layer.gamma.numpy())
+        out = cv.emit(f"{name}_gamma", Mul(), [out, gamma], shape, f"{name}/scaled" if layer.center else name)
+    if layer.center:
+        out = cv.emit(f"{name}_beta", Add(), [out, cv.constant(f"{name}/beta", layer.beta.numpy())], shape, name)
     return out
 
 
@@ -390,6 +613,18 @@ def _standalone_batchnorm(cv: Converter, name: str, x: str, scale, shift) -> str
     return cv.emit(name, FullyConnected(), [x, w, b], shape)
 
 
+def _fold_batchnorm(cv: Converter, op: ir.Op, scale, shift, x: str, name: str) -> str:
+    """W' = W * scale (per output channel), b' = b * scale + shift; `x` (op's output, or the
+    RESHAPE of it that ends a 1-D layer) is renamed after the folded layer."""
+    w, b = cv.tensors[op.inputs[1]], cv.tensors[op.inputs[2]]
+    axis = 3 if isinstance(op.attrs, DepthwiseConv2D) else 0
+    shape = [1] * w.data.ndim
+    shape[axis] = -1
+    cv.tensors[w.name] = ir.Tensor(w.name, w.shape, "float32", None, w.data * scale.reshape(shape))
+    cv.tensors[b.name] = ir.Tensor(b.name, b.shape, "float32", None, b.data * scale + shift)
+    return cv.rename(x, name)
+
+
 def _activation(cv: Converter, layer, ins, keras_in):
     fn = getattr(layer, "activation", None)
     return cv.activation(layer, ins[0], getattr(fn, "__name__", "linear") if fn is not None else "linear", keras_in[0])
@@ -397,14 +632,34 @@ def _activation(cv: Converter, layer, ins, keras_in):
 
 def _relu(cv: Converter, layer, ins, keras_in):
     cfg = layer.get_config()
-    if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-        raise TinyqError(f"layer {layer.name!r}: ReLU with a negative slope or threshold is not supported")
-    max_value = cfg.get("max_value")
+    slope, threshold, max_value = cfg.get("negative_slope", 0), cfg.get("threshold", 0), cfg.get("max_value")
+    if threshold:
+        raise TinyqError(f"layer {layer.name!r}: ReLU with a threshold is not supported")
+    if slope:
+        if max_value is not None:
+            raise TinyqError(f"layer {layer.name!r}: ReLU with both a negative slope and a max_value is not supported")
+        return cv.emit(layer.name, LeakyRelu(float(slope)), ins, cv.tensors[ins[0]].shape)
     if max_value is None:
         return cv.activation(layer, ins[0], "relu", keras_in[0])
     if float(max_value) == 6.0:
         return cv.activation(layer, ins[0], "relu6", keras_in[0])
     raise TinyqError(f"layer {layer.name!r}: ReLU with max_value {max_value} is not supported (None or 6)")
+
+
+def _leaky_relu(cv: Converter, layer, ins, keras_in):
+    return cv.emit(layer.name, LeakyRelu(float(layer.negative_slope)), ins, cv.tensors[ins[0]].shape)
+
+
+def _prelu(cv: Converter, layer, ins, keras_in):
+    """PRELU with alpha as a constant of Keras's shape (ones on the shared axes): it broadcasts."""
+    alpha = cv.constant(f"{layer.name}/alpha", layer.alpha.numpy())
+    return cv.emit(layer.name, Prelu(), [ins[0], alpha], cv.tensors[ins[0]].shape)
+
+
+def _elu(cv: Converter, layer, ins, keras_in):
+    if float(layer.alpha) != 1.0:
+        raise TinyqError(f"layer {layer.name!r}: ELU with alpha {layer.alpha} is not supported (TFLite's ELU has 1)")
+    return cv.emit(layer.name, Elu(), ins, cv.tensors[ins[0]].shape)
 
 
 def _softmax(cv: Converter, layer, ins, keras_in):
@@ -414,18 +669,29 @@ def _softmax(cv: Converter, layer, ins, keras_in):
     return cv.emit(layer.name, Softmax(), ins, cv.tensors[ins[0]].shape)
 
 
+def _chain(cv: Converter, layer, attrs_class, ins, last_name: str) -> str:
+    """A chain of binary ops over the inputs (broadcasting as they go)."""
+    out = ins[0]
+    for i, other in enumerate(ins[1:], start=1):
+        shape = tuple(np.broadcast_shapes(cv.tensors[out].shape, cv.tensors[other].shape))
+        out = cv.emit(last_name if i == len(ins) - 1 else f"{layer.name}_{i}", attrs_class(), [out, other], shape)
+    return out
+
+
 def _merge(attrs_class):
-    """Add, Multiply, ...: a chain of binary ops over the layer's inputs."""
+    """Add, Multiply, Maximum, ...: a chain of binary ops over the layer's inputs."""
 
     def convert(cv: Converter, layer, ins, keras_in):
-        out = ins[0]
-        for i, other in enumerate(ins[1:], start=1):
-            out = cv.emit(
-                layer.name if i == len(ins) - 1 else f"{layer.name}_{i}", attrs_class(), [out, other], cv.out_shape
-            )
-        return out
+        return _chain(cv, layer, attrs_class, ins, layer.name)
 
     return convert
+
+
+def _average(cv: Converter, layer, ins, keras_in):
+    """The inputs' ADD chain, then a MUL by the constant 1/n."""
+    total = _chain(cv, layer, Add, ins, f"{layer.name}_sum")
+    scale = cv.constant(f"{layer.name}/reciprocal", [1.0 / len(ins)])
+    return cv.emit(layer.name, Mul(), [total, scale], cv.out_shape)
 
 
 def _concatenate(cv: Converter, layer, ins, keras_in):
@@ -436,7 +702,7 @@ def _concatenate(cv: Converter, layer, ins, keras_in):
 def _pooling(attrs_class):
     def convert(cv: Converter, layer, ins, keras_in):
         cv.channels_last(layer)
-        pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
+        pool, strides = _pair(layer.pool_size), _pair(layer.strides or layer.pool_size)
         x = cv.tensors[ins[0]]
         attrs = attrs_class(pool, strides, cv.padding(layer, x.shape, pool, strides, (1, 1)))
         return cv.emit(layer.name, attrs, ins, cv.out_shape)
@@ -444,28 +710,74 @@ def _pooling(attrs_class):
     return convert
 
 
-def _global_average_pooling2d(cv: Converter, layer, ins, keras_in):
-    """An average pool over the whole image (integer and exact), then a reshape."""
-    cv.channels_last(layer)
-    n, h, w, c = cv.tensors[ins[0]].shape
-    pooled = cv.emit(layer.name, AveragePool2D((h, w), (h, w)), ins, (n, 1, 1, c), out_name=f"{layer.name}/pooled")
-    if getattr(layer, "keepdims", False):
-        return pooled
-    return cv.emit(f"{layer.name}_flatten", Reshape(), [pooled], cv.out_shape, layer.name)
+def _global_pooling(attrs_class):
+    """A pool over the whole image (a 1-D sequence over an inserted unit height), then a reshape
+    to Keras's output (none for a 2-D keepdims)."""
+
+    def convert(cv: Converter, layer, ins, keras_in):
+        cv.channels_last(layer)
+        x = ins[0]
+        if len(cv.tensors[x].shape) == 3:
+            n, length, c = cv.tensors[x].shape
+            x = cv.emit(f"{layer.name}_expand", Reshape(), [x], (n, 1, length, c), f"{layer.name}/input_2d")
+        n, h, w, c = cv.tensors[x].shape
+        pooled = cv.emit(layer.name, attrs_class((h, w), (h, w)), [x], (n, 1, 1, c), out_name=f"{layer.name}/pooled")
+        if cv.out_shape == (n, 1, 1, c):
+            return pooled
+        return cv.emit(f"{layer.name}_flatten", Reshape(), [pooled], cv.out_shape, layer.name)
+
+    return convert
 
 
 def _reshape(cv: Converter, layer, ins, keras_in):
     return cv.emit(layer.name, Reshape(), ins, cv.out_shape)
 
 
-def _zero_padding2d(cv: Converter, layer, ins, keras_in):
+def _zero_padding(cv: Converter, layer, ins, keras_in):
     cv.channels_last(layer)
-    (top, bottom), (left, right) = layer.padding
-    return cv.emit(layer.name, Pad(((0, 0), (top, bottom), (left, right), (0, 0))), ins, cv.out_shape)
+    pads = layer.padding if isinstance(layer.padding[0], (list, tuple)) else (layer.padding,)
+    paddings = ((0, 0), *(tuple(int(p) for p in pair) for pair in pads), (0, 0))
+    return cv.emit(layer.name, Pad(paddings), ins, cv.out_shape)
+
+
+def _cropping(cv: Converter, layer, ins, keras_in):
+    """SLICE: Keras's (before, after) crop of each spatial axis."""
+    cv.channels_last(layer)
+    crops = layer.cropping if isinstance(layer.cropping[0], (list, tuple)) else (layer.cropping,)
+    begin = (0, *(int(before) for before, _ in crops), 0)
+    return cv.emit(layer.name, Slice(begin, cv.out_shape), ins, cv.out_shape)
+
+
+def _up_sampling(cv: Converter, layer, ins, keras_in):
+    """Nearest: RESIZE_NEAREST_NEIGHBOR with half pixel centers, which picks exactly Keras's
+    repeated pixels; bilinear: Keras's tf.image.resize, RESIZE_BILINEAR with half pixel centers."""
+    cv.channels_last(layer)
+    interpolation = getattr(layer, "interpolation", "nearest")
+    x, y = cv.tensors[ins[0]].shape, cv.out_shape
+    if interpolation == "nearest":
+        for axis in (1, 2):
+            sources = nearest_sources(x[axis], y[axis], False, True)
+            if not np.array_equal(sources, np.arange(y[axis]) // (y[axis] // x[axis])):
+                raise TinyqError(f"layer {layer.name!r}: TFLM's nearest resize does not repeat {x} to {y} exactly")
+        return cv.emit(layer.name, ResizeNearestNeighbor(half_pixel_centers=True), ins, y)
+    if interpolation == "bilinear":
+        return cv.emit(layer.name, ResizeBilinear(half_pixel_centers=True), ins, y)
+    raise TinyqError(f"layer {layer.name!r}: {interpolation} upsampling is not supported (nearest and bilinear are)")
+
+
+def _permute(cv: Converter, layer, ins, keras_in):
+    return cv.emit(layer.name, Transpose((0, *(int(d) for d in layer.dims))), ins, cv.out_shape)
+
+
+def _repeat_vector(cv: Converter, layer, ins, keras_in):
+    """(1, F) -> (1, 1, F), then BROADCAST_TO (1, n, F)."""
+    n, features = cv.tensors[ins[0]].shape
+    row = cv.emit(f"{layer.name}_expand", Reshape(), ins, (n, 1, features), f"{layer.name}/row")
+    return cv.emit(layer.name, BroadcastTo(cv.out_shape), [row], cv.out_shape)
 
 
 def _dropout(cv: Converter, layer, ins, keras_in):
-    """Inference ignores dropout: its readers read its input instead."""
+    """Inference ignores dropout (and noise, and regularization): its readers read its input instead."""
     source = cv.resolve(id(keras_in[0]))
     cv.alias[id(cv.output)] = source
     cv.consumers[source] = cv.consumers.get(source, 0) - 1 + cv.consumers.get(id(cv.output), 0)
@@ -473,24 +785,94 @@ def _dropout(cv: Converter, layer, ins, keras_in):
 
 
 LAYERS = {
-    "Conv2D": _conv2d,
-    "DepthwiseConv2D": _depthwise_conv2d,
-    "SeparableConv2D": _separable_conv2d,
+    "Conv1D": _unit_height(_conv),
+    "Conv2D": _conv,
+    "DepthwiseConv1D": _unit_height(_depthwise_conv),
+    "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv1D": _unit_height(_separable_conv),
+    "SeparableConv2D": _separable_conv,
+    "Conv1DTranspose": _unit_height(_conv_transpose),
+    "Conv2DTranspose": _conv_transpose,
     "Dense": _dense,
     "BatchNormalization": _batch_normalization,
+    "LayerNormalization": _layer_normalization,
+    "Rescaling": _rescaling,
+    "Normalization": _normalization,
     "Activation": _activation,
     "ReLU": _relu,
+    "LeakyReLU": _leaky_relu,
+    "PReLU": _prelu,
+    "ELU": _elu,
     "Softmax": _softmax,
     "Add": _merge(Add),
     "Subtract": _merge(Sub),
+    "Multiply": _merge(Mul),
+    "Maximum": _merge(Maximum),
+    "Minimum": _merge(Minimum),
+    "Average": _average,
     "Concatenate": _concatenate,
+    "MaxPooling1D": _unit_height(_pooling(MaxPool2D)),
     "MaxPooling2D": _pooling(MaxPool2D),
+    "AveragePooling1D": _unit_height(_pooling(AveragePool2D)),
     "AveragePooling2D": _pooling(AveragePool2D),
-    "GlobalAveragePooling2D": _global_average_pooling2d,
+    "GlobalAveragePooling1D": _global_pooling(AveragePool2D),
+    "GlobalAveragePooling2D": _global_pooling(AveragePool2D),
+    "GlobalMaxPooling1D": _global_pooling(MaxPool2D),
+    "GlobalMaxPooling2D": _global_pooling(MaxPool2D),
     "Flatten": _reshape,
     "Reshape": _reshape,
-    "ZeroPadding2D": _zero_padding2d,
+    "Permute": _permute,
+    "RepeatVector": _repeat_vector,
+    "ZeroPadding1D": _zero_padding,
+    "ZeroPadding2D": _zero_padding,
+    "Cropping1D": _cropping,
+    "Cropping2D": _cropping,
+    "UpSampling1D": _unit_height(_up_sampling),
+    "UpSampling2D": _up_sampling,
     "Dropout": _dropout,
+    "SpatialDropout1D": _dropout,
     "SpatialDropout2D": _dropout,
+    "GaussianNoise": _dropout,
+    "GaussianDropout": _dropout,
+    "AlphaDropout": _dropout,
+    "ActivityRegularization": _dropout,
 }
 SUPPORTED_LAYERS = ("InputLayer", *LAYERS)
+
+
+# --- keras.ops calls recorded in a functional model (MobileNetV3's `x + 3.0`, `x * (1 / 6)`)
+
+
+def _keras_op(attrs_class, reciprocal: bool = False):
+    """A binary keras.ops function of two tensors, or of a tensor and a constant (a division by
+    a constant is a MUL by its reciprocal)."""
+
+    def convert(cv: Converter, layer, ins, keras_in):
+        args = list(cv.node.arguments.args)
+        if len(args) != 2 or cv.node.arguments.kwargs:
+            raise TinyqError(f"operation {layer.name!r}: only two-operand calls are supported")
+        operands = []
+        for i, arg in enumerate(args):
+            if id(arg) in cv.names:
+                operands.append(cv.names[id(arg)])
+                continue
+            value = np.asarray(arg, np.float32)
+            if reciprocal:
+                if i != 1:
+                    raise TinyqError(f"operation {layer.name!r}: only division by a constant is supported")
+                value = 1.0 / value
+            operands.append(cv.constant(f"{layer.name}/constant", value.reshape(-1) if value.ndim == 0 else value))
+        if reciprocal and id(args[1]) in cv.names:
+            raise TinyqError(f"operation {layer.name!r}: only division by a constant is supported")
+        return cv.emit(layer.name, attrs_class(), operands, cv.out_shape)
+
+    return convert
+
+
+KERAS_OPS = {
+    "Add": _keras_op(Add),
+    "Subtract": _keras_op(Sub),
+    "Multiply": _keras_op(Mul),
+    "Divide": _keras_op(Mul, reciprocal=True),
+    "TrueDivide": _keras_op(Mul, reciprocal=True),
+}
