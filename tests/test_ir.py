@@ -69,6 +69,16 @@ def test_verify_enforces_shared_quantization_for_data_movement():
         ir.verify(g2)
 
 
+@pytest.mark.parametrize(
+    "perms, message",
+    [({"y": (0, 1, 2, 3)}, "not a graph input"), ({"x": (1, 0, 2, 3)}, "batch first"), ({"x": (0, 1)}, "batch")],
+)
+def test_verify_rejects_bad_input_perms(perms, message):
+    with pytest.raises(ir.IRError, match=message):
+        ir.verify(conv_graph().replace(input_perms=perms))
+    ir.verify(conv_graph().replace(input_perms={"x": (0, 2, 3, 1)}))
+
+
 def test_ir_objects_are_immutable():
     g = conv_graph()
     with pytest.raises(dataclasses.FrozenInstanceError):

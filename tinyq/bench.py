@@ -14,7 +14,7 @@ import numpy as np
 from tinyq import ref
 from tinyq.boards import get_board
 from tinyq.build import MODEL_FILE, write_report
-from tinyq.data import quantize_input
+from tinyq.data import model_layout_shape, quantize_input, to_deployed_layout
 from tinyq.errors import TinyqError
 from tinyq.importers.tflite import load_tflite
 from tinyq.ir import Graph
@@ -31,7 +31,10 @@ def pattern_input(shape, dtype: str) -> np.ndarray:
     return data.view(np.int8).reshape(shape)
 
 
-def load_inputs(graph: Graph, path: Path | None) -> list[np.ndarray]:
+def load_inputs(graph: Graph, path: Path | None, perms: dict[str, list[int]] | None = None) -> list[np.ndarray]:
+    """The inputs of one run, from `path` (int8 or float, in the model's own layout: `perms`
+    are the transposes of inputs whose layout the build changed), or the default pattern."""
+    perms = perms or {}
     if path is None:
         return [pattern_input(graph[n].shape, graph[n].dtype) for n in graph.inputs]
     try:
@@ -44,8 +47,10 @@ def load_inputs(graph: Graph, path: Path | None) -> list[np.ndarray]:
     result = []
     for array, name in zip(arrays, graph.inputs):
         t = graph[name]
+        perm = perms.get(name)
         if array.size != t.size:
-            raise TinyqError(f"input {path} has shape {array.shape}; the model expects {list(t.shape)}")
+            expected = list(model_layout_shape(t.shape, perm))
+            raise TinyqError(f"input {path} has shape {array.shape}; the model expects {expected}")
         if t.dtype == "int8" and np.issubdtype(array.dtype, np.floating):  # a float sample: quantize as TFLite does
             array = quantize_input(array, t.qparams.s, t.qparams.zp)
         elif t.dtype == "int8" and array.dtype != np.int8:
@@ -53,7 +58,8 @@ def load_inputs(graph: Graph, path: Path | None) -> list[np.ndarray]:
                 f"input {path} has dtype {array.dtype}; the model expects int8, or float "
                 f"values that tinyq quantizes (scale {t.qparams.s:.6g}, zero point {t.qparams.zp})"
             )
-        result.append(array.reshape(t.shape).astype(t.dtype))
+        array = to_deployed_layout(array.reshape(model_layout_shape(t.shape, perm)), perm)
+        result.append(array.astype(t.dtype))
     return result
 
 
@@ -79,7 +85,7 @@ def bench(
     report = read_report(build_dir)
     board = get_board(report.board)
     graph = load_tflite(build_dir / MODEL_FILE)
-    inputs = load_inputs(graph, input_path)
+    inputs = load_inputs(graph, input_path, {t.name: t.perm for t in report.model.inputs if t.perm})
     expected = ref.outputs(graph, inputs)
     session = Session(
         b"".join(x.tobytes() for x in inputs),

@@ -39,7 +39,10 @@ MODEL_FILE = "model_int8.tflite"
 def _tensor_info(graph: Graph, name: str) -> TensorInfo:
     t = graph[name]
     q = t.qparams
-    return TensorInfo(t.name, list(t.shape), t.dtype, q.s if q else None, q.zp if q else None)
+    perm = graph.input_perms.get(name)
+    return TensorInfo(
+        t.name, list(t.shape), t.dtype, q.s if q else None, q.zp if q else None, list(perm) if perm else None
+    )
 
 
 def make_report(

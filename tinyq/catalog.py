@@ -73,6 +73,17 @@ def markdown() -> str:
         )
     lines += [
         "",
+        "## Conversion artefacts cleaned up at import",
+        "",
+        "- SHAPE, and STRIDED_SLICE / PACK / CONCATENATION on constant shapes (a dynamic batch's",
+        "  Reshape target): folded to constants.",
+        "- DEQUANTIZE then QUANTIZE to the same quantization: dropped (different quantizations stay:",
+        "  TFLM requantizes through float).",
+        "- A TRANSPOSE the input feeds alone (through QUANTIZE at most) that keeps the batch first, as",
+        "  in PyTorch-converted NCHW models: folded; the input is deployed in the transposed layout,",
+        "  the report and `tinyq_model.h` say so, and `eval`, `bench` and calibration data are given in",
+        "  the model's own layout and transposed once by tinyq.",
+        "",
         "## Keras layers",
         "",
         "Float Keras models are imported layer by layer (BatchNorm folded, activations fused, dropout",

@@ -68,6 +68,7 @@ def inspect(model: str, json_out: str | None) -> None:
     from pathlib import Path
 
     from tinyq.analysis import describe_qparams, summary
+    from tinyq.data import layout_note
     from tinyq.importers import load_model
     from tinyq.report import short_name
 
@@ -116,6 +117,8 @@ def inspect(model: str, json_out: str | None) -> None:
         for name in names:
             t = graph[name]
             console.print(f"{role:6} {short_name(name)}: {list(t.shape)} {describe_qparams(t.qparams, t.dtype)}")
+            if name in graph.input_perms:
+                console.print(f"       {layout_note(t.shape, graph.input_perms[name])}", soft_wrap=True)
 
 
 @cli.command(name="ops")
@@ -232,6 +235,8 @@ def build(
     from tinyq.boards import get_board
     from tinyq.budget import board_budgets, parse_size
     from tinyq.build import build as run_build
+    from tinyq.data import layout_note
+    from tinyq.report import short_name
 
     board = get_board(board_name)
     default_ram, default_flash = board_budgets(board)
@@ -258,6 +263,9 @@ def build(
         f"weights {mem.weights_bytes:,} B{sizes} -> {out_dir}",
         soft_wrap=True,
     )
+    for t in report.model.inputs:
+        if t.perm:
+            console.print(f"input {short_name(t.name)}: {layout_note(t.shape, t.perm)}", soft_wrap=True)
     emit(report.to_json())
 
 

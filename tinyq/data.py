@@ -23,7 +23,8 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
     path = Path(path)
     if len(graph.inputs) != 1:
         raise TinyqError(f"{what}: models with {len(graph.inputs)} inputs are not supported for calibration data")
-    want = graph[graph.inputs[0]].shape[1:]
+    perm = graph.input_perms.get(graph.inputs[0])
+    want = model_layout_shape(graph[graph.inputs[0]].shape, perm)[1:]
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
         if not files:
@@ -50,7 +51,7 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
         if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(want)):
             raise TinyqError(f"{what} {path} has samples of shape {list(x.shape[1:])}; the model expects {list(want)}")
         x = x.reshape((len(x),) + want)  # e.g. (N, 28, 28) for a (28, 28, 1) input
-    x = x.astype(np.float32)
+    x = to_deployed_layout(x.astype(np.float32), perm)
     if not np.all(np.isfinite(x)):
         raise TinyqError(f"{what} {path} contains NaN or infinite values")
     if y is not None:
@@ -67,6 +68,31 @@ def load_dataset(path: str | Path, graph: Graph, *, samples: int | None = None, 
     if len(x) == 0:
         raise TinyqError(f"{what} {path} holds no samples")
     return Dataset(x, y)
+
+
+def model_layout_shape(shape, perm) -> tuple[int, ...]:
+    """The shape of a deployed tensor in the model's own layout (see Graph.input_perms)."""
+    if perm is None:
+        return tuple(shape)
+    own = [0] * len(shape)
+    for axis, source in enumerate(perm):
+        own[source] = shape[axis]
+    return tuple(own)
+
+
+def layout_note(shape, perm) -> str:
+    """Why a deployed input's shape differs from the model's, for the user; '' if it does not."""
+    if perm is None:
+        return ""
+    return (
+        f"deployed as {list(shape)}: the model's {list(model_layout_shape(shape, perm))} input, transposed by "
+        f"{list(perm)} (its TRANSPOSE folded away); tinyq transposes data given in the model's layout"
+    )
+
+
+def to_deployed_layout(x: np.ndarray, perm) -> np.ndarray:
+    """A batch in the model's own layout, as the deployed input takes it."""
+    return x if perm is None else np.ascontiguousarray(np.transpose(x, perm))
 
 
 def _load_npy(path: Path) -> np.ndarray:

@@ -157,9 +157,13 @@ class Graph:
     ops: tuple[Op, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    # An input whose layout tinyq changed (an NCHW input's TRANSPOSE folded away): the deployed
+    # tensor is np.transpose(data in the model's own layout, perm), batch axis included.
+    input_perms: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+        object.__setattr__(self, "input_perms", MappingProxyType(dict(self.input_perms)))
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
@@ -226,6 +230,11 @@ def verify(graph: Graph) -> Graph:
     for name in graph.inputs + graph.outputs:
         if name not in tensors:
             raise IRError(f"graph boundary names unknown tensor {name!r}")
+    for name, perm in graph.input_perms.items():
+        if name not in graph.inputs:
+            raise IRError(f"input_perms names {name!r}, which is not a graph input")
+        if sorted(perm) != list(range(len(tensors[name].shape))) or perm[0] != 0:
+            raise IRError(f"input_perms of {name!r}: {perm} does not permute its axes with the batch first")
     available = set(graph.inputs) | {n for n, t in tensors.items() if t.is_constant}
     produced: set[str] = set()
     names: set[str] = set()

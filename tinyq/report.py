@@ -28,6 +28,7 @@ class TensorInfo:
     dtype: str
     scale: float | None
     zero_point: int | None
+    perm: list[int] | None = None  # data in the model's own layout is transposed by it (an input's folded TRANSPOSE)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from tinyq import ir
 from tinyq.codegen.lower import Constants, Layer, choose_kernels, lower
 from tinyq.codegen.names import c_comment
+from tinyq.data import layout_note
 from tinyq.plan import MemoryPlan, plan_graph
 from tinyq.resources import data_dir, templates
 
@@ -32,7 +33,7 @@ class GeneratedModel:
 
 
 def _boundary(graph: ir.Graph, names, plan: MemoryPlan) -> list[dict]:
-    rows, packed = [], 0
+    rows, packed, perms = [], 0, graph.input_perms
     for name in names:
         t = graph[name]
         q = t.qparams
@@ -43,7 +44,7 @@ def _boundary(graph: ir.Graph, names, plan: MemoryPlan) -> list[dict]:
                 "bytes": t.nbytes,
                 "scale": repr(q.s) if q else "1.0",
                 "zero_point": q.zp if q else 0,
-                "comment": c_comment(f"{t.name} {t.dtype}{list(t.shape)}"),
+                "comment": c_comment(f"{t.name} {t.dtype}{list(t.shape)} {layout_note(t.shape, perms.get(name))}", 400),
             }
         )
         packed += t.nbytes

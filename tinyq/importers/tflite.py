@@ -132,6 +132,51 @@ def _without_quantize_round_trips(graph: ir.Graph) -> ir.Graph:
     return graph.replace(ops=tuple(kept))
 
 
+def _with_input_transposes_folded(graph: ir.Graph) -> ir.Graph:
+    """A PyTorch-converted model takes NCHW and transposes it to NHWC first: deploy the input
+    channels-last instead and drop the TRANSPOSE (a copy and a second input-sized buffer).
+    The input keeps its name; `input_perms` records the permutation, and data given in the
+    model's own layout is transposed once on the host. Where the layout allows: the input
+    feeds only that TRANSPOSE (through per-tensor QUANTIZE ops at most), which keeps the
+    batch axis first."""
+    for name in graph.inputs:
+        consumers = graph.consumers()
+        chain, tensor = [], name
+        while len(consumers[tensor]) == 1 and tensor not in graph.outputs:
+            op = consumers[tensor][0]
+            if op.kind == "QUANTIZE" and not graph[op.outputs[0]].qparams.per_channel_quantized:
+                chain.append(op)
+                tensor = op.outputs[0]
+                continue
+            if op.kind == "TRANSPOSE" and op.attrs.perm[0] == 0 and op.attrs.perm != tuple(range(len(op.attrs.perm))):
+                graph = _fold_input_transpose(graph, name, chain, op)
+            break
+    return graph
+
+
+def _fold_input_transpose(graph: ir.Graph, name: str, chain: list[ir.Op], transpose: ir.Op) -> ir.Graph:
+    perm = transpose.attrs.perm
+    moved = [name] + [op.outputs[0] for op in chain]
+    last, target = moved[-1], transpose.outputs[0]
+    tensors = {n: ir.Tensor(n, tuple(graph[n].shape[p] for p in perm), graph[n].dtype, graph[n].qparams) for n in moved}
+    rename = {last: target} if chain else {target: name}
+    ops_out = []
+    for op in graph.ops:
+        if op is transpose:
+            continue
+        ops_out.append(
+            ir.Op(
+                op.name,
+                op.attrs,
+                tuple(rename.get(n, n) for n in op.inputs),
+                tuple(rename.get(n, n) for n in op.outputs),
+            )
+        )
+    perms = dict(graph.input_perms) | {name: perm}
+    outputs = tuple(rename.get(n, n) for n in graph.outputs)
+    return graph.with_tensors(*tensors.values()).replace(ops=tuple(ops_out), outputs=outputs, input_perms=perms)
+
+
 class _Reader:
     def __init__(self, data: bytes, name: str):
         self.buf = data
@@ -244,7 +289,7 @@ class _Reader:
         inputs = [self.tensor(int(t)).name for t in self.sg.InputsAsNumpy()] if self.sg.InputsLength() else []
         outputs = [self.tensor(int(t)).name for t in self.sg.OutputsAsNumpy()] if self.sg.OutputsLength() else []
         graph = ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
-        return _without_quantize_round_trips(graph).pruned()
+        return _with_input_transposes_folded(_without_quantize_round_trips(graph)).pruned()
 
     # --- conversion artefacts: shape arithmetic on static shapes, folded ---------------
     def _fold(self, index: int, value: np.ndarray) -> None:

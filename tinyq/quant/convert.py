@@ -161,4 +161,4 @@ def to_int8(
     `weights`, the quantized weights of each weighted op."""
     context = Int8Context(graph, q, config, weights)
     int8_ops = [new for op in graph.ops for new in ops.definition(op).quantize(op, graph, context)]
-    return ir.verify(ir.Graph(graph.name, context.tensors, tuple(int8_ops), graph.inputs, graph.outputs))
+    return ir.verify(graph.replace(tensors=context.tensors, ops=tuple(int8_ops)))
