@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Unsupported, register
+from tinyq.ops import Unsupported, register
 from tinyq.ops.common import count, expect
+from tinyq.ops.reshape import ViewOp
 from tinyq.ops.strided_copy import MOVEMENT_SIGNATURES, check_moved
 
 
@@ -22,11 +23,10 @@ class ExpandDims:
 
 
 @register
-class ExpandDimsOp(OpDef):
+class ExpandDimsOp(ViewOp):
     attrs = ExpandDims
     name = "EXPAND_DIMS"
     signatures = MOVEMENT_SIGNATURES
-    output_quant = OutputQuant.INPUT
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
@@ -37,25 +37,6 @@ class ExpandDimsOp(OpDef):
         shape = x.shape[:axis] + (1,) + x.shape[axis:]
         expect(y.shape == shape, f"output shape {y.shape}, expected {shape}")
         check_moved(ins, outs, self.name)
-
-    def params(self, attrs, ins, outs):
-        return None  # data movement: no arithmetic
-
-    def reference(self, a, p, ins, in_tensors, outs):
-        return ins[0].reshape((ins[0].shape[0],) + outs[0].shape)
-
-    def forward(self, tf, op, graph, xs):
-        return tf.reshape(xs[0], (-1,) + graph[op.outputs[0]].shape[1:])
-
-    def propagate_range(self, op, ranges):
-        return ranges[0]
-
-    def kernel(self, op, graph, fast):
-        return Kernel("copy_s8", in_place=InPlace.ALIAS)
-
-    def lower(self, ctx, kernel):
-        aliased = ctx.plan.offsets[ctx.op.inputs[0]] == ctx.plan.offsets[ctx.op.outputs[0]]
-        return {"aliased": aliased, "size": ctx.out.nbytes, "input": ctx.input(), "output": ctx.output()}
 
     def read_tflite(self, r, op, inputs, outputs):
         axis = r.constant(inputs[1], "EXPAND_DIMS axis").reshape(-1)

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyq.ops import Kernel, register
-from tinyq.ops.reduce import (
-    MeanParams,
-    ReduceOp,
-    lower_mean_or_sum,
-    mean_or_sum,
-    mean_or_sum_params,
-    reduced_axes,
-    reduced_count,
-)
+from tinyq.ops import register
+from tinyq.ops.reduce import MeanOrSumOp, MeanParams, reduced_axes
 
 __all__ = ["Mean", "MeanOp", "MeanParams", "reduced_axes"]
 
@@ -29,21 +21,10 @@ class Mean:
 
 
 @register
-class MeanOp(ReduceOp):
+class MeanOp(MeanOrSumOp):
     attrs = Mean
     name = "MEAN"
+    compute_sum = False
 
     def tf_reduce(self, tf):
         return tf.reduce_mean
-
-    def params(self, attrs, ins, outs):
-        return mean_or_sum_params(reduced_count(attrs.axes, ins[0].shape), ins, outs, compute_sum=False)
-
-    def reference(self, a, p, ins, in_tensors, outs):
-        return mean_or_sum(a, p, ins, in_tensors, outs)
-
-    def kernel(self, op, graph, fast):
-        return Kernel("mean_s8")
-
-    def lower(self, ctx, kernel):
-        return lower_mean_or_sum(ctx)

@@ -155,16 +155,13 @@ class Sum:
     keep_dims: bool = True
 
 
-@register
-class SumOp(ReduceOp):
-    attrs = Sum
-    name = "SUM"
+class MeanOrSumOp(ReduceOp):
+    """MEAN and SUM: one kernel (mean_s8), TFLM's arithmetic told apart by `compute_sum`."""
 
-    def tf_reduce(self, tf):
-        return tf.reduce_sum
+    compute_sum: bool
 
     def params(self, attrs, ins, outs):
-        return mean_or_sum_params(reduced_count(attrs.axes, ins[0].shape), ins, outs, compute_sum=True)
+        return mean_or_sum_params(reduced_count(attrs.axes, ins[0].shape), ins, outs, compute_sum=self.compute_sum)
 
     def reference(self, a, p, ins, in_tensors, outs):
         return mean_or_sum(a, p, ins, in_tensors, outs)
@@ -174,6 +171,16 @@ class SumOp(ReduceOp):
 
     def lower(self, ctx, kernel):
         return lower_mean_or_sum(ctx)
+
+
+@register
+class SumOp(MeanOrSumOp):
+    attrs = Sum
+    name = "SUM"
+    compute_sum = True
+
+    def tf_reduce(self, tf):
+        return tf.reduce_sum
 
 
 class ExtremumOp(ReduceOp):

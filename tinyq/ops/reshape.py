@@ -19,19 +19,11 @@ class Reshape:
     """Output shape is the output tensor's shape."""
 
 
-@register
-class ReshapeOp(OpDef):
-    attrs = Reshape
-    name = "RESHAPE"
-    tflite_aliases = ("SQUEEZE",)
-    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
-    output_quant = OutputQuant.INPUT
+class ViewOp(OpDef):
+    """An op whose output is its input's bytes under the output tensor's shape (RESHAPE,
+    EXPAND_DIMS): no arithmetic, the buffer aliased."""
 
-    def check(self, a, ins, outs):
-        count(ins, outs, 1)
-        expect(ins[0].size == outs[0].size, f"cannot reshape {ins[0].shape} to {outs[0].shape}")
-        activation_tensor(ins[0], "input")
-        same_quant(ins[0], outs[0], "reshape")
+    output_quant = OutputQuant.INPUT
 
     def params(self, attrs, ins, outs):
         return None  # data movement: no arithmetic
@@ -51,6 +43,20 @@ class ReshapeOp(OpDef):
     def lower(self, ctx, kernel):
         aliased = ctx.plan.offsets[ctx.op.inputs[0]] == ctx.plan.offsets[ctx.op.outputs[0]]
         return {"aliased": aliased, "size": ctx.out.nbytes, "input": ctx.input(), "output": ctx.output()}
+
+
+@register
+class ReshapeOp(ViewOp):
+    attrs = Reshape
+    name = "RESHAPE"
+    tflite_aliases = ("SQUEEZE",)
+    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 1)
+        expect(ins[0].size == outs[0].size, f"cannot reshape {ins[0].shape} to {outs[0].shape}")
+        activation_tensor(ins[0], "input")
+        same_quant(ins[0], outs[0], "reshape")
 
     def read_tflite(self, r, op, inputs, outputs):
         return Reshape(), inputs[:1]
