@@ -289,12 +289,29 @@ def weights_array(ctx, kernel) -> str:
     return ctx.constant(name, w.data, "int8_t", comment)
 
 
+def plain_requant_tables(ctx) -> dict:
+    """The portable kernels' int32 bias and per-channel (or one) multiplier and shift arrays,
+    with the flag that says which."""
+    p, b = ctx.params, ctx.tensor(2)
+    per_channel = len(set(zip(p.multiplier, p.shift))) > 1
+    channels = len(p.multiplier) if per_channel else 1
+
+    def table(prefix, values, what):
+        return ctx.constant(f"{prefix}_{ctx.ident}", np.array(values[:channels], np.int32), "int32_t", what)
+
+    return {
+        "per_channel": int(per_channel),
+        "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
+        "multiplier": table("tq_m", p.multiplier, f"{ctx.op.name}: requantization multipliers"),
+        "shift": table("tq_s", p.shift, f"{ctx.op.name}: requantization shifts"),
+    }
+
+
 def affine_tables(ctx, kernel) -> dict:
     """Weights, bias and requantization tables of CONV/DEPTHWISE/FC."""
     b = ctx.tensor(2)
     p = ctx.params
     per_channel = len(set(zip(p.multiplier, p.shift))) > 1
-    channels = len(p.multiplier) if per_channel else 1
     tables = {
         "filter": weights_array(ctx, kernel),
         "per_channel": int(per_channel),
@@ -303,21 +320,7 @@ def affine_tables(ctx, kernel) -> dict:
         "act": [p.act_min, p.act_max],
     }
     if kernel.weight_layout == "plain":
-        return tables | {
-            "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
-            "multiplier": ctx.constant(
-                f"tq_m_{ctx.ident}",
-                np.array(p.multiplier[:channels], np.int32),
-                "int32_t",
-                f"{ctx.op.name}: requantization multipliers",
-            ),
-            "shift": ctx.constant(
-                f"tq_s_{ctx.ident}",
-                np.array(p.shift[:channels], np.int32),
-                "int32_t",
-                f"{ctx.op.name}: requantization shifts",
-            ),
-        }
+        return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)
     requant = requant_table(p.multiplier, p.shift, p.output_offset, exact)

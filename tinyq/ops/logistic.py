@@ -21,11 +21,26 @@ class Logistic:
 
 
 @dataclass(frozen=True)
-class LogisticParams:
+class SaturatingInputParams:
+    """LOGISTIC's and TANH's input side in TFLM: the int8 input rescaled to Q4.27 by a
+    multiplier and left shift, and the radius beyond which the output saturates."""
+
     input_zero_point: int
     input_range_radius: int
     input_multiplier: int
     input_left_shift: int
+
+
+def saturating_input_params(x) -> SaturatingInputParams:
+    q, left_shift = math.frexp(x.s * (1 << (31 - INPUT_INTEGER_BITS)))
+    mult = fx.round_half_away(q * (1 << 31))
+    radius = fx.calculate_input_radius(INPUT_INTEGER_BITS, left_shift)
+    return SaturatingInputParams(x.zp, radius, mult, left_shift)
+
+
+def saturating_input_min_scales(op) -> dict[str, float]:
+    """TFLM's input left shift (frexp of s_in x 2^27) must not be negative."""
+    return {op.inputs[0]: 2.0 ** -(31 - INPUT_INTEGER_BITS)}
 
 
 @register
@@ -34,15 +49,10 @@ class LogisticOp(ProbabilityOp):
     name = "LOGISTIC"
 
     def params(self, attrs, ins, outs):
-        x = ins[0].qparams
-        q, left_shift = math.frexp(x.s * (1 << (31 - INPUT_INTEGER_BITS)))
-        mult = fx.round_half_away(q * (1 << 31))
-        radius = fx.calculate_input_radius(INPUT_INTEGER_BITS, left_shift)
-        return LogisticParams(x.zp, radius, mult, left_shift)
+        return saturating_input_params(ins[0].qparams)
 
     def min_scales(self, op, graph, scale):
-        """TFLM's input left shift (frexp of s_in x 2^27) must not be negative."""
-        return {op.inputs[0]: 2.0 ** -(31 - INPUT_INTEGER_BITS)}
+        return saturating_input_min_scales(op)
 
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0].astype(np.int64) - p.input_zero_point

@@ -5,7 +5,6 @@ does, and post-training quantization fixes it (OutputQuant.FIXED)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +13,8 @@ from tinyq import fixedpoint as fx
 from tinyq.ir import QParams
 from tinyq.ops import OutputQuant, register
 from tinyq.ops.common import INT8, UnaryOp, expect
+from tinyq.ops.logistic import INPUT_INTEGER_BITS, saturating_input_min_scales, saturating_input_params
 
-INPUT_INTEGER_BITS = 4
 OUTPUT_FRACTIONAL_BITS = 7
 OUTPUT_QUANT = QParams.per_tensor(1.0 / (1 << OUTPUT_FRACTIONAL_BITS), 0)
 ONE_Q2 = 1 << 29  # 1.0 with 2 integer bits
@@ -24,14 +23,6 @@ ONE_Q2 = 1 << 29  # 1.0 with 2 integer bits
 @dataclass(frozen=True)
 class Tanh:
     pass
-
-
-@dataclass(frozen=True)
-class TanhParams:
-    input_zero_point: int
-    input_range_radius: int
-    input_multiplier: int
-    input_left_shift: int
 
 
 def one_minus_x_over_one_plus_x(a):
@@ -74,15 +65,10 @@ class TanhOp(UnaryOp):
             )
 
     def params(self, attrs, ins, outs):
-        x = ins[0].qparams
-        q, left_shift = math.frexp(x.s * (1 << (31 - INPUT_INTEGER_BITS)))
-        mult = fx.round_half_away(q * (1 << 31))
-        radius = fx.calculate_input_radius(INPUT_INTEGER_BITS, left_shift)
-        return TanhParams(x.zp, radius, mult, left_shift)
+        return saturating_input_params(ins[0].qparams)
 
     def min_scales(self, op, graph, scale):
-        """TFLM's input left shift (frexp of s_in x 2^27) must not be negative."""
-        return {op.inputs[0]: 2.0 ** -(31 - INPUT_INTEGER_BITS)}
+        return saturating_input_min_scales(op)
 
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0].astype(np.int64) - p.input_zero_point

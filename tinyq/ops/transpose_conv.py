@@ -24,7 +24,7 @@ import numpy as np
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, Padding2D, QParams, Tensor
 from tinyq.ops import InPlace, Kernel, OpDef, Signature, Unsupported, register
-from tinyq.ops.affine import AffineOp, exact_matmul, requantize
+from tinyq.ops.affine import AffineOp, exact_matmul, plain_requant_tables, requantize
 from tinyq.ops.common import FLOAT, INT8, activate, activation_range, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode
 
@@ -177,29 +177,13 @@ class TransposeConvOp(OpDef):
 
     def lower(self, ctx, kernel):
         p, x, w, b, y = ctx.params, ctx.tensor(0), ctx.tensor(1), ctx.tensor(2), ctx.out
-        per_channel = len(set(zip(p.multiplier, p.shift))) > 1
-        channels = len(p.multiplier) if per_channel else 1
-        return {
+        return plain_requant_tables(ctx) | {
             "input_offset": p.input_offset,
             "output_offset": p.output_offset,
             "stride": list(ctx.op.attrs.stride),
             "padding": list(p.pad),
             "act": [p.act_min, p.act_max],
-            "per_channel": int(per_channel),
             "filter": ctx.constant(f"tq_w_{ctx.ident}", w.data, "int8_t", ctx.weights_comment(w)),
-            "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
-            "multiplier": ctx.constant(
-                f"tq_m_{ctx.ident}",
-                np.array(p.multiplier[:channels], np.int32),
-                "int32_t",
-                f"{ctx.op.name}: requantization multipliers",
-            ),
-            "shift": ctx.constant(
-                f"tq_s_{ctx.ident}",
-                np.array(p.shift[:channels], np.int32),
-                "int32_t",
-                f"{ctx.op.name}: requantization shifts",
-            ),
             "input_dims": dims4(x.shape),
             "filter_dims": dims4(w.shape),
             "bias_dims": [1, 1, 1, b.shape[0]],

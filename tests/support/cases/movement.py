@@ -15,11 +15,19 @@ def _strided(begin, end, strides, **masks):
     return lambda tf, x: tf.strided_slice(x, begin, end, strides, **masks)
 
 
+T = ("LEAKY_RELU", "TRANSPOSE")
+
+
+def _transpose_after_op(tf, x, perm):
+    return tf.transpose(tf.nn.leaky_relu(x, 0.25), perm)
+
+
 ROWS = [
     # TRANSPOSE
-    Case("transpose_nhwc_to_nchw", (3, 4, 5), lambda tf, x: tf.transpose(x, [0, 3, 1, 2]), ("TRANSPOSE",), tf=True),
-    Case("transpose_rank3", (6, 5), lambda tf, x: tf.transpose(x, [0, 2, 1]), ("TRANSPOSE",), tf=True),
-    Case("transpose_rotate", (2, 3, 4), lambda tf, x: tf.transpose(x, [0, 2, 3, 1]), ("TRANSPOSE",), tf=True),
+    # (after an op: a TRANSPOSE of the graph input itself is folded at import, tests/test_tflite_import.py)
+    Case("transpose_nhwc_to_nchw", (3, 4, 5), lambda tf, x: _transpose_after_op(tf, x, [0, 3, 1, 2]), T, tf=True),
+    Case("transpose_rank3", (6, 5), lambda tf, x: _transpose_after_op(tf, x, [0, 2, 1]), T, tf=True),
+    Case("transpose_rotate", (2, 3, 4), lambda tf, x: _transpose_after_op(tf, x, [0, 2, 3, 1]), T, tf=True),
     # STRIDED_SLICE
     Case(
         "strided_slice_step_reverse_shrink", (6, 7, 5), lambda tf, x: x[:, 1:5:2, ::-1, 3], ("STRIDED_SLICE",), tf=True
