@@ -19,6 +19,7 @@ from tinyq.ops.quantize import Dequantize, Quantize
 from support.cases import CASES, Case, convert
 from support.cli import tinyq
 from support.hostlib import HostModel
+from support.inputs import random_inputs
 from support.tflm import tflm_outputs
 
 SHAPE_ARITHMETIC = {"SHAPE", "STRIDED_SLICE", "PACK"}
@@ -131,3 +132,34 @@ def test_build_and_bench_take_data_in_the_model_layout(case_dir, tmp_path):
     bench = json.loads(result.stdout)
     assert bench["bit_exact"]
     assert bench["outputs"][0] == tflm_outputs(model.read_bytes(), [x], 1)[0].reshape(-1).tolist()
+
+
+def _pad_then_conv(tf, x):
+    w = tf.constant(np.random.default_rng(3).normal(size=(3, 3, x.shape[-1], 5)).astype(np.float32))
+    padded = tf.pad(tf.nn.leaky_relu(x, 0.25), [[0, 0], [1, 2], [0, 1], [0, 0]])
+    return tf.nn.conv2d(padded, w, (1, 2), "VALID")
+
+
+def test_a_pad_before_a_convolution_becomes_its_padding(case_dir, tmp_path):
+    """PAD writes the zero point, which is what a convolution's padding reads: the PAD goes
+    (one copy and one buffer fewer) and the outputs stay TFLM's, from the reference and the C.
+    The same holds for Keras's ZeroPadding2D in front of a convolution."""
+    import keras
+
+    from tinyq.importers.keras import float_model_from_keras
+
+    from support import keras_models
+
+    case = Case("pad_then_conv", (7, 6, 3), _pad_then_conv, ("PAD", "CONV_2D"), tf=True)
+    data = convert(case, case_dir).read_bytes()
+    assert "PAD" in flatbuffer_ops(data)
+    graph = parse_tflite(data)
+    assert [op.kind for op in graph.ops] == ["LEAKY_RELU", "CONV_2D"]
+    assert graph.ops[1].attrs.padding == ir.Padding2D(1, 2, 0, 1)
+    model = HostModel(graph, tmp_path)
+    for inputs in random_inputs(graph, 5, seed=8):
+        ours = ref.outputs(graph, inputs)[0]
+        assert np.array_equal(ours, tflm_outputs(data, inputs, 1)[0].reshape(ours.shape))
+        assert np.array_equal(model.run(inputs)[0], ours)
+    float_graph = float_model_from_keras(keras_models.build(keras, "zero_padding")).graph
+    assert [op.kind for op in float_graph.ops] == ["CONV_2D"]

@@ -40,7 +40,7 @@ from tinyq.ops.logistic import Logistic
 from tinyq.ops.maximum_minimum import Maximum, Minimum
 from tinyq.ops.mean import Mean
 from tinyq.ops.mul import Mul
-from tinyq.ops.pad import Pad
+from tinyq.ops.pad import Pad, folded_into_convolutions
 from tinyq.ops.pool import AveragePool2D, MaxPool2D
 from tinyq.ops.prelu import Prelu
 from tinyq.ops.relu import LeakyRelu, Relu, Relu6
@@ -334,8 +334,8 @@ class Converter:
             tuple(self.ops),
             tuple(self.names[id(t)] for t in self.model.inputs),
             tuple(self.names[id(t)] for t in self.model.outputs),
-        ).pruned()
-        return FloatModel(ir.verify(graph), self.bn_stats)
+        )
+        return FloatModel(ir.verify(folded_into_convolutions(graph)), self.bn_stats)
 
 
 # --- activations: (converter, op name, input tensor) -> output tensor

@@ -19,6 +19,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tinyq import ir, ops
 from tinyq.errors import TinyqError
 from tinyq.int4 import unpack_int4
+from tinyq.ops.pad import folded_into_convolutions
 from tinyq.ops.window import SAME, VALID, padding_for
 
 _DTYPES = {
@@ -289,7 +290,7 @@ class _Reader:
         inputs = [self.tensor(int(t)).name for t in self.sg.InputsAsNumpy()] if self.sg.InputsLength() else []
         outputs = [self.tensor(int(t)).name for t in self.sg.OutputsAsNumpy()] if self.sg.OutputsLength() else []
         graph = ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
-        return _with_input_transposes_folded(_without_quantize_round_trips(graph)).pruned()
+        return folded_into_convolutions(_with_input_transposes_folded(_without_quantize_round_trips(graph)))
 
     # --- conversion artefacts: shape arithmetic on static shapes, folded ---------------
     def _fold(self, index: int, value: np.ndarray) -> None:

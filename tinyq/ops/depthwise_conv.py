@@ -66,13 +66,17 @@ class DepthwiseConvOp(AffineOp):
         a = op.attrs
         _, kh, kw, cm = graph[op.inputs[1]].shape
         c = graph[op.inputs[0]].shape[3]
-        return tf.nn.depthwise_conv2d(
+        # TensorFlow's depthwise convolution takes equal strides only (a Conv1D's are (1, s)):
+        # then every window at stride one, and the strided ones kept
+        equal = a.stride[0] == a.stride[1]
+        y = tf.nn.depthwise_conv2d(
             tf_explicit_pad(tf, x, a.padding),
             tf.reshape(w, (kh, kw, c, cm // c)),
-            (1,) + a.stride + (1,),
+            (1,) + (a.stride if equal else (1, 1)) + (1,),
             "VALID",
             dilations=a.dilation,
         )
+        return y if equal else y[:, :: a.stride[0], :: a.stride[1], :]
 
     def reference(self, a, p, ins, in_tensors, outs):
         x, w, b = ins

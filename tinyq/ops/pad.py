@@ -3,7 +3,7 @@ The output shares the input's quantization. Kernel: pad_s8."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,3 +86,43 @@ class PadOp(OpDef):
         writer.add_op(
             "PAD", [writer.tensor(op.inputs[0]), pads], [writer.tensor(op.outputs[0])], writer.options("PadOptions")
         )
+
+
+def folded_into_convolutions(graph):
+    """A PAD whose only reader is a CONV_2D or DEPTHWISE_CONV_2D becomes part of that
+    convolution's padding: PAD writes the zero point (real 0.0), exactly what a convolution's
+    padding stands for, so the values are unchanged and one copy and one buffer go. Only the
+    spatial axes, and at most the kernel's extent less one on each side (the padding TFLM's
+    SAME produces; every window still reads the input)."""
+    from tinyq.ir import Op, Padding2D
+
+    consumers = graph.consumers()
+    producers = graph.producers()
+    rename, kept = {}, []
+    for op in graph.ops:
+        source = producers.get(op.inputs[0]) if op.inputs else None
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and source is not None and source.kind == "PAD":
+            padding = _merged_padding(source, op, graph, consumers)
+            if padding is not None:
+                rename[source.outputs[0]] = source.inputs[0]
+                op = Op(op.name, replace(op.attrs, padding=Padding2D(*padding)), op.inputs, op.outputs)
+        kept.append(op)
+    kept = [
+        Op(op.name, op.attrs, tuple(rename.get(n, n) for n in op.inputs), op.outputs)
+        for op in kept
+        if not (op.kind == "PAD" and op.outputs[0] in rename)
+    ]
+    return graph.replace(ops=tuple(kept)).pruned()
+
+
+def _merged_padding(pad, conv, graph, consumers) -> tuple[int, int, int, int] | None:
+    (n0, n1), (top, bottom), (left, right), (c0, c1) = pad.attrs.paddings
+    if n0 or n1 or c0 or c1 or len(consumers[pad.outputs[0]]) != 1 or pad.outputs[0] in graph.outputs:
+        return None
+    p = conv.attrs.padding
+    merged = (p.top + top, p.bottom + bottom, p.left + left, p.right + right)
+    kh, kw = graph[conv.inputs[1]].shape[1:3]
+    extent_h, extent_w = (kh - 1) * conv.attrs.dilation[0] + 1, (kw - 1) * conv.attrs.dilation[1] + 1
+    if max(merged[:2]) >= extent_h or max(merged[2:]) >= extent_w:
+        return None
+    return merged
