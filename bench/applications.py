@@ -38,7 +38,7 @@ from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import dequantize, integer_outputs, sqnr_db
 from tinyq.sim import FloatRunner
 
-from common import print_table, write_results
+from common import converter_int8, print_table, write_results
 
 SIZES = {
     "mobilenet_0.25_96": 96,
@@ -99,16 +99,6 @@ def trained_model(keras, name: str):
         layer.momentum = 0.0  # the moving statistics become those of the one batch below
     model(images(name, x_train[:512]), training=True)
     return model
-
-
-def converter_int8(tf, model, calib: np.ndarray) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in calib)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
 
 
 def tflm_run(data: bytes, xs: np.ndarray) -> tuple[np.ndarray, int]:

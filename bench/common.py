@@ -44,3 +44,14 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
     print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths)))
     for c in cells:
         print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def converter_int8(tf, model, calib) -> bytes:
+    """The TFLite converter's full-integer model (int8 in and out) of a Keras model."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None]] for x in calib)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()

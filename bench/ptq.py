@@ -15,7 +15,7 @@ import sys
 import fashion
 import numpy as np
 
-from common import print_table, write_results
+from common import converter_int8, print_table, write_results
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,13 +34,7 @@ def tflite_converter_int8(model, calib: np.ndarray) -> bytes:
     import tensorflow as tf
 
     inputs = keras.Input(calib.shape[1:], batch_size=1)  # batch 1: no dynamic-shape ops
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in calib)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    return converter_int8(tf, keras.Model(inputs, model(inputs)), calib)
 
 
 def rows_for(name: str, x_train, y_train, x_test, y_test) -> list[dict]:
