@@ -23,16 +23,19 @@ from tinyq.target import Session, target_of
 
 
 def pattern_input(shape, dtype: str) -> np.ndarray:
-    """The deterministic default input: byte i = (i*7+3) mod 256 (the MLPerf anchors' input)."""
+    """The deterministic default input: byte i = (i*7+3) mod 256 (the MLPerf anchors' input),
+    as int8 codes (int16: the same codes times 256, over the whole int16 range)."""
     size = int(np.prod(shape))
     data = ((np.arange(size) * 7 + 3) % 256).astype(np.uint8)
     if dtype == "float32":
         return (data.astype(np.float32) / 127.5 - 1.0).reshape(shape)
+    if dtype == "int16":
+        return (data.view(np.int8).astype(np.int16) * 256).reshape(shape)
     return data.view(np.int8).reshape(shape)
 
 
 def load_inputs(graph: Graph, path: Path | None, perms: dict[str, list[int]] | None = None) -> list[np.ndarray]:
-    """The inputs of one run, from `path` (int8 or float, in the model's own layout: `perms`
+    """The inputs of one run, from `path` (integer or float, in the model's own layout: `perms`
     are the transposes of inputs whose layout the build changed), or the default pattern."""
     perms = perms or {}
     if path is None:
@@ -51,11 +54,12 @@ def load_inputs(graph: Graph, path: Path | None, perms: dict[str, list[int]] | N
         if array.size != t.size:
             expected = list(model_layout_shape(t.shape, perm))
             raise TinyqError(f"input {path} has shape {array.shape}; the model expects {expected}")
-        if t.dtype == "int8" and np.issubdtype(array.dtype, np.floating):  # a float sample: quantize as TFLite does
-            array = quantize_input(array, t.qparams.s, t.qparams.zp)
-        elif t.dtype == "int8" and array.dtype != np.int8:
+        integer = t.dtype in ("int8", "int16")
+        if integer and np.issubdtype(array.dtype, np.floating):  # a float sample: quantize as TFLite does
+            array = quantize_input(array, t.qparams.s, t.qparams.zp, t.dtype)
+        elif integer and array.dtype != np.dtype(t.dtype):
             raise TinyqError(
-                f"input {path} has dtype {array.dtype}; the model expects int8, or float "
+                f"input {path} has dtype {array.dtype}; the model expects {t.dtype}, or float "
                 f"values that tinyq quantizes (scale {t.qparams.s:.6g}, zero point {t.qparams.zp})"
             )
         array = to_deployed_layout(array.reshape(model_layout_shape(t.shape, perm)), perm)

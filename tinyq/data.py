@@ -102,7 +102,8 @@ def _load_npy(path: Path) -> np.ndarray:
         raise TinyqError(f"cannot read {path}: {err}") from None
 
 
-def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8 as TFLite's QUANTIZE computes it (round half away from zero)."""
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str = "int8") -> np.ndarray:
+    """float -> int8 (or int16) as TFLite's QUANTIZE computes it (round half away from zero)."""
     q = round_half_away_f32(np.asarray(x, np.float32) / np.float32(scale))
-    return np.clip(q + zero_point, -128, 127).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(q + zero_point, info.min, info.max).astype(dtype)

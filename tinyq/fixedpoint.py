@@ -91,6 +91,15 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift):
+    """TFLM's MultiplyByQuantizedMultiplier for an int64 accumulator (the 16x8 kernels): the
+    multiplier reduced to 16 bits (rounded, capped at 0x7FFF), one rounding shift by 15 - shift."""
+    m = _i64(multiplier)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - _i64(shift)
+    return (_i64(x) * reduced + (np.int64(1) << (total - 1))) >> total
+
+
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift):
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -_i64(left_shift))
 

@@ -96,6 +96,18 @@ static inline int8_t tq_sat8(int32_t x, int32_t lo, int32_t hi) {
     return (int8_t)TQ_CLAMP(x, lo, hi);
 }
 
+static inline int16_t tq_sat16(int32_t x, int32_t lo, int32_t hi) {
+    return (int16_t)TQ_CLAMP(x, lo, hi);
+}
+
+/* TFLM's MultiplyByQuantizedMultiplier for an int64 accumulator (16x8 kernels): the
+ * multiplier rounded to 16 bits (at most 0x7FFF), one rounding shift by 15 - shift. */
+static inline int32_t tq_requantize64(int64_t x, int32_t multiplier, int32_t shift) {
+    const int64_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int total = 15 - shift;
+    return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
 /* Requantization for the fast kernels, output offset included: bit-exact with
  * tq_requantize(acc) + offset when the right shift r is at least 1 and
  * |acc| < 2^30 (the generator checks both for every layer it gives a fast

@@ -25,6 +25,8 @@ def random_inputs(graph, count: int, seed: int) -> list[list[np.ndarray]]:
                 batch.append(rng.uniform(-1.5, 1.5, t.shape).astype(np.float32))
             elif t.dtype == "int32":
                 batch.append(rng.integers(0, INDEX_BOUND, t.shape).astype(np.int32))
+            elif t.dtype == "int16":
+                batch.append(rng.integers(-32768, 32768, t.shape).astype(np.int16))
             else:
                 batch.append(rng.integers(-128, 128, t.shape).astype(np.int8))
         batches.append(batch)

@@ -11,8 +11,12 @@ from tinyq.ir import Activation, IRError, Tensor
 from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature
 
 INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -32768, 32767
 INT8 = "int8"
+INT16 = "int16"
 FLOAT = "float32"
+INTEGER_RANGES = {"int8": (INT8_MIN, INT8_MAX), "int16": (INT16_MIN, INT16_MAX)}
+NUMPY_TYPES = {"int8": np.int8, "int16": np.int16}
 
 
 # --- rules ---------------------------------------------------------------------------
@@ -28,12 +32,16 @@ def count(ins, outs, n_in: int, n_out: int = 1) -> None:
 
 
 def activation_tensor(t: Tensor, role: str) -> None:
-    """An activation is float without quantization, or integer with per-tensor parameters."""
+    """An activation is float without quantization, or integer with per-tensor parameters:
+    int8 with a zero point in int8, int16 symmetric (zero point 0, as TFLM's 16x8 kernels
+    require)."""
     if t.dtype == FLOAT:
         expect(t.qparams is None, f"{role} {t.name!r} is float32 but carries quantization")
         return
     q = t.qparams
     expect(q is not None and not q.per_channel_quantized, f"{role} {t.name!r} needs per-tensor quantization")
+    if t.dtype == INT16:
+        expect(q.zp == 0, f"{role} {t.name!r} is int16 with zero point {q.zp}; 16x8 activations are symmetric")
     expect(INT8_MIN <= q.zp <= INT8_MAX, f"{role} {t.name!r} zero point {q.zp} outside int8")
     expect(q.s > 0 and np.isfinite(q.s), f"{role} {t.name!r} has scale {q.s}")
 
@@ -112,7 +120,7 @@ class ProbabilityOp(UnaryOp):
 
 
 def activation_range(activation: Activation, out: Tensor) -> tuple[int, int]:
-    """TFLite's CalculateActivationRangeQuantized for an int8 output."""
+    """TFLite's CalculateActivationRangeQuantized for an int8 or int16 output."""
     scale, zp = np.float32(out.qparams.s), out.qparams.zp
 
     def quantize(value: float) -> int:
@@ -124,14 +132,21 @@ def activation_range(activation: Activation, out: Tensor) -> tuple[int, int]:
         Activation.RELU6: (0.0, 6.0),
         Activation.RELU_N1_TO_1: (-1.0, 1.0),
     }[activation]
+    qmin, qmax = INTEGER_RANGES[out.dtype]
     return (
-        INT8_MIN if lo is None else max(INT8_MIN, quantize(lo)),
-        INT8_MAX if hi is None else min(INT8_MAX, quantize(hi)),
+        qmin if lo is None else max(qmin, quantize(lo)),
+        qmax if hi is None else min(qmax, quantize(hi)),
     )
 
 
 def clamp_int8(x, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
     return np.clip(x, lo, hi).astype(np.int8)
+
+
+def clamp_to(x, dtype: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """x clamped to [lo, hi] (default: the dtype's range) as the integer activation dtype."""
+    qmin, qmax = INTEGER_RANGES[dtype]
+    return np.clip(x, qmin if lo is None else lo, qmax if hi is None else hi).astype(NUMPY_TYPES[dtype])
 
 
 def c_div(a, b):

@@ -38,7 +38,7 @@ def integer_outputs(graph: ir.Graph, x: np.ndarray, quiet: bool = False) -> list
             xq = (
                 x[start : start + CHUNK]
                 if t.dtype == "float32"
-                else quantize_input(x[start : start + CHUNK], t.qparams.s, t.qparams.zp)
+                else quantize_input(x[start : start + CHUNK], t.qparams.s, t.qparams.zp, t.dtype)
             )
             for i, out in enumerate(ref.outputs(graph, [xq.reshape((len(xq),) + t.shape)], batched=True)):
                 results[i].append(out.reshape((len(xq),) + graph[graph.outputs[i]].shape[1:]))
@@ -51,7 +51,7 @@ def layer_sqnr(float_graph: ir.Graph, int_graph: ir.Graph, x: np.ndarray) -> dic
     t = int_graph[int_graph.inputs[0]]
     names = [n for op in int_graph.ops for n in op.outputs if n in float_graph.tensors and int_graph[n].qparams]
     floats = next(FloatRunner(float_graph, keep=set(names)).batches([x], len(x)))[1]
-    xq = quantize_input(x, t.qparams.s, t.qparams.zp).reshape((len(x),) + t.shape)
+    xq = quantize_input(x, t.qparams.s, t.qparams.zp, t.dtype).reshape((len(x),) + t.shape)
     ints = ref.run(int_graph, [xq], batched=True)
     return {n: sqnr_db(floats[n], dequantize(int_graph[n], ints[n]).reshape(floats[n].shape)) for n in names}
 
