@@ -23,7 +23,7 @@ from tinyq.plan import MemoryPlan
 
 _CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
 _PER_LINE = {"int8_t": 24, "uint8_t": 24, "int32_t": 8, "uint32_t": 8}
-_SCALAR_TYPES = {"int8_t", "uint8_t", "int16_t", "int32_t", "uint32_t", "float"}
+_SCALAR_TYPES = {"int8_t", "uint8_t", "int16_t", "int32_t", "uint32_t", "int64_t", "float"}
 
 
 @dataclass
@@ -53,6 +53,8 @@ class CArray:
         if self.is_struct:
             return ",\n".join("    { " + ", ".join(str(v) for v in row) + " }" for row in self.values.tolist())
         flat = self.values.reshape(-1).tolist()
+        if self.ctype == "int64_t":  # the literal 9223372036854775808 does not exist in C: write INT64_MIN
+            flat = ["INT64_MIN" if v == -(1 << 63) else v for v in flat]
         step = _PER_LINE.get(self.ctype, 8)
         return ",\n".join("    " + ", ".join(str(v) for v in flat[i : i + step]) for i in range(0, len(flat), step))
 

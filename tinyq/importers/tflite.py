@@ -357,6 +357,7 @@ class _Reader:
         else:
             scales = [x.qparams.s * s for s in w.qparams.scale]
             q = ir.QParams.per_channel(scales, 0) if len(scales) > 1 else ir.QParams.per_tensor(scales[0])
-            self.tensors[name] = ir.Tensor(name, (channels,), "int32", q, np.zeros(channels, np.int32))
+            dtype = "int64" if x.dtype == "int16" else "int32"  # 16x8 biases are int64 (TFLM's FC reads no other)
+            self.tensors[name] = ir.Tensor(name, (channels,), dtype, q, np.zeros(channels, dtype))
         self.names.append(name)
         return len(self.names) - 1

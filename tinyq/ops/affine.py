@@ -7,6 +7,13 @@ fits int32, every accumulator stays below 2^30 in magnitude, and every output
 channel's requantization shifts right by at least one bit (the conditions of
 tq_requant_apply); a layer whose multipliers or reach break the one-SMLAL
 form keeps the fast kernel with the reference requantization (`exact`).
+
+16x8 (int16 activations, zero point 0, int8 weights): TFLM's AccumScalar is the bias
+dtype. An int64 bias accumulates in int64 and requantizes with the int64
+MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits, one rounding shift);
+an int32 bias (or none: the importer's int32 zeros) accumulates in int32 and
+requantizes with the int32 (double rounding) one. No output offset (zero point 0),
+and only the portable kernels: the fast ones are int8-only.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from tinyq import fixedpoint as fx
 from tinyq.int4 import pack_int4
 from tinyq.ir import Graph, Op, QParams, Tensor
 from tinyq.ops import MAX_MULTIPLIER, Kernel, OpDef, Signature, definition
-from tinyq.ops.common import FLOAT, INT8, activate, activation_range, clamp_int8, expect
+from tinyq.ops.common import FLOAT, INT8, INT16, activate, activation_range, clamp_to, expect
 
 ACC_LIMIT = 1 << 30
 INT32 = (-(1 << 31), (1 << 31) - 1)
+INT64_BIAS = (-(2.0**46), 2.0**46)  # TFLM's int64 MultiplyByQuantizedMultiplier assumes |acc| < 2^47
 SIGNATURES = (
     Signature((INT8, INT8, "int32"), (INT8,)),
     Signature((INT8, "int4", "int32"), (INT8,)),
+    Signature((INT16, INT8, "int64"), (INT16,)),
+    Signature((INT16, INT8, "int32"), (INT16,)),
     Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)),
 )
 
@@ -40,6 +50,8 @@ class AffineParams:
     shift: tuple[int, ...]
     act_min: int
     act_max: int
+    out_dtype: str = INT8
+    acc64: bool = False  # int64 accumulator and requantization (a 16x8 layer with an int64 bias)
 
 
 class AffineOp(OpDef):
@@ -47,6 +59,11 @@ class AffineOp(OpDef):
 
     signatures = SIGNATURES
     weight_axis = 0  # the output-channel axis of the weights
+
+    def acc64(self, x: Tensor, b: Tensor) -> bool:
+        """Whether TFLM accumulates and requantizes in int64: a 16x8 layer with an int64 bias
+        (CONV_2D and DEPTHWISE_CONV_2D take an int32 one, or none, in int32)."""
+        return x.dtype == INT16 and b.dtype == "int64"
 
     def linear(self, tf, op: Op, graph: Graph, x, w):
         """W x in TensorFlow (float, or integer codes held in float64), without bias or activation."""
@@ -73,7 +90,7 @@ class AffineOp(OpDef):
         expect(all(s > 0 and np.isfinite(s) for s in q.scale), f"weights {w.name!r} have a non-positive scale")
 
     def params(self, attrs, ins, outs) -> AffineParams:
-        x, w, _ = ins
+        x, w, b = ins
         y = outs[0]
         channels = w.shape[self.weight_axis]
         scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
@@ -84,16 +101,25 @@ class AffineOp(OpDef):
             for s in scales
         ]
         lo, hi = activation_range(attrs.activation, y)
-        return AffineParams(-x.qparams.zp, y.qparams.zp, tuple(m for m, _ in pairs), tuple(s for _, s in pairs), lo, hi)
+        return AffineParams(
+            -x.qparams.zp,
+            y.qparams.zp,
+            tuple(m for m, _ in pairs),
+            tuple(s for _, s in pairs),
+            lo,
+            hi,
+            y.dtype,
+            self.acc64(x, b),
+        )
 
-    def min_scales(self, op, graph, scale):
+    def min_scales(self, op, graph, scale, bits=8):
         """The multiplier s_in s_w / s_out at most 2^30, for any weight bit width (s_w <= max |w|)."""
         peak = float(np.abs(graph[op.inputs[1]].data).max())
         return {op.outputs[0]: scale(op.inputs[0]) * peak / MAX_MULTIPLIER}
 
     def quantize(self, op, graph, context):
         """Weights as `context` quantized them (int4 when 4 bits or fewer), the bias at input
-        scale x weight scale in int32."""
+        scale x weight scale in int32 (int64 after an int16 input: TFLM's 16x8 form)."""
         wq = context.weights[op.name]
         w, b = graph[op.inputs[1]], graph[op.inputs[2]]
         wparams = (
@@ -101,21 +127,33 @@ class AffineOp(OpDef):
         )
         context.set(Tensor(w.name, w.shape, "int4" if context.config.weight_bits <= 4 else INT8, wparams, wq.values))
         bias_scales = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
-        bias = np.clip(np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)), *INT32).astype(
-            np.int32
-        )
+        wide = context.tensors[op.inputs[0]].dtype == INT16
+        bias = np.clip(
+            np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
+            *(INT64_BIAS if wide else INT32),
+        ).astype(np.int64 if wide else np.int32)
         bparams = (
             QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0)
             if wq.axis is not None
             else QParams.per_tensor(float(bias_scales[0]))
         )
-        context.set(Tensor(b.name, b.shape, "int32", bparams, bias))
+        context.set(Tensor(b.name, b.shape, "int64" if wide else "int32", bparams, bias))
         return [op]
 
     def choose(self, op: Op, graph: Graph, fast: bool, family: str, refusal: str | None, fast_facts) -> Kernel:
         """`family`_fast when fast kernels are on and `refusal` is None (with the record fields
         `fast_facts()` returns), else the reference `family` kernel and why; both with int4
-        weights as `_s4` (the same template, rendered with int4)."""
+        weights as `_s4` (the same template, rendered with int4). A 16x8 layer takes the
+        portable `family`_s16 (int64 bias) or `family`_s16_b32 (int32 bias)."""
+        if graph[op.inputs[0]].dtype == INT16:
+            acc64 = self.acc64(graph[op.inputs[0]], graph[op.inputs[2]])
+            return Kernel(
+                f"{family}_s16" + ("" if acc64 else "_b32"),
+                f"{family}_s8",
+                {"int4": False, "s16": True, "acc64": acc64},
+                reference_because="the fast kernel is int8-only" if fast else None,
+                specialized=True,
+            )
         int4 = graph[op.inputs[1]].dtype == "int4"
         suffix = "_s4" if int4 else "_s8"
         if fast and refusal is None:
@@ -147,11 +185,15 @@ def weight_axis(op: Op) -> int:
 
 
 def requantize(acc, p: AffineParams) -> np.ndarray:
-    """int32 accumulator -> int8 with per-channel (last axis) multipliers."""
+    """Exact accumulator -> int8 (or int16) with per-channel (last axis) multipliers: TFLM's
+    int32 accumulator (wrapped) and requantization, or (acc64) its int64 ones."""
     mult = np.asarray(p.multiplier, np.int64)
     shift = np.asarray(p.shift, np.int64)
-    out = fx.multiply_by_quantized_multiplier(fx.wrap32(acc), mult, shift) + p.output_offset
-    return clamp_int8(out, p.act_min, p.act_max)
+    if getattr(p, "acc64", False):  # TRANSPOSE_CONV's params (int8 only) have neither field
+        out = fx.wrap32(fx.multiply_by_quantized_multiplier_int64(acc, mult, shift))  # TFLM returns int32
+    else:
+        out = fx.multiply_by_quantized_multiplier(fx.wrap32(acc), mult, shift)
+    return clamp_to(out + p.output_offset, getattr(p, "out_dtype", INT8), p.act_min, p.act_max)
 
 
 def exact_matmul(a, b) -> np.ndarray:
@@ -293,6 +335,7 @@ def plain_requant_tables(ctx) -> dict:
     """The portable kernels' int32 bias and per-channel (or one) multiplier and shift arrays,
     with the flag that says which."""
     p, b = ctx.params, ctx.tensor(2)
+    wide = getattr(p, "acc64", False)  # an int64 accumulator reads an int64 bias
     per_channel = len(set(zip(p.multiplier, p.shift))) > 1
     channels = len(p.multiplier) if per_channel else 1
 
@@ -301,7 +344,12 @@ def plain_requant_tables(ctx) -> dict:
 
     return {
         "per_channel": int(per_channel),
-        "bias": ctx.constant(f"tq_b_{ctx.ident}", b.data, "int32_t", ctx.weights_comment(b)),
+        "bias": ctx.constant(
+            f"tq_b_{ctx.ident}",
+            b.data.astype(np.int64 if wide else np.int32),
+            "int64_t" if wide else "int32_t",
+            ctx.weights_comment(b),
+        ),
         "multiplier": table("tq_m", p.multiplier, f"{ctx.op.name}: requantization multipliers"),
         "shift": table("tq_s", p.shift, f"{ctx.op.name}: requantization shifts"),
     }

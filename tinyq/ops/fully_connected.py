@@ -3,6 +3,11 @@
 inputs (x [..., K], weights [N, K], bias[N]); output [..., N]. Kernels:
 fully_connected_s8 (portable reference) and fully_connected_fast_s8 (each input
 row widened once, four units at a time by SMLAD), both also with int4 weights.
+
+16x8 (int16 x, int8 weights): TFLM reads the bias as int64 whatever its dtype, so it
+always accumulates in int64 and requantizes with the int64 MultiplyByQuantizedMultiplier;
+the bias must be int64 (an absent one is imported as int64 zeros). Portable kernel
+fully_connected_s16 only.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 from tinyq.ir import Activation
 from tinyq.ops import Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
-from tinyq.ops.common import activate, activation_tensor, count, expect
+from tinyq.ops.common import INT16, activate, activation_tensor, count, expect
 
 DEFAULT_WEIGHTS_FORMAT = 0  # TFLite's FullyConnectedOptionsWeightsFormat.DEFAULT
 
@@ -39,6 +44,9 @@ class FullyConnectedOp(AffineOp):
     attrs = FullyConnected
     name = "FULLY_CONNECTED"
 
+    def acc64(self, x, b):
+        return x.dtype == INT16  # TFLM's int16 path takes an int64 bias (or none) only
+
     def check(self, a, ins, outs):
         count(ins, outs, 3)
         x, w, b = ins
@@ -53,6 +61,10 @@ class FullyConnectedOp(AffineOp):
         activation_tensor(x, "input")
         activation_tensor(y, "output")
         self.check_weights(w, b, units)
+        expect(
+            x.dtype != INT16 or b.dtype == "int64",
+            f"bias {b.name!r}: a 16x8 FULLY_CONNECTED needs an int64 bias (TFLite Micro reads it as int64)",
+        )
 
     def linear(self, tf, op, graph, x, w):
         """Rows of the flattened input times W: (rows, units)."""
