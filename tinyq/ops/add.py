@@ -1,8 +1,14 @@
 """ADD: int8 addition as TFLM computes it (both inputs rescaled to twice the larger scale with
 20 bits of headroom, summed, requantized), with broadcasting and a fused activation.
 
-Kernels: add_s8 (portable, broadcast by strides) and add_lut_s8 (same shapes,
-no constant operand: each input's rescaled value looked up per int8 code).
+int16 (16x8, zero points 0): TFLM's general int16 path (AddGeneralParamScale and
+BroadcastAdd6DSlow; its pot_scale_int16 path is never taken by TFLM), the same arithmetic with
+15 bits of headroom instead of 20 (65535 << 15 still sums in int32), clamped to the fused
+activation's int16 range.
+
+Kernels: add_s8 (portable, broadcast by strides; add_s16 is it rendered with `int16`) and
+add_lut_s8 (int8 only: same shapes, no constant operand, each input's rescaled value looked
+up per int8 code).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
 from tinyq.ops import InPlace, Kernel, register
 from tinyq.ops.affine import ACC_LIMIT, requant_fits, requant_table
-from tinyq.ops.binary import BinaryOp
-from tinyq.ops.common import activation_range, aligned_operands, clamp_int8
+from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.common import INT16, activation_range, aligned_operands, clamp_to
 
 LEFT_SHIFT = 20
+LEFT_SHIFT_INT16 = 15  # TFLM's headroom for int16 operands
 MARGIN = 1 + 2**-10  # keeps a limit strict after float32 rounding of the scale
 
 
@@ -47,17 +54,20 @@ def add_params(activation: Activation, ins, outs) -> AddParams:
     """TFLM's ADD (and SUB) parameters: inputs to twice the larger scale, the sum to the output."""
     a, b = (t.qparams for t in ins)
     y = outs[0].qparams
+    left_shift = LEFT_SHIFT_INT16 if outs[0].dtype == INT16 else LEFT_SHIFT
     twice_max = 2 * max(a.s, b.s)
     m1 = fx.quantize_multiplier_smaller_than_one_exp(a.s / twice_max)
     m2 = fx.quantize_multiplier_smaller_than_one_exp(b.s / twice_max)
-    mo = fx.quantize_multiplier_smaller_than_one_exp(twice_max / ((1 << LEFT_SHIFT) * y.s))
+    mo = fx.quantize_multiplier_smaller_than_one_exp(twice_max / ((1 << left_shift) * y.s))
     lo, hi = activation_range(activation, outs[0])
-    return AddParams(-a.zp, -b.zp, y.zp, LEFT_SHIFT, *m1, *m2, *mo, lo, hi)
+    return AddParams(-a.zp, -b.zp, y.zp, left_shift, *m1, *m2, *mo, lo, hi)
 
 
-def add_min_scales(op, scale) -> dict[str, float]:
-    """The output multiplier 2 max(s1, s2) / (2^20 s_out) must stay below one."""
-    return {op.outputs[0]: MARGIN * 2 * max(scale(op.inputs[0]), scale(op.inputs[1])) / (1 << LEFT_SHIFT)}
+def add_min_scales(op, scale, bits: int) -> dict[str, float]:
+    """The output multiplier 2 max(s1, s2) / (2^shift s_out) must stay below one (shift 20, or
+    15 for int16 activations)."""
+    shift = LEFT_SHIFT_INT16 if bits == 16 else LEFT_SHIFT
+    return {op.outputs[0]: MARGIN * 2 * max(scale(op.inputs[0]), scale(op.inputs[1])) / (1 << shift)}
 
 
 def rescaled_inputs(p: AddParams, ins, in_tensors, outs):
@@ -72,12 +82,13 @@ def rescaled_inputs(p: AddParams, ins, in_tensors, outs):
     return s1, s2
 
 
-def requantized_sum(p: AddParams, total) -> np.ndarray:
+def requantized_sum(p: AddParams, total, dtype: str) -> np.ndarray:
+    """The int32 sum (or difference) at the output scale, clamped as the output dtype."""
     raw = (
         fx.multiply_by_quantized_multiplier_smaller_than_one_exp(fx.wrap32(total), p.output_multiplier, p.output_shift)
         + p.output_offset
     )
-    return clamp_int8(raw, p.act_min, p.act_max)
+    return clamp_to(raw, dtype, p.act_min, p.act_max)
 
 
 def add_tables(p: AddParams) -> list[np.ndarray]:
@@ -96,6 +107,7 @@ def add_tables(p: AddParams) -> list[np.ndarray]:
 class AddOp(BinaryOp):
     attrs = Add
     name = "ADD"
+    signatures = WITH_INT16
     options_table = "AddOptions"
     kernel_name = "add_s8"
 
@@ -107,10 +119,10 @@ class AddOp(BinaryOp):
 
     def reference(self, a, p, ins, in_tensors, outs):
         s1, s2 = rescaled_inputs(p, ins, in_tensors, outs)
-        return requantized_sum(p, s1 + s2)
+        return requantized_sum(p, s1 + s2, outs[0].dtype)
 
-    def min_scales(self, op, graph, scale):
-        return add_min_scales(op, scale)
+    def min_scales(self, op, graph, scale, bits=8):
+        return add_min_scales(op, scale, bits)
 
     def propagate_range(self, op, ranges):
         if any(r is None for r in ranges):
@@ -120,6 +132,14 @@ class AddOp(BinaryOp):
 
     def kernel(self, op, graph, fast):
         x1, x2, y = (graph[n] for n in op.inputs + op.outputs)
+        if y.dtype == INT16:  # the table kernel is indexed by int8 code
+            return Kernel(
+                "add_s16",
+                "add_s8",
+                {"int16": True},
+                in_place=InPlace.ELEMENTWISE,
+                reference_because="int16 activations (the table kernel is int8 only)" if fast else None,
+            )
         if fast and x1.shape == x2.shape == y.shape and not (x1.is_constant or x2.is_constant):
             p = self.params(op.attrs, [x1, x2], [y])
             reach = sum(int(np.abs(t).max()) for t in add_tables(p))

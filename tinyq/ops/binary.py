@@ -12,6 +12,7 @@ from tinyq.ops import InPlace, Kernel, OpDef, Signature
 from tinyq.ops.common import (
     FLOAT,
     INT8,
+    INT16,
     activate,
     activation_tensor,
     broadcast_shape,
@@ -19,6 +20,13 @@ from tinyq.ops.common import (
     count,
     dims4,
     expect,
+)
+
+# the signatures of a binary op that also has TFLM's int16 (16x8) arithmetic
+WITH_INT16 = (
+    Signature((INT8, INT8), (INT8,)),
+    Signature((INT16, INT16), (INT16,)),
+    Signature((FLOAT, FLOAT), (FLOAT,)),
 )
 
 
@@ -44,6 +52,9 @@ class BinaryOp(OpDef):
         return activate(tf, self.apply(tf, *xs), op.attrs.activation)
 
     def kernel(self, op, graph, fast):
+        if graph[op.outputs[0]].dtype == INT16:  # the int8 template rendered for int16 operands
+            name = self.kernel_name.replace("_s8", "_s16")
+            return Kernel(name, self.kernel_name, {"int16": True}, in_place=InPlace.ELEMENTWISE)
         return Kernel(self.kernel_name, in_place=InPlace.ELEMENTWISE)
 
     def lower(self, ctx, kernel):

@@ -1,5 +1,10 @@
 """MUL: int8 multiplication as TFLM computes it (the product of the offset inputs requantized
-once), with broadcasting and a fused activation. Kernel: mul_s8."""
+once), with broadcasting and a fused activation.
+
+int16 (16x8, zero points 0, which TFLM's Prepare insists on): TFLM's same templated
+MulElementwise / BroadcastMul4DSlow on int16 codes, the product (at most 2^30) in int32, the
+int32 MultiplyByQuantizedMultiplier, the clamp to the fused activation's int16 range.
+Kernel: mul_s8 (mul_s16 is it rendered with `int16`)."""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from dataclasses import dataclass
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
 from tinyq.ops import MAX_MULTIPLIER, register
-from tinyq.ops.binary import BinaryOp
-from tinyq.ops.common import activation_range, aligned_operands, clamp_int8
+from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.common import activation_range, aligned_operands, clamp_to
 
 
 @dataclass(frozen=True)
@@ -32,13 +37,14 @@ class MulParams:
 class MulOp(BinaryOp):
     attrs = Mul
     name = "MUL"
+    signatures = WITH_INT16
     options_table = "MulOptions"
     kernel_name = "mul_s8"
 
     def apply(self, tf, a, b):
         return a * b
 
-    def min_scales(self, op, graph, scale):
+    def min_scales(self, op, graph, scale, bits=8):
         return {op.outputs[0]: scale(op.inputs[0]) * scale(op.inputs[1]) / MAX_MULTIPLIER}
 
     def params(self, attrs, ins, outs):
@@ -52,4 +58,4 @@ class MulOp(BinaryOp):
         x1, x2 = aligned_operands(ins, in_tensors, outs)
         prod = (x1 + p.input1_offset) * (x2 + p.input2_offset)
         raw = fx.multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset
-        return clamp_int8(raw, p.act_min, p.act_max)
+        return clamp_to(raw, outs[0].dtype, p.act_min, p.act_max)
