@@ -1,8 +1,13 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D over int8 NHWC, as TFLM computes them (padded cells do not
-count; the average rounds half away from zero). The output shares the input's quantization.
+"""AVERAGE_POOL_2D and MAX_POOL_2D over int8 or int16 NHWC, as TFLM computes them (padded cells
+do not count; the average rounds half away from zero). The output shares the input's quantization.
 
-Kernels: avgpool_s8 and maxpool_s8 (portable), avgpool_fast_s8 (four channels
-at a time, windows of at most 256 cells).
+int16 (16x8) is TFLM's same arithmetic on int16 codes: the window sum in int32, the rounded
+division by the count of valid cells, the clamp to the fused activation's int16 range; the max
+starts from -32768.
+
+Kernels: avgpool_s8 and maxpool_s8 (portable; with `int16`, avgpool_s16 and maxpool_s16 from
+the same templates), avgpool_fast_s8 (int8 only: four channels at a time, windows of at most
+256 cells).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, register
 from tinyq.ops.common import (
     FLOAT,
     INT8,
+    INT16,
     activate,
     activation_range,
     activation_tensor,
     c_div,
-    clamp_int8,
+    clamp_to,
     count,
     dims4,
     expect,
@@ -63,7 +69,7 @@ def _mode(op, graph, with_output: bool) -> str:
 
 
 class PoolOp(OpDef):
-    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
     output_quant = OutputQuant.INPUT
 
     def tf_pool(self, tf):
@@ -152,10 +158,19 @@ class AveragePoolOp(PoolOp):
         counts = windows(valid, a.filter, a.stride, (1, 1), a.padding, outs[0].shape[1:3], 0).sum(axis=(3, 4))
         half = counts // 2
         avg = np.where(sums > 0, c_div(sums + half, counts), c_div(sums - half, counts))
-        return clamp_int8(avg, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
+        return clamp_to(avg, outs[0].dtype, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
 
     def kernel(self, op, graph, fast):
         a = op.attrs
+        if graph[op.inputs[0]].dtype == INT16:
+            # the fast kernel packs four int8 channels a word: int16 takes the portable one
+            return Kernel(
+                "avgpool_s16",
+                "avgpool_s8",
+                {"int16": True},
+                specialized=True,
+                reference_because="int16 activations (the fast average pool is int8 only)" if fast else None,
+            )
         if fast and graph[op.inputs[0]].shape[3] % 4 == 0 and a.filter[0] * a.filter[1] <= FAST_MAX_WINDOW:
             return Kernel("avgpool_fast_s8", specialized=True)
         return Kernel(
@@ -178,7 +193,9 @@ class MaxPoolOp(PoolOp):
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0]
         m = self.pool_windows(a, x, in_tensors[0], outs[0], -(1 << 20)).max(axis=(3, 4))
-        return clamp_int8(m, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
+        return clamp_to(m, outs[0].dtype, p.act_min, p.act_max).reshape((x.shape[0],) + outs[0].shape)
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("maxpool_s16", "maxpool_s8", {"int16": True}, specialized=True)
         return Kernel("maxpool_s8", specialized=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, clamp_to, count, expect, same_quant
 
 LOOPS = 3  # kept and reduced loops of the C kernels
 
@@ -93,7 +93,7 @@ def mean_or_sum(a, p: MeanParams, ins, in_tensors, outs) -> np.ndarray:
     axes = tuple(ax + 1 for ax in reduced_axes(a.axes, len(in_tensors[0].shape)))
     shifted_sum = x.sum(axis=axes) - p.input_zero_point * p.count
     out = fx.multiply_by_quantized_multiplier(shifted_sum, p.multiplier, p.shift) + p.output_zero_point
-    return clamp_int8(out).reshape((x.shape[0],) + outs[0].shape)
+    return clamp_to(out, outs[0].dtype).reshape((x.shape[0],) + outs[0].shape)
 
 
 def lower_mean_or_sum(ctx) -> dict:
@@ -167,6 +167,8 @@ class MeanOrSumOp(ReduceOp):
         return mean_or_sum(a, p, ins, in_tensors, outs)
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("mean_s16", "mean_s8", {"int16": True})
         return Kernel("mean_s8")
 
     def lower(self, ctx, kernel):

@@ -1,4 +1,4 @@
-"""RELU, RELU6 and LEAKY_RELU, int8, as TFLM computes them.
+"""RELU, RELU6 and LEAKY_RELU, int8 and int16, as TFLM computes them.
 
 - RELU requantizes (x - zp_in) to the output scale with one multiplier (double ratio),
   adds zp_out, and clamps to [max(-128, zp_out), 127]. Kernel: relu_s8.
@@ -10,6 +10,11 @@
   sources form both ratios in float32 before QuantizeMultiplier; the pinned TFLM agrees with
   double ratios (s_in / s_out, s_in * alpha / s_out) wherever the two differ, and with
   float32 ones nowhere, so tinyq uses double. Kernel: leaky_relu_s8.
+
+int16 (16x8, zero points 0) is TFLM's same templated arithmetic on int16 codes: RELU and
+LEAKY_RELU with the int32 MultiplyByQuantizedMultiplier (not the int64 one of the 16x8
+affine kernels) and the int16 range ([0, 32767] for RELU), RELU6 clamping to the code of 6.0
+in int16. Kernels: relu_s16, relu6_s16, leaky_relu_s16 (the int8 templates with `int16`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
-from tinyq.ops import OutputQuant, register
-from tinyq.ops.common import UnaryOp, activation_range, clamp_int8
+from tinyq.ops import InPlace, Kernel, OutputQuant, Signature, register
+from tinyq.ops.common import FLOAT, INT8, INT16, INTEGER_RANGES, UnaryOp, activation_range, clamp_to
 
 
 def piecewise_linear_range(f, ranges):
@@ -46,6 +51,18 @@ def quantize_signed_multiplier(real: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
+class Int16UnaryOp(UnaryOp):
+    """A UnaryOp that TFLM also runs on int16: the int8 template rendered with `int16`."""
+
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+
+    def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            name = self.kernel_name.removesuffix("_s8") + "_s16"
+            return Kernel(name, self.kernel_name, {"int16": True}, in_place=InPlace.ELEMENTWISE)
+        return super().kernel(op, graph, fast)
+
+
 # --- RELU -------------------------------------------------------------------------------
 
 
@@ -65,7 +82,7 @@ class RequantizeClampParams:
 
 
 @register
-class ReluOp(UnaryOp):
+class ReluOp(Int16UnaryOp):
     attrs = Relu
     name = "RELU"
     kernel_name = "relu_s8"
@@ -73,13 +90,13 @@ class ReluOp(UnaryOp):
     def params(self, attrs, ins, outs):
         x, y = ins[0].qparams, outs[0].qparams
         mult, shift = fx.quantize_multiplier(x.s / y.s)
-        lo, hi = activation_range(Activation.RELU, outs[0])  # [max(-128, zp_out), 127]
+        lo, hi = activation_range(Activation.RELU, outs[0])  # [max(qmin, zp_out), qmax]
         return RequantizeClampParams(x.zp, y.zp, mult, shift, lo, hi)
 
     def reference(self, a, p, ins, in_tensors, outs):
         x = ins[0].astype(np.int64) - p.input_zero_point
         y = fx.multiply_by_quantized_multiplier(x, p.multiplier, p.shift) + p.output_zero_point
-        return clamp_int8(y, p.act_min, p.act_max)
+        return clamp_to(y, outs[0].dtype, p.act_min, p.act_max)
 
     def forward(self, tf, op, graph, xs):
         return tf.nn.relu(xs[0])
@@ -105,7 +122,7 @@ class ClampParams:
 
 
 @register
-class Relu6Op(UnaryOp):
+class Relu6Op(Int16UnaryOp):
     attrs = Relu6
     name = "RELU6"
     kernel_name = "relu6_s8"
@@ -114,10 +131,10 @@ class Relu6Op(UnaryOp):
     def params(self, attrs, ins, outs):
         x = ins[0].qparams
         six = x.zp + fx.round_half_away(float(np.float32(6.0) / np.float32(x.s)))
-        return ClampParams(x.zp, int(np.clip(six, -128, 127)))
+        return ClampParams(x.zp, int(np.clip(six, *INTEGER_RANGES[ins[0].dtype])))
 
     def reference(self, a, p, ins, in_tensors, outs):
-        return clamp_int8(ins[0], p.lo, p.hi)
+        return clamp_to(ins[0], outs[0].dtype, p.lo, p.hi)
 
     def forward(self, tf, op, graph, xs):
         return tf.nn.relu6(xs[0])
@@ -145,7 +162,7 @@ class LeakyReluParams:
 
 
 @register
-class LeakyReluOp(UnaryOp):
+class LeakyReluOp(Int16UnaryOp):
     attrs = LeakyRelu
     name = "LEAKY_RELU"
     kernel_name = "leaky_relu_s8"
@@ -161,7 +178,7 @@ class LeakyReluOp(UnaryOp):
         x = ins[0].astype(np.int64) - p.input_zero_point
         positive = fx.multiply_by_quantized_multiplier(x, p.identity_multiplier, p.identity_shift)
         negative = fx.multiply_by_quantized_multiplier(x, p.alpha_multiplier, p.alpha_shift)
-        return clamp_int8(np.where(x >= 0, positive, negative) + p.output_zero_point)
+        return clamp_to(np.where(x >= 0, positive, negative) + p.output_zero_point, outs[0].dtype)
 
     def forward(self, tf, op, graph, xs):
         return tf.nn.leaky_relu(xs[0], alpha=op.attrs.alpha)
