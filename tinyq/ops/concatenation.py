@@ -1,6 +1,10 @@
 """CONCATENATION along any axis: int8 inputs that share the output's quantization (the
 quantizer requantizes the others with QUANTIZE first). Kernel: concatenation_s8
-(block copies; a constant input is read from flash)."""
+(block copies; a constant input is read from flash).
+
+int16 (16x8): TFLM's int16 CONCATENATION copies the values as they are (EvalUnquantized, no
+input scales kept, unlike int8), so its inputs too must share the output's quantization; the
+quantizer inserts int16 -> int16 QUANTIZE ops for the others. Kernel: concatenation_s16."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 
 from tinyq.ir import Activation, Op, Tensor
 from tinyq.ops import Kernel, OpDef, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activate, activation_tensor, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, activate, activation_tensor, expect, same_quant
 from tinyq.ops.quantize import Quantize
 
 
@@ -24,7 +28,11 @@ class Concatenation:
 class ConcatenationOp(OpDef):
     attrs = Concatenation
     name = "CONCATENATION"
-    signatures = (Signature((INT8,), (INT8,), variadic=True), Signature((FLOAT,), (FLOAT,), variadic=True))
+    signatures = (
+        Signature((INT8,), (INT8,), variadic=True),
+        Signature((INT16,), (INT16,), variadic=True),
+        Signature((FLOAT,), (FLOAT,), variadic=True),
+    )
 
     def check(self, a, ins, outs):
         expect(len(ins) >= 1 and len(outs) == 1, "expects at least one input and one output")
@@ -55,19 +63,22 @@ class ConcatenationOp(OpDef):
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def quantize(self, op, graph, context):
-        """Inputs whose quantization differs from the output's get an int8 -> int8 QUANTIZE."""
+        """Inputs whose quantization differs from the output's get a QUANTIZE (int8 -> int8, or
+        int16 -> int16 at 16x8)."""
         out_q = context.qparams[op.outputs[0]]
         ops, inputs = [], []
         for name in op.inputs:
             if context.qparams[name] != out_q:
                 requantized = f"{name}/requantized_for_{op.name}"
-                context.set(Tensor(requantized, graph[name].shape, INT8, out_q))
+                context.set(Tensor(requantized, graph[name].shape, context.dtype, out_q))
                 ops.append(Op(f"{op.name}_requantize_{len(inputs)}", Quantize(), (name,), (requantized,)))
                 name = requantized
             inputs.append(name)
         return ops + [Op(op.name, op.attrs, tuple(inputs), op.outputs)]
 
     def kernel(self, op, graph, fast):
+        if graph[op.outputs[0]].dtype == INT16:
+            return Kernel("concatenation_s16", "concatenation_s8", {"int16": True})
         return Kernel("concatenation_s8")
 
     def lower(self, ctx, kernel):

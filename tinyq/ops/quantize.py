@@ -1,8 +1,13 @@
-"""QUANTIZE (float32 -> int8 at the graph boundary, or int8 -> int8 requantization) and
-DEQUANTIZE (int8 -> float32), as TFLM computes them.
+"""QUANTIZE (float32 -> int8 or int16 at the graph boundary, or a requantization between int8
+and int16: int8 -> int8, int8 -> int16, int16 -> int8, int16 -> int16) and DEQUANTIZE (int8 or
+int16 -> float32), as TFLM computes them.
 
-Kernels: quantize_f32 (roundf of x / scale, bounded, plus the zero point),
-requantize_s8 (one multiplier), dequantize_s8."""
+Kernels: quantize_f32 (roundf of x / scale in float32, bounded, plus the zero point, then the
+output type's range), requantize_s8 (one multiplier: TFLM's templated Requantize, the int32
+MultiplyByQuantizedMultiplier for every pair of types, not the int64 one of the 16x8 affine
+kernels; then the output type's range), dequantize_s8 (scale * (q - zero point) in double).
+The int16 variants are the same templates with options (int16 codes, symmetric: zero point 0).
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,30 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ops import MAX_MULTIPLIER, InPlace, Kernel, OpDef, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, round_half_away_f32, same_shape
+from tinyq.ops.common import (
+    FLOAT,
+    INT8,
+    INT16,
+    activation_tensor,
+    clamp_to,
+    count,
+    round_half_away_f32,
+    same_shape,
+)
 
-QUANTIZE_BOUND = 1000.0  # quantize_f32 bounds x / scale before converting it to an integer
+# quantize_f32 bounds x / scale before converting it to an integer (beyond the bound the output
+# saturates anyway; the bound keeps C's float -> int32 conversion defined)
+QUANTIZE_BOUND = {INT8: 1000.0, INT16: 100000.0}
 
 
 @dataclass(frozen=True)
 class Quantize:
-    """float32 -> int8 at the graph boundary, or int8 -> int8 requantization."""
+    """float32 -> int8/int16 at the graph boundary, or a requantization between int8 and int16."""
 
 
 @dataclass(frozen=True)
 class Dequantize:
-    """int8 -> float32 at the graph boundary."""
+    """int8 or int16 -> float32 at the graph boundary."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ class RequantizeParams:
 
 @dataclass(frozen=True)
 class AffineQuantizeParams:
-    """float32 <-> int8 (scale as TFLM holds it: a double made from float32)."""
+    """float32 <-> int8 or int16 (scale as TFLM holds it: a double made from float32)."""
 
     scale: float
     zero_point: int
@@ -54,12 +70,19 @@ def _check(ins, outs) -> None:
 class QuantizeOp(OpDef):
     attrs = Quantize
     name = "QUANTIZE"
-    signatures = (Signature((FLOAT,), (INT8,)), Signature((INT8,), (INT8,)))
+    signatures = (
+        Signature((FLOAT,), (INT8,)),
+        Signature((INT8,), (INT8,)),
+        Signature((FLOAT,), (INT16,)),
+        Signature((INT8,), (INT16,)),
+        Signature((INT16,), (INT8,)),
+        Signature((INT16,), (INT16,)),
+    )
 
     def check(self, a, ins, outs):
         _check(ins, outs)
 
-    def min_scales(self, op, graph, scale):
+    def min_scales(self, op, graph, scale, bits=8):
         return {op.outputs[0]: scale(op.inputs[0]) / MAX_MULTIPLIER}
 
     def params(self, attrs, ins, outs):
@@ -70,17 +93,29 @@ class QuantizeOp(OpDef):
         return RequantizeParams(x.qparams.zp, y.qparams.zp, mult, shift)
 
     def reference(self, a, p, ins, in_tensors, outs):
-        x = ins[0]
+        x, dtype = ins[0], outs[0].dtype
         if in_tensors[0].dtype == FLOAT:
+            bound = np.float32(QUANTIZE_BOUND[dtype])
             q = round_half_away_f32(x.astype(np.float32) / np.float32(p.scale))
-            q = np.fmin(np.fmax(q, np.float32(-QUANTIZE_BOUND)), np.float32(QUANTIZE_BOUND))
-            return clamp_int8(q.astype(np.int64) + p.zero_point)
+            q = np.fmin(np.fmax(q, -bound), bound)
+            return clamp_to(q.astype(np.int64) + p.zero_point, dtype)
+        # TFLM's Requantize<input_type, output_type>: the int32 multiply for int16 too
         out = fx.multiply_by_quantized_multiplier(x.astype(np.int64) - p.input_zero_point, p.multiplier, p.shift)
-        return clamp_int8(out + p.output_zero_point)
+        return clamp_to(out + p.output_zero_point, dtype)
 
     def kernel(self, op, graph, fast):
-        name = "quantize_f32" if graph[op.inputs[0]].dtype == FLOAT else "requantize_s8"
-        return Kernel(name, in_place=InPlace.ELEMENTWISE)
+        x, y = graph[op.inputs[0]].dtype, graph[op.outputs[0]].dtype
+        # in place only when output element i ends before input element i + 1 starts: int8 -> int16
+        # would overwrite the next input element before reading it
+        in_place = InPlace.NEVER if (x, y) == (INT8, INT16) else InPlace.ELEMENTWISE
+        if x == FLOAT:
+            if y == INT16:
+                return Kernel("quantize_f32_s16", "quantize_f32", {"int16": True}, in_place=in_place)
+            return Kernel("quantize_f32", in_place=in_place)
+        if x == INT8 and y == INT8:
+            return Kernel("requantize_s8", in_place=in_place)
+        name = "requantize_" + ("s16" if x == INT16 else "s8") + ("_s16" if y == INT16 else "_s8")
+        return Kernel(name, "requantize_s8", {"input_s16": x == INT16, "output_s16": y == INT16}, in_place=in_place)
 
     def lower(self, ctx, kernel):
         p = ctx.params
@@ -105,7 +140,7 @@ class QuantizeOp(OpDef):
 class DequantizeOp(OpDef):
     attrs = Dequantize
     name = "DEQUANTIZE"
-    signatures = (Signature((INT8,), (FLOAT,)),)
+    signatures = (Signature((INT8,), (FLOAT,)), Signature((INT16,), (FLOAT,)))
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
@@ -119,6 +154,8 @@ class DequantizeOp(OpDef):
         return (p.scale * (ins[0].astype(np.float64) - p.zero_point)).astype(np.float32)
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("dequantize_s16", "dequantize_s8", {"int16": True})
         return Kernel("dequantize_s8")
 
     def lower(self, ctx, kernel):

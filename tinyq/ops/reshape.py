@@ -1,7 +1,8 @@
 """RESHAPE (and SQUEEZE, imported as it): the same bytes under another shape.
 
 The output shares its input's buffer in the arena (kernel copy_s8 then moves
-nothing); it copies only when the plan could not alias them.
+nothing); it copies only when the plan could not alias them. int16 (16x8) is the same
+(TFLM copies the bytes whatever the type): kernel copy_s16, the template with int16_t pointers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, count, expect, same_quant
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ViewOp(OpDef):
         return ranges[0]
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("copy_s16", "copy_s8", {"int16": True}, in_place=InPlace.ALIAS)
         return Kernel("copy_s8", in_place=InPlace.ALIAS)
 
     def lower(self, ctx, kernel):
@@ -50,7 +53,7 @@ class ReshapeOp(ViewOp):
     attrs = Reshape
     name = "RESHAPE"
     tflite_aliases = ("SQUEEZE",)
-    signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

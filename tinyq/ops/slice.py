@@ -10,7 +10,14 @@ import numpy as np
 
 from tinyq.ops import Unsupported, register
 from tinyq.ops.common import count, expect
-from tinyq.ops.strided_copy import Copy, MovementOp, check_moved, forward_on_samples, row_major_strides
+from tinyq.ops.strided_copy import (
+    MOVEMENT_SIGNATURES_16,
+    Copy,
+    MovementOp,
+    check_moved,
+    forward_on_samples,
+    row_major_strides,
+)
 
 STRIDED_SLICE_MAX_RANK = 4  # TFLM's STRIDED_SLICE Prepare: "input dim should not exceed 4"
 
@@ -82,6 +89,7 @@ def _vector(r, index: int, what: str, rank: int) -> tuple[int, ...]:
 class SliceOp(MovementOp):
     attrs = Slice
     name = "SLICE"
+    signatures = MOVEMENT_SIGNATURES_16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
@@ -128,6 +136,7 @@ class SliceOp(MovementOp):
 class StridedSliceOp(MovementOp):
     attrs = StridedSlice
     name = "STRIDED_SLICE"
+    signatures = MOVEMENT_SIGNATURES_16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

@@ -9,6 +9,10 @@ element and merges axes that are contiguous on both sides, so the kernel copies 
 bytes (`block`) and loops only where the layout really changes. The ops' numpy references
 are written in numpy's own terms (np.transpose, slicing, np.stack...), not from the walks,
 so the C kernel and the reference check each other.
+
+int16 (16x8): TFLM moves int16 values the same way; an op that takes them lists
+MOVEMENT_SIGNATURES_16 (TRANSPOSE, SLICE, STRIDED_SLICE) and gets strided_copy_s16 (the
+template with int16_t elements; the walks count elements, so they are unchanged).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import numpy as np
 
 from tinyq.ir import Tensor
 from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, expect, same_quant
 
 MAX_RANK = 4  # the C kernels' tensors (dims4), as TFLM's STRIDED_SLICE limits them
 MAX_COPY_AXES = 8  # TQ_COPY_MAX_AXES in strided_copy_s8.c.j2: loops after simplification
 
 MOVEMENT_SIGNATURES = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
+MOVEMENT_SIGNATURES_16 = MOVEMENT_SIGNATURES + (Signature((INT16,), (INT16,)),)  # ops TFLM runs on int16
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,8 @@ class MovementOp(OpDef):
         return ranges[0]
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("strided_copy_s16", "strided_copy_s8", {"int16": True})
         return Kernel("strided_copy_s8")
 
     def lower(self, ctx, kernel):

@@ -1,4 +1,4 @@
-"""TRANSPOSE: the axes permuted (TFLM's reference Transpose moves int8 values as they are).
+"""TRANSPOSE: the axes permuted (TFLM's reference Transpose moves int8 and int16 values as they are).
 Kernel: strided_copy_s8 (the output walked in order, the input by the permuted strides)."""
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ import numpy as np
 
 from tinyq.ops import Unsupported, register
 from tinyq.ops.common import count, expect
-from tinyq.ops.strided_copy import Copy, MovementOp, check_moved, forward_on_samples, row_major_strides
+from tinyq.ops.strided_copy import (
+    MOVEMENT_SIGNATURES_16,
+    Copy,
+    MovementOp,
+    check_moved,
+    forward_on_samples,
+    row_major_strides,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class Transpose:
 class TransposeOp(MovementOp):
     attrs = Transpose
     name = "TRANSPOSE"
+    signatures = MOVEMENT_SIGNATURES_16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
