@@ -96,3 +96,15 @@ def test_a_random_weight_classifier_quantizes_its_tiny_logits(keras, tmp_path):
     model = HostModel(graph, tmp_path)
     for inputs in random_inputs(graph, 3, seed=3):
         assert np.array_equal(model.run(inputs)[0], ref.outputs(graph, inputs)[0])
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("name", [m for m in MODELS if m != "dense_bn_sigmoid"])  # no int16 LOGISTIC yet
+def test_degenerate_calibration_quantizes_and_runs_with_int16_activations(name, data, keras, tmp_path):
+    fm = float_model_from_keras(keras_models.build(keras, name))
+    calib = Dataset(DATA[data]((16,) + fm.graph[fm.graph.inputs[0]].shape[1:]))
+    for method in ("minmax", "mse"):
+        graph = quantize(fm, calib, parse_config(method, "w8a16"), quiet=True).graph
+        c_model = HostModel(graph, tmp_path / method)
+        for inputs in random_inputs(graph, 2, seed=1):
+            assert np.array_equal(c_model.run(inputs)[0], ref.outputs(graph, inputs)[0]), method

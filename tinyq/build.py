@@ -62,6 +62,7 @@ def make_report(
             layer.kernel.name,
             layer.scratch_bytes,
             layer.kernel.reference_because,
+            graph[op.outputs[0]].dtype,
         )
         for op, layer in zip(graph.ops, generated.layers)
     ]

@@ -199,7 +199,12 @@ def quant_options(fn):
             show_default=True,
             help="Range method (minmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated.",
         ),
-        click.option("--bits", default="w8a8", show_default=True, help="Weight and activation bits: w8a8, w4a8, ..."),
+        click.option(
+            "--bits",
+            default="w8a8",
+            show_default=True,
+            help="Weight and activation bits: w8a8, w4a8, ..., or w8a16 (int16 activations)",
+        ),
         click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel)."),
         click.option(
             "--percentile", type=float, default=99.99, show_default=True, help="Percentile for --algo percentile."
@@ -340,7 +345,8 @@ def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learn
     from tinyq.importers import load_float_model
     from tinyq.quant import parse_config
 
-    parse_config("mse", bits, per_tensor)  # validates --bits before the long work
+    if parse_config("mse", bits, per_tensor).activation_bits != 8:  # validates --bits before the long work
+        raise TinyqError(f"tinyq qat --bits {bits}: QAT simulates int8 activations only; use tinyq quantize for w8a16")
     fm = load_float_model(model)
     data = load_dataset(data_path, fm.graph, what="training data")
     if data.y is None:

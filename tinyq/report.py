@@ -54,6 +54,7 @@ class OpReport:
     kernel: str
     scratch_bytes: int
     reference_because: str | None = None  # why the op keeps its reference kernel
+    out_dtype: str = "int8"  # the output tensor's dtype (int16 activations take 2 bytes each)
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class OpDef:
     tflite_aliases: tuple[str, ...] = ()  # more builtin operators imported as this op
     output_quant: OutputQuant = OutputQuant.OWN
     fixed_quant: tuple[float, int] = (1 / 256, -128)  # (scale, zero point) of a FIXED output
+    fixed_quant_int16: tuple[float, int] = (1 / 32768, 0)  # the same at 16x8 (TFLM's int16 kernels)
 
     # --- rules -----------------------------------------------------------------------
     def check(self, attrs, ins: list[Tensor], outs: list[Tensor]) -> None:
@@ -168,11 +169,11 @@ class OpDef:
         """A data-free range of the output from the inputs' ranges (None: unknown)."""
         return None
 
-    def min_scales(self, op: Op, graph: Graph, scale) -> dict[str, float]:
+    def min_scales(self, op: Op, graph: Graph, scale, bits: int = 8) -> dict[str, float]:
         """The smallest scale each of the op's activation tensors may have for its integer
-        parameters to exist (TFLM refuses or overflows on the others), given `scale(name)` and
-        the float graph: post-training quantization widens a degenerate range to respect it.
-        Default: no limit."""
+        parameters to exist (TFLM refuses or overflows on the others), given `scale(name)`, the
+        float graph and the activation bits (8 or 16): post-training quantization widens a
+        degenerate range to respect it. Default: no limit."""
         return {}
 
     def quantize(self, op: Op, graph: Graph, context) -> list[Op]:

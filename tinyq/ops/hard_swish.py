@@ -95,7 +95,7 @@ class HardSwishOp(UnaryOp):
             x.zp, y.zp, downscale_to_int16(out_mult), out_exp, downscale_to_int16(relu_mult), relu_exp
         )
 
-    def min_scales(self, op, graph, scale):
+    def min_scales(self, op, graph, scale, bits=8):
         """TFLM refuses an output multiplier (s_in / 128 / s_out) of one or more."""
         return {op.outputs[0]: scale(op.inputs[0]) / (1 << HIRES_SHIFT) * MARGIN}
 

@@ -51,7 +51,7 @@ class LogisticOp(ProbabilityOp):
     def params(self, attrs, ins, outs):
         return saturating_input_params(ins[0].qparams)
 
-    def min_scales(self, op, graph, scale):
+    def min_scales(self, op, graph, scale, bits=8):
         return saturating_input_min_scales(op)
 
     def reference(self, a, p, ins, in_tensors, outs):

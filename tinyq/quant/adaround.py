@@ -121,11 +121,12 @@ def apply_adaround(
     iterations: int = 1000,
     samples: int = 512,
     quiet: bool = False,
+    activation_bits: int = 8,
 ) -> dict[str, WeightQuant]:
     """AdaRound every affine layer in order. Each layer sees the inputs the quantized model
     gives it (earlier layers rounded, activations quantized) and reconstructs the float
     layer's output on the float inputs, as AIMET does."""
-    sim = Layerwise(graph, calib[:samples], activation_quant)
+    sim = Layerwise(graph, calib[:samples], activation_quant, activation_bits)
     result = dict(quants)
     with progress(quiet) as bar:
         for op in [op for op in graph.ops if op.name in quants]:

@@ -58,12 +58,13 @@ def corrected_biases_empirical(
     *,
     total_shift: bool,
     samples: int = 512,
+    activation_bits: int = 8,
 ) -> list[ir.Tensor]:
     """Layer by layer, on the inputs the quantized model gives each layer: the mean shift of
     its pre-activations caused by the weight quantization (E[(W_q - W) x]), or, with
     `total_shift`, the whole shift against the float model (activation clipping included)."""
     tf = tensorflow()
-    sim = Layerwise(graph, x[:samples], activation_quant)
+    sim = Layerwise(graph, x[:samples], activation_quant, activation_bits)
     tensors = []
     for op in graph.ops:
         if op.name not in weights:

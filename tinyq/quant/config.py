@@ -21,6 +21,10 @@ class QuantConfig:
     percentile: float = 99.99
 
     @property
+    def activation_dtype(self) -> str:
+        return "int16" if self.activation_bits == 16 else "int8"
+
+    @property
     def algo(self) -> list[str]:
         return [self.range_method, *self.passes]
 
@@ -42,10 +46,14 @@ def parse_config(
     methods = [p for p in parts if p in RANGE_METHODS]
     if len(methods) > 1:
         raise TinyqError(f"--algo names {len(methods)} range methods ({', '.join(methods)}); pick one")
-    match = re.fullmatch(r"w(\d)a(\d)", bits.lower())
-    if not match or not 2 <= int(match.group(1)) <= 8 or int(match.group(2)) != 8:
-        raise TinyqError(f"--bits {bits!r}: use wNa8 with N from 2 to 8 (e.g. w8a8, w4a8)")
+    match = re.fullmatch(r"w(\d)a(\d+)", bits.lower())
+    if not match or not 2 <= int(match.group(1)) <= 8 or int(match.group(2)) not in (8, 16):
+        raise TinyqError(f"--bits {bits!r}: use wNa8 with N from 2 to 8 (e.g. w8a8, w4a8), or w8a16")
+    if int(match.group(2)) == 16 and int(match.group(1)) != 8:
+        raise TinyqError(f"--bits {bits!r}: int16 activations take int8 weights (TFLM's 16x8); use w8a16")
     if not 50 < percentile <= 100:
         raise TinyqError(f"--percentile {percentile}: use a value in (50, 100]")
     passes = tuple(p for p in PASSES if p in parts)  # fixed order: cle, bc, adaround
-    return QuantConfig(methods[0] if methods else "mse", passes, int(match.group(1)), 8, not per_tensor, percentile)
+    return QuantConfig(
+        methods[0] if methods else "mse", passes, int(match.group(1)), int(match.group(2)), not per_tensor, percentile
+    )

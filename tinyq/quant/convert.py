@@ -21,16 +21,18 @@ from tinyq.ops import OutputQuant
 from tinyq.ops.affine import weight_axis
 from tinyq.ops.concatenation import Concatenation
 from tinyq.quant.config import QuantConfig
-from tinyq.quant.ranges import asymmetric_params, symmetric_scales
+from tinyq.quant.ranges import activation_params, symmetric_scales
 
 
-def fixed_outputs(graph: ir.Graph) -> dict[str, ir.QParams]:
-    """The outputs whose quantization their kernel fixes (SOFTMAX's 1/256, -128, TANH's 1/128, 0...)."""
+def fixed_outputs(graph: ir.Graph, bits: int = 8) -> dict[str, ir.QParams]:
+    """The outputs whose quantization their kernel fixes (SOFTMAX's 1/256, -128, TANH's 1/128, 0...;
+    at 16 bits each op's `fixed_quant_int16`)."""
     fixed = {}
     for op in graph.ops:
         definition = ops.definition(op)
         if definition.output_quant == OutputQuant.FIXED:
-            fixed |= {name: ir.QParams.per_tensor(*definition.fixed_quant) for name in op.outputs}
+            quant = definition.fixed_quant if bits == 8 else definition.fixed_quant_int16
+            fixed |= {name: ir.QParams.per_tensor(*quant) for name in op.outputs}
     return fixed
 
 
@@ -88,9 +90,9 @@ def activation_groups(graph: ir.Graph) -> dict[str, str | None]:
     return {name: final(group) for name, group in groups.items()}
 
 
-def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, ir.QParams]:
-    """Quantization of every activation tensor from its range, constraints applied; a
-    concatenation's range covers its inputs' so that none of them is clipped."""
+def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]], bits: int = 8) -> dict[str, ir.QParams]:
+    """Quantization of every activation tensor (int8, or int16 with `bits` 16) from its range,
+    constraints applied; a concatenation's range covers its inputs' so that none is clipped."""
     producers = graph.producers()
 
     def qparams(name: str) -> ir.QParams:
@@ -99,16 +101,20 @@ def activation_qparams(graph: ir.Graph, ranges: dict[str, tuple[float, float]]) 
         if source is not None and isinstance(source.attrs, Concatenation):
             lo = min([lo, *(ranges[n][0] for n in source.inputs)])
             hi = max([hi, *(ranges[n][1] for n in source.inputs)])
-        return ir.QParams.per_tensor(*asymmetric_params(lo, hi))
+        return ir.QParams.per_tensor(*activation_params(lo, hi, bits))
 
-    groups, fixed = activation_groups(graph), fixed_outputs(graph)
+    groups, fixed = activation_groups(graph), fixed_outputs(graph, bits)
     own = {name: qparams(name) for name, group in groups.items() if group == name}
-    _respect_min_scales(graph, groups, own, fixed)
+    _respect_min_scales(graph, groups, own, fixed, bits)
     return {name: fixed[name] if group is None else own[group] for name, group in groups.items()}
 
 
 def _respect_min_scales(
-    graph: ir.Graph, groups: dict[str, str | None], own: dict[str, ir.QParams], fixed: dict[str, ir.QParams]
+    graph: ir.Graph,
+    groups: dict[str, str | None],
+    own: dict[str, ir.QParams],
+    fixed: dict[str, ir.QParams],
+    bits: int,
 ) -> None:
     """Raise the scales that are below an op's limit (a degenerate range: a dead channel's
     output, logits of a random-weight model), keeping their zero points, until every op's
@@ -121,7 +127,7 @@ def _respect_min_scales(
     for _ in range(len(graph.ops) + 1):
         raised = False
         for op in graph.ops:
-            for name, limit in ops.definition(op).min_scales(op, graph, scale).items():
+            for name, limit in ops.definition(op).min_scales(op, graph, scale, bits).items():
                 group = groups.get(name)
                 if group and own[group].s < limit:
                     own[group] = ir.QParams.per_tensor(
@@ -140,7 +146,8 @@ class Int8Context:
         self, graph: ir.Graph, qparams: dict[str, ir.QParams], config: QuantConfig, weights: dict[str, WeightQuant]
     ):
         self.graph, self.qparams, self.config, self.weights = graph, qparams, config, weights
-        self.tensors = {name: ir.Tensor(name, graph[name].shape, "int8", qp) for name, qp in qparams.items()}
+        self.dtype = config.activation_dtype
+        self.tensors = {name: ir.Tensor(name, graph[name].shape, self.dtype, qp) for name, qp in qparams.items()}
 
     def set(self, tensor: ir.Tensor) -> None:
         self.tensors[tensor.name] = tensor
@@ -149,9 +156,13 @@ class Int8Context:
         """A constant operand (of ADD or MUL, say) quantized like an activation: over its own
         range, or with `qparams`."""
         t = self.graph[name]
-        scale, zp = (qparams.s, qparams.zp) if qparams else asymmetric_params(float(t.data.min()), float(t.data.max()))
-        values = np.clip(np.round(t.data / scale) + zp, -128, 127).astype(np.int8)
-        self.set(ir.Tensor(name, t.shape, "int8", ir.QParams.per_tensor(scale, zp), values))
+        bits = self.config.activation_bits
+        scale, zp = (
+            (qparams.s, qparams.zp) if qparams else activation_params(float(t.data.min()), float(t.data.max()), bits)
+        )
+        info = np.iinfo(self.dtype)
+        values = np.clip(np.round(t.data / scale) + zp, info.min, info.max).astype(self.dtype)
+        self.set(ir.Tensor(name, t.shape, self.dtype, ir.QParams.per_tensor(scale, zp), values))
 
 
 def to_int8(

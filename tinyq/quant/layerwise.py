@@ -21,8 +21,11 @@ def dequantized(q: WeightQuant) -> np.ndarray:
 
 
 class Layerwise:
-    def __init__(self, graph: ir.Graph, x: np.ndarray, activation_quant: dict[str, ir.QParams]):
+    def __init__(
+        self, graph: ir.Graph, x: np.ndarray, activation_quant: dict[str, ir.QParams], activation_bits: int = 8
+    ):
         self.graph, self.x, self.activation_quant = graph, x, activation_quant
+        self.qrange = (-(1 << (activation_bits - 1)), (1 << (activation_bits - 1)) - 1)
         self.fixed: dict[str, np.ndarray] = {}  # constant tensor -> its value in the quantized model
 
     def fix(self, name: str, value: np.ndarray) -> None:
@@ -38,7 +41,7 @@ class Layerwise:
 
             def activation(tensor, value):
                 q = self.activation_quant.get(tensor)
-                return value if q is None else fake_quant(tf, value, q.s, q.zp)
+                return value if q is None else fake_quant(tf, value, q.s, q.zp, *self.qrange)
 
         runner = FloatRunner(self.graph, keep={name}, weight=weight, activation=activation)
         return np.concatenate([values[name] for _, values in runner.batches([self.x])])

@@ -119,10 +119,17 @@ def quantize(
     ranges = activation_ranges(fm, graph, calib, config, quiet)
     weight_method = "mse" if config.range_method == "mse" else "minmax"
     weights = {op.name: quantize_weights(op, graph, config, weight_method) for op in graph.ops if is_affine(op)}
-    qparams = activation_qparams(graph, ranges)
+    qparams = activation_qparams(graph, ranges, config.activation_bits)
     if "adaround" in config.passes:
         weights = apply_adaround(
-            graph, calib.x, weights, config.weight_bits, qparams, iterations=adaround_iterations, quiet=quiet
+            graph,
+            calib.x,
+            weights,
+            config.weight_bits,
+            qparams,
+            iterations=adaround_iterations,
+            quiet=quiet,
+            activation_bits=config.activation_bits,
         )
     deployed = to_int8(graph, qparams, config, weights)
     if "bc" in config.passes and calib is None:
@@ -143,7 +150,9 @@ def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
     reference = FloatRunner(graph, keep=set(graph.outputs)).outputs([held_out])[0]
     candidates = {"none": uncorrected}
     for total_shift, label in ((False, "weight error"), (True, "total shift")):
-        corrected = corrected_biases_empirical(graph, fit, weights, qparams, total_shift=total_shift)
+        corrected = corrected_biases_empirical(
+            graph, fit, weights, qparams, total_shift=total_shift, activation_bits=config.activation_bits
+        )
         candidates[label] = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
     errors = {}
     for label, candidate in candidates.items():

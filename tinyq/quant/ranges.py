@@ -28,6 +28,16 @@ def asymmetric_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
     return float(np.float32(scale)), zero_point
 
 
+def activation_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
+    """An activation's (scale, zero point): int8 asymmetric (TFLite's nudged parameters), int16
+    symmetric with zero point 0 (TFLM's 16x8 convention: the larger magnitude at 32767)."""
+    if bits == 8:
+        return asymmetric_params(lo, hi)
+    peak = max(abs(lo), abs(hi))
+    scale = max(peak / ((1 << (bits - 1)) - 1), MIN_SCALE) if peak > 0 else 1e-8
+    return float(np.float32(scale)), 0
+
+
 def _histogram_mse(centers, counts, candidates) -> np.ndarray:
     """Expected squared error of quantizing the histogram with each (lo, hi) candidate."""
     errors = np.empty(len(candidates))
