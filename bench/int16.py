@@ -1,8 +1,9 @@
 """int16 activations (16x8) on the MLPerf Tiny kws, ic and ad models, built for mps2_an386 (Cortex-M4)
 and run in QEMU: tinyq's own W8A8 and W8A16 quantization of the float Keras models (output SQNR
 against float with the integer reference, arena, flash, instructions per inference), and the TFLite
-converter's 16x8 model of the same float model deployed as it is. Data as in mlperf_keras.py (ad's
-real frames; smooth synthetic inputs for kws and ic). Run: python bench/int16.py
+converter's 16x8 model of the same float model (same calibration samples) deployed as it is. Data
+as in mlperf_keras.py (ad's real frames; smooth synthetic inputs for kws and ic).
+Run: python bench/int16.py
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def main() -> None:
             for bits, (method, spec) in CONFIGS.items():
                 graph = quantize(fm, calib, parse_config(method, spec), quiet=True).graph
                 rows.append(run(f"tinyq {bits}", graph, bits))
-            converted = load_tflite(convert_16x8(key, models, Path(tmp)))
+            converted = load_tflite(convert_16x8(key, models, Path(tmp), calib.x))  # the same calibration
             rows.append(run("converter 16x8", converted, "w8a16"))
             print(f"{key}: done", file=sys.stderr)
     columns = [("model", "s"), ("quantized by", "s"), ("ops", "d"), ("sqnr_db", ".1f"), ("arena_bytes", ",")]

@@ -20,8 +20,9 @@ def calibration(key: str, models: Path, shape) -> np.ndarray:
     return np.random.default_rng(0).normal(0, 1, (50,) + tuple(shape)).astype(np.float32)
 
 
-def convert_16x8(key: str, models: Path, out_dir: Path) -> Path:
-    """models: the mlperf_tiny folder. Cached in out_dir."""
+def convert_16x8(key: str, models: Path, out_dir: Path, samples: np.ndarray | None = None) -> Path:
+    """models: the mlperf_tiny folder; `samples`: float calibration inputs (default: see
+    calibration()). Cached in out_dir."""
     path = out_dir / f"{key}_16x8.tflite"
     if path.exists():
         return path
@@ -39,7 +40,7 @@ def convert_16x8(key: str, models: Path, out_dir: Path) -> Path:
         input_signature=[tf.TensorSpec(shape, tf.float32, name="x")],
         autograph=False,
     )
-    samples = calibration(key, models, shape[1:])
+    samples = calibration(key, models, shape[1:]) if samples is None else samples
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.fn.get_concrete_function()], module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ({"x": s[None]} for s in samples)
