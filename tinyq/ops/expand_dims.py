@@ -2,7 +2,7 @@
 
 The output shape says everything (the axis only chose it), so the op is RESHAPE in all
 but its name: its output shares the input's buffer (kernel copy_s8, RESHAPE's, copies only
-when the plan could not alias them).
+when the plan could not alias them). TFLM's EXPAND_DIMS copies int16 too (16x8): the same view.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from tinyq.ops import Unsupported, register
 from tinyq.ops.common import count, expect
 from tinyq.ops.reshape import ViewOp
-from tinyq.ops.strided_copy import MOVEMENT_SIGNATURES, check_moved
+from tinyq.ops.strided_copy import MOVEMENT_SIGNATURES_16, check_moved
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ExpandDims:
 class ExpandDimsOp(ViewOp):
     attrs = ExpandDims
     name = "EXPAND_DIMS"
-    signatures = MOVEMENT_SIGNATURES
+    signatures = MOVEMENT_SIGNATURES_16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

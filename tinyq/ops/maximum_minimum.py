@@ -2,7 +2,10 @@
 are (no rescaling: its kernel has no Prepare), which means the real maximum only when both
 inputs and the output share one quantization, as the TFLite converter makes them. tinyq requires
 that, and its quantizer requantizes an input that differs (int8 -> int8 QUANTIZE), as it does
-for CONCATENATION. No fused activation. Kernel: maximum_minimum_s8 (broadcast by strides)."""
+for CONCATENATION. No fused activation. Kernel: maximum_minimum_s8 (broadcast by strides).
+
+int16 (16x8, zero points 0): TFLM's same MaximumMinimumBroadcastSlow on int16 codes, no
+arithmetic. Kernel: maximum_minimum_s16 (maximum_minimum_s8 rendered with `int16`)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import numpy as np
 
 from tinyq.ir import Op, Tensor
 from tinyq.ops import register
-from tinyq.ops.binary import BinaryOp
-from tinyq.ops.common import INT8, aligned_operands, broadcast_strides, dims4, same_quant
+from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.common import INT8, aligned_operands, broadcast_strides, clamp_to, dims4, same_quant
 from tinyq.ops.quantize import Quantize
 
 
@@ -60,6 +63,7 @@ def requantized_to_output(op: Op, graph, context) -> list[Op]:
 class MaximumMinimumOp(BinaryOp):
     options_table = "MaximumMinimumOptions"
     kernel_name = "maximum_minimum_s8"
+    signatures = WITH_INT16
     maximum: bool
 
     def apply(self, tf, a, b):
@@ -79,7 +83,7 @@ class MaximumMinimumOp(BinaryOp):
     def reference(self, a, p, ins, in_tensors, outs):
         x1, x2 = aligned_operands(ins, in_tensors, outs)
         pick = np.maximum if self.maximum else np.minimum
-        return pick(x1, x2).astype(np.int8)
+        return clamp_to(pick(x1, x2), outs[0].dtype)  # codes picked as they are (already in range)
 
     def propagate_range(self, op, ranges):
         if any(r is None for r in ranges):

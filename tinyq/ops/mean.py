@@ -6,7 +6,7 @@ Kernel: mean_s8 (any axes: at most three kept and three reduced loops; tinyq/ops
 
 int16 (16x8, zero points 0): TFLM's same QuantizedMeanOrSum on int16 codes, the sum in int32
 (wrapping), the int32 MultiplyByQuantizedMultiplier, saturation to int16. Kernel: mean_s16
-(mean_s8 rendered with `int16`). SUM stays int8 here."""
+(mean_s8 rendered with `int16`), shared with SUM (tinyq/ops/reduce.py)."""
 
 from __future__ import annotations
 

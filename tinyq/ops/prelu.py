@@ -2,7 +2,11 @@
 (s_in / s_out), and (x - zp_in)(alpha - zp_alpha) requantized when negative (s_in s_alpha / s_out),
 both ratios in double; plus zp_out, saturated. Alpha is a tensor (a constant in converter-made
 models, quantized per tensor) that broadcasts against the input. Kernel: prelu_s8 (4-D strides,
-0 on broadcast dimensions; a constant alpha lives in flash)."""
+0 on broadcast dimensions; a constant alpha lives in flash).
+
+int16 (16x8): TFLM's same BroadcastPrelu4DSlow and parameters on an int16 input and output
+(zero points 0) with an int8 alpha, the int32 MultiplyByQuantizedMultiplier (the product fits:
+2^15 * 2^8), saturation to int16. Kernel: prelu_s16 (prelu_s8 rendered with `int16`)."""
 
 from __future__ import annotations
 
@@ -15,11 +19,12 @@ from tinyq.ops import InPlace, Kernel, OpDef, Signature, register
 from tinyq.ops.common import (
     FLOAT,
     INT8,
+    INT16,
     activation_tensor,
     aligned_operands,
     broadcast_shape,
     broadcast_strides,
-    clamp_int8,
+    clamp_to,
     count,
     dims4,
     expect,
@@ -46,7 +51,12 @@ class PreluParams:
 class PreluOp(OpDef):
     attrs = Prelu
     name = "PRELU"
-    signatures = (Signature((INT8, INT8), (INT8,)), Signature((FLOAT, FLOAT), (FLOAT,)))
+    # TFLM's int16 PRELU reads an int8 alpha
+    signatures = (
+        Signature((INT8, INT8), (INT8,)),
+        Signature((INT16, INT8), (INT16,)),
+        Signature((FLOAT, FLOAT), (FLOAT,)),
+    )
 
     def check(self, a, ins, outs):
         count(ins, outs, 2)
@@ -71,13 +81,15 @@ class PreluOp(OpDef):
         x = x + p.input_offset
         positive = fx.multiply_by_quantized_multiplier(x, p.identity_multiplier, p.identity_shift)
         negative = fx.multiply_by_quantized_multiplier(x * (alpha + p.alpha_offset), p.alpha_multiplier, p.alpha_shift)
-        return clamp_int8(np.where(x >= 0, positive, negative) + p.output_offset)
+        return clamp_to(np.where(x >= 0, positive, negative) + p.output_offset, outs[0].dtype)
 
     def forward(self, tf, op, graph, xs):
         x, alpha = xs
         return tf.maximum(x, 0.0) + alpha * tf.minimum(x, 0.0)
 
     def kernel(self, op, graph, fast):
+        if graph[op.outputs[0]].dtype == INT16:
+            return Kernel("prelu_s16", "prelu_s8", {"int16": True}, in_place=InPlace.ELEMENTWISE)
         return Kernel("prelu_s8", in_place=InPlace.ELEMENTWISE)
 
     def lower(self, ctx, kernel):

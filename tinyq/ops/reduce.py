@@ -7,6 +7,10 @@ TFLM resolves the axes first (negative ones counted from the end, duplicates dro
 into int32 (wrapping) whatever the axes. The C kernels see the tensor as at most three kept
 and three reduced loops (adjacent axes of one kind merged): any set of axes of a rank-6 tensor.
 Kernels: mean_s8 (MEAN and SUM), reduce_max_min_s8.
+
+int16 (16x8, zero points 0): MEAN and SUM take the same QuantizedMeanOrSum on int16 codes
+(int32 sum, wrapping; the int32 MultiplyByQuantizedMultiplier; saturation to int16), kernel
+mean_s16. REDUCE_MAX and REDUCE_MIN stay int8: TFLM's EvalMax has no int16 case.
 """
 
 from __future__ import annotations
@@ -180,6 +184,8 @@ class SumOp(MeanOrSumOp):
     attrs = Sum
     name = "SUM"
     compute_sum = True
+    # TFLM's EvalSum runs QuantizedMeanOrSum on int16 codes too (zero points 0)
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
 
     def tf_reduce(self, tf):
         return tf.reduce_sum

@@ -4,7 +4,14 @@ by gemmlowp's Newton-Raphson (GetInvSqrtQuantizedMultiplierExp) as a multiplier,
 the zero point (negative values).
 
 The result depends on the input code alone, so the generator tabulates TFLM's integer
-arithmetic per code (the 5-step Newton iteration is not run on the device). Kernel: lut_s8."""
+arithmetic per code (the 5-step Newton iteration is not run on the device). Kernel: lut_s8.
+
+int16 (16x8, zero points 0): TFLM's RsqrtEvalQuantized<int16_t>, the same arithmetic on the
+int16 code (1/sqrt by the Newton iteration, applied to 1 << 20, requantized), saturated to
+int16; zero gives 32767, a negative input fails. The output multiplier is QuantizeMultiplier of
+1 / (sqrt(s_in) s_out) with the square root and the product in float32, as TFLM's
+SetRsqrtOutputMultiplier. A table of every code would take 64 KB, so the kernel runs the
+iteration per element. Kernel: rsqrt_s16."""
 
 from __future__ import annotations
 
@@ -14,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import register
-from tinyq.ops.common import INT8_MAX, INT8_MIN
+from tinyq.errors import TinyqError
+from tinyq.ops import InPlace, Kernel, Signature, register
+from tinyq.ops.common import FLOAT, INT8, INT8_MAX, INT8_MIN, INT16, clamp_to
 from tinyq.ops.transcendental import INT8_CODES, TableOp, TableParams
 
 VALUE_SHIFT = 20  # TFLM's kShift: 1 << 20 keeps the inverse square root an integer
@@ -27,6 +35,24 @@ HALF_SQRT_2 = 1518500250  # sqrt(2) / 2, Q0.31
 @dataclass(frozen=True)
 class Rsqrt:
     pass
+
+
+@dataclass(frozen=True)
+class RsqrtParams16:
+    """int16: the output multiplier of 1 / (sqrt(s_in) s_out), applied per element."""
+
+    multiplier: int
+    shift: int
+
+
+def rsqrt_codes(x, multiplier: int, shift: int, zero_code: int) -> np.ndarray:
+    """TFLM's RsqrtEvalQuantized on offset codes x >= 0 (int64): 1/sqrt(x) as a multiplier
+    applied to 1 << VALUE_SHIFT, then requantized; zero gives `zero_code` (the type's max)."""
+    x = np.asarray(x, np.int64)
+    inv_mult, inv_shift = inv_sqrt_multiplier(np.maximum(x, 1))
+    data = fx.multiply_by_quantized_multiplier(1, inv_mult, inv_shift + VALUE_SHIFT)
+    out = fx.multiply_by_quantized_multiplier(data, multiplier, shift - VALUE_SHIFT)
+    return np.where(x == 0, zero_code, out)
 
 
 def inv_sqrt_multiplier(value) -> tuple[np.ndarray, np.ndarray]:
@@ -57,19 +83,44 @@ def inv_sqrt_multiplier(value) -> tuple[np.ndarray, np.ndarray]:
 class RsqrtOp(TableOp):
     attrs = Rsqrt
     name = "RSQRT"
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
 
     def params(self, attrs, ins, outs):
         x, y = ins[0].qparams, outs[0].qparams
-        mult, shift = fx.quantize_multiplier(1.0 / (math.sqrt(x.s) * y.s))
+        if outs[0].dtype == INT16:  # float32 sqrt and product, as TFLM's SetRsqrtOutputMultiplier
+            real = 1.0 / float(np.sqrt(np.float32(x.s)) * np.float32(y.s))
+        else:
+            real = 1.0 / (math.sqrt(x.s) * y.s)
+        mult, shift = fx.quantize_multiplier(real)
         if shift - VALUE_SHIFT < -31:
             raise ValueError(f"output multiplier 2^{shift - VALUE_SHIFT} is beyond TFLM's shifts")
+        if outs[0].dtype == INT16:
+            return RsqrtParams16(mult, shift)
         value = INT8_CODES - x.zp
-        inv_mult, inv_shift = inv_sqrt_multiplier(np.maximum(value, 1))
-        data = fx.multiply_by_quantized_multiplier(1, inv_mult, inv_shift + VALUE_SHIFT)
-        out = np.clip(fx.multiply_by_quantized_multiplier(data, mult, shift - VALUE_SHIFT) + y.zp, INT8_MIN, INT8_MAX)
+        out = np.clip(rsqrt_codes(np.maximum(value, 0), mult, shift, 0) + y.zp, INT8_MIN, INT8_MAX)
         # Zero saturates; negative values (below lowest_valid) are refused by the kernel.
         table = np.where(value <= 0, INT8_MAX, out)
         return TableParams(tuple(int(v) for v in table), lowest_valid=x.zp)
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        if not isinstance(p, RsqrtParams16):
+            return super().reference(a, p, ins, in_tensors, outs)
+        x = ins[0].astype(np.int64)
+        if np.any(x < 0):
+            raise TinyqError(f"{self.name} input code below 0 (a negative value): TFLM fails on it, so does the kernel")
+        return clamp_to(rsqrt_codes(x, p.multiplier, p.shift, 32767), INT16)
+
+    def kernel(self, op, graph, fast):
+        if graph[op.outputs[0]].dtype == INT16:
+            return Kernel("rsqrt_s16", in_place=InPlace.ELEMENTWISE)
+        return super().kernel(op, graph, fast)
+
+    def lower(self, ctx, kernel):
+        if kernel.name != "rsqrt_s16":
+            return super().lower(ctx, kernel)
+        p = ctx.params
+        io = {"size": ctx.out.size, "input": ctx.input(), "output": ctx.output()}
+        return {"multiplier": p.multiplier, "shift": p.shift} | io
 
     def forward(self, tf, op, graph, xs):
         return tf.math.rsqrt(xs[0])

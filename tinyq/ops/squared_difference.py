@@ -2,7 +2,12 @@
 rescaling with 7 bits of headroom instead of 20 (so that 255^2 * 2^14 fits int32), both
 inputs at half the larger scale, the difference squared, then requantized by
 (2 max(s1, s2))^2 / (2^14 s_out) with a general multiplier. No fused activation.
-Kernel: squared_difference_s8 (broadcast by strides)."""
+Kernel: squared_difference_s8 (broadcast by strides).
+
+int16 (16x8, zero points 0): TFLM's same arithmetic with a left shift of 0 (the codes already
+have 16 bits; each rescaled input is at most 2^14 in magnitude, so the squared difference stays
+below 2^30), the int32 multipliers, saturation to int16. Kernel: squared_difference_s16
+(squared_difference_s8 rendered with `int16`)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,12 @@ from dataclasses import asdict, dataclass
 from tinyq import fixedpoint as fx
 from tinyq.ops import register
 from tinyq.ops.add import AddParams, rescaled_inputs
-from tinyq.ops.binary import BinaryOp
-from tinyq.ops.common import INT8_MAX, INT8_MIN, clamp_int8
+from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.common import INT16, INTEGER_RANGES, clamp_to
 from tinyq.ops.maximum_minimum import operand_args
 
-LEFT_SHIFT = 7
+LEFT_SHIFT = 7  # int8: 255^2 * 2^14 fits int32
+LEFT_SHIFT_16 = 0  # int16: the codes already use 16 bits
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class SquaredDifferenceOp(BinaryOp):
     name = "SQUARED_DIFFERENCE"
     options_table = "SquaredDifferenceOptions"
     kernel_name = "squared_difference_s8"
+    signatures = WITH_INT16
 
     def apply(self, tf, a, b):
         return tf.math.squared_difference(a, b)
@@ -43,14 +50,16 @@ class SquaredDifferenceOp(BinaryOp):
         twice_max = 2 * max(a.s, b.s)
         m1 = fx.quantize_multiplier_smaller_than_one_exp(a.s / twice_max)
         m2 = fx.quantize_multiplier_smaller_than_one_exp(b.s / twice_max)
-        mo = fx.quantize_multiplier(twice_max * twice_max / ((1 << 2 * LEFT_SHIFT) * y.s))
-        return AddParams(-a.zp, -b.zp, y.zp, LEFT_SHIFT, *m1, *m2, *mo, INT8_MIN, INT8_MAX)
+        left_shift = LEFT_SHIFT_16 if outs[0].dtype == INT16 else LEFT_SHIFT
+        mo = fx.quantize_multiplier(twice_max * twice_max / ((1 << 2 * left_shift) * y.s))
+        return AddParams(-a.zp, -b.zp, y.zp, left_shift, *m1, *m2, *mo, *INTEGER_RANGES[outs[0].dtype])
 
     def reference(self, a, p, ins, in_tensors, outs):
         s1, s2 = rescaled_inputs(p, ins, in_tensors, outs)
-        squared = fx.wrap32((s1 - s2) * (s1 - s2))  # below 2^30: 255 * 2^7 at most, halved, squared
+        # below 2^30: (255 * 2^7 or 2^15) at most, halved, squared
+        squared = fx.wrap32((s1 - s2) * (s1 - s2))
         raw = fx.multiply_by_quantized_multiplier(squared, p.output_multiplier, p.output_shift) + p.output_offset
-        return clamp_int8(raw, p.act_min, p.act_max)
+        return clamp_to(raw, outs[0].dtype, p.act_min, p.act_max)
 
     def propagate_range(self, op, ranges):
         if any(r is None for r in ranges):
