@@ -99,7 +99,7 @@ def test_a_random_weight_classifier_quantizes_its_tiny_logits(keras, tmp_path):
 
 
 @pytest.mark.parametrize("data", DATA)
-@pytest.mark.parametrize("name", [m for m in MODELS if m != "dense_bn_sigmoid"])  # no int16 LOGISTIC yet
+@pytest.mark.parametrize("name", MODELS)
 def test_degenerate_calibration_quantizes_and_runs_with_int16_activations(name, data, keras, tmp_path):
     fm = float_model_from_keras(keras_models.build(keras, name))
     calib = Dataset(DATA[data]((16,) + fm.graph[fm.graph.inputs[0]].shape[1:]))

@@ -1,7 +1,17 @@
-"""TANH, int8 in, int8 out at scale 1/128 and zero point 0, with TFLM's fixed-point tanh
+"""TANH.
+
+int8: int8 in, int8 out at scale 1/128 and zero point 0, with TFLM's fixed-point tanh
 (gemmlowp) on 4 integer bits and its saturation radius; the parameters are LOGISTIC's.
 Kernel: tanh_s8. TFLM's kernel assumes the output quantization without checking it: `check`
-does, and post-training quantization fixes it (OutputQuant.FIXED)."""
+does, and post-training quantization fixes it (OutputQuant.FIXED).
+
+int16 (16x8): int16 in, int16 out at scale 1/32768 and zero point 0 (TFLM requires both), as
+TFLM's reference_integer_ops::Tanh for int16, through LOGISTIC's sigmoid table with
+tanh x = 2 sigmoid(2x) - 1: the input rescaled as LOGISTIC's int16 input (power-of-two input
+scales 2^-12 and 2^-11 take the multiplier 3 << shift), |x| indexes the table with 8 fraction
+bits of interpolation (so the table's argument is 2x), the result in 0.24 minus one half
+(mirrored for negative inputs, with rounding) is shifted back to Q0.15 by >> 8.
+Kernel: tanh_s16 (template sigmoid_lut_s16)."""
 
 from __future__ import annotations
 
@@ -11,9 +21,20 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import QParams
-from tinyq.ops import OutputQuant, register
-from tinyq.ops.common import INT8, UnaryOp, expect
-from tinyq.ops.logistic import INPUT_INTEGER_BITS, saturating_input_min_scales, saturating_input_params
+from tinyq.ops import OutputQuant, Signature, register
+from tinyq.ops.common import FLOAT, INT8, INT16, UnaryOp, expect
+from tinyq.ops.logistic import (
+    INPUT_INTEGER_BITS,
+    SigmoidLutParams,
+    check_int16_probability_output,
+    saturating_input_min_scales,
+    saturating_input_params,
+    sigmoid_lut_input,
+    sigmoid_lut_kernel,
+    sigmoid_lut_lookup,
+    sigmoid_lut_lower,
+    sigmoid_lut_params,
+)
 
 OUTPUT_FRACTIONAL_BITS = 7
 OUTPUT_QUANT = QParams.per_tensor(1.0 / (1 << OUTPUT_FRACTIONAL_BITS), 0)
@@ -52,8 +73,10 @@ class TanhOp(UnaryOp):
     attrs = Tanh
     name = "TANH"
     kernel_name = "tanh_s8"
+    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
     output_quant = OutputQuant.FIXED
     fixed_quant = (OUTPUT_QUANT.s, OUTPUT_QUANT.zp)
+    fixed_quant_int16 = (1 / 32768, 0)
 
     def check(self, a, ins, outs):
         super().check(a, ins, outs)
@@ -63,14 +86,24 @@ class TanhOp(UnaryOp):
                 abs(y.qparams.s - OUTPUT_QUANT.s) < 1e-9 and y.qparams.zp == 0,
                 "int8 output must have scale 1/128 and zero point 0",
             )
+        elif y.dtype == INT16:
+            check_int16_probability_output(y)
 
     def params(self, attrs, ins, outs):
+        if ins[0].dtype == INT16:
+            return sigmoid_lut_params(ins[0].qparams, pot_shifts=(0, 1))
         return saturating_input_params(ins[0].qparams)
 
     def min_scales(self, op, graph, scale, bits=8):
-        return saturating_input_min_scales(op)
+        return saturating_input_min_scales(op, bits)
 
     def reference(self, a, p, ins, in_tensors, outs):
+        if isinstance(p, SigmoidLutParams):
+            v = sigmoid_lut_input(ins[0], p)
+            r = sigmoid_lut_lookup(np.abs(v), 8, 0xFFFF << 8)  # sigmoid(2|x|) in 0.24
+            # 2 sigmoid - 1 is (sigmoid - 1/2) one bit up: subtract a half, round, mirror if negative
+            r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
+            return (r >> 8).astype(np.int16)
         x = ins[0].astype(np.int64) - p.input_zero_point
         q4 = fx.multiply_by_quantized_multiplier(x, p.input_multiplier, p.input_left_shift)
         q7 = fx.rounding_divide_by_pot(tanh_fixed(q4, INPUT_INTEGER_BITS), 31 - OUTPUT_FRACTIONAL_BITS)
@@ -84,8 +117,15 @@ class TanhOp(UnaryOp):
     def propagate_range(self, op, ranges):
         return -1.0, 1.0
 
+    def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return sigmoid_lut_kernel("tanh")
+        return super().kernel(op, graph, fast)
+
     def lower(self, ctx, kernel):
         p = ctx.params
+        if isinstance(p, SigmoidLutParams):
+            return sigmoid_lut_lower(ctx)
         return {
             "input_zero_point": p.input_zero_point,
             "input_range_radius": p.input_range_radius,
