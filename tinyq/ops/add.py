@@ -21,7 +21,7 @@ from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
 from tinyq.ops import InPlace, Kernel, register
 from tinyq.ops.affine import ACC_LIMIT, requant_fits, requant_table
-from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
 from tinyq.ops.common import INT16, activation_range, aligned_operands, clamp_to
 
 LEFT_SHIFT = 20
@@ -107,7 +107,7 @@ def add_tables(p: AddParams) -> list[np.ndarray]:
 class AddOp(BinaryOp):
     attrs = Add
     name = "ADD"
-    signatures = WITH_INT16
+    signatures = BINARY_WITH_INT16
     options_table = "AddOptions"
     kernel_name = "add_s8"
 

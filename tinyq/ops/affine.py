@@ -92,14 +92,7 @@ class AffineOp(OpDef):
     def params(self, attrs, ins, outs) -> AffineParams:
         x, w, b = ins
         y = outs[0]
-        channels = w.shape[self.weight_axis]
-        scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
-        pairs = [
-            fx.quantize_multiplier(
-                float(np.float32(x.qparams.s)) * float(np.float32(s)) / float(np.float32(y.qparams.s))
-            )
-            for s in scales
-        ]
+        pairs = channel_multipliers(x, w, y, w.shape[self.weight_axis])
         lo, hi = activation_range(attrs.activation, y)
         return AffineParams(
             -x.qparams.zp,
@@ -170,6 +163,16 @@ class AffineOp(OpDef):
 
     def read_bias(self, reader, inputs, channels: int) -> list[int]:
         return [inputs[0], inputs[1], reader.bias_or_zeros(inputs, channels, inputs[0], inputs[1])]
+
+
+def channel_multipliers(x: Tensor, w: Tensor, y: Tensor, channels: int) -> list[tuple[int, int]]:
+    """(multiplier, shift) of s_in s_w / s_out per output channel, as TFLM's
+    PopulateConvolutionQuantizationParams forms them (float32 scales widened to double)."""
+    scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
+    return [
+        fx.quantize_multiplier(float(np.float32(x.qparams.s)) * float(np.float32(s)) / float(np.float32(y.qparams.s)))
+        for s in scales
+    ]
 
 
 def is_affine(op: Op) -> bool:

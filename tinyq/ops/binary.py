@@ -23,7 +23,7 @@ from tinyq.ops.common import (
 )
 
 # the signatures of a binary op that also has TFLM's int16 (16x8) arithmetic
-WITH_INT16 = (
+BINARY_WITH_INT16 = (
     Signature((INT8, INT8), (INT8,)),
     Signature((INT16, INT16), (INT16,)),
     Signature((FLOAT, FLOAT), (FLOAT,)),

@@ -70,6 +70,10 @@ def broadcast_shape(ins: list[Tensor]) -> tuple[int, ...]:
         raise IRError(f"shapes {' and '.join(str(t.shape) for t in ins)} do not broadcast") from None
 
 
+# int8, int16 (16x8) and float, one activation in and one out: the ops TFLM also runs on int16
+WITH_INT16 = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+
+
 class UnaryOp(OpDef):
     """One int8 (or float) input, one output of its shape, each output element read from the
     same input element (so the kernel may write over its input)."""
@@ -95,6 +99,18 @@ class UnaryOp(OpDef):
 
     def write_tflite(self, writer, op):
         writer.add_op(self.name, [writer.tensor(op.inputs[0])], [writer.tensor(op.outputs[0])])
+
+
+class Int16UnaryOp(UnaryOp):
+    """A UnaryOp that TFLM also runs on int16: the int8 template rendered with `int16`."""
+
+    signatures = WITH_INT16
+
+    def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            name = self.kernel_name.removesuffix("_s8") + "_s16"
+            return Kernel(name, self.kernel_name, {"int16": True}, in_place=InPlace.ELEMENTWISE)
+        return super().kernel(op, graph, fast)
 
 
 class ProbabilityOp(UnaryOp):

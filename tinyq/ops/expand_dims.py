@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ops import Unsupported, register
-from tinyq.ops.common import count, expect
+from tinyq.ops.common import WITH_INT16, count, expect
 from tinyq.ops.reshape import ViewOp
-from tinyq.ops.strided_copy import MOVEMENT_SIGNATURES_16, check_moved
+from tinyq.ops.strided_copy import check_moved
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ExpandDims:
 class ExpandDimsOp(ViewOp):
     attrs = ExpandDims
     name = "EXPAND_DIMS"
-    signatures = MOVEMENT_SIGNATURES_16
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

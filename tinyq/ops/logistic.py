@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import InPlace, Kernel, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16, ProbabilityOp, expect
+from tinyq.ops import InPlace, Kernel, register
+from tinyq.ops.common import INT16, WITH_INT16, ProbabilityOp, expect
 
 INPUT_INTEGER_BITS = 4
 F32 = np.float32
@@ -161,7 +161,7 @@ def sigmoid_lut_lower(ctx) -> dict:
 class LogisticOp(ProbabilityOp):
     attrs = Logistic
     name = "LOGISTIC"
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         super().check(a, ins, outs)

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyq.ir import Op, Tensor
 from tinyq.ops import register
-from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
 from tinyq.ops.common import INT8, aligned_operands, broadcast_strides, clamp_to, dims4, same_quant
 from tinyq.ops.quantize import Quantize
 
@@ -63,7 +63,7 @@ def requantized_to_output(op: Op, graph, context) -> list[Op]:
 class MaximumMinimumOp(BinaryOp):
     options_table = "MaximumMinimumOptions"
     kernel_name = "maximum_minimum_s8"
-    signatures = WITH_INT16
+    signatures = BINARY_WITH_INT16
     maximum: bool
 
     def apply(self, tf, a, b):

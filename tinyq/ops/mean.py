@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyq.ops import Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16
+from tinyq.ops import register
+from tinyq.ops.common import WITH_INT16
 from tinyq.ops.reduce import MeanOrSumOp, MeanParams, reduced_axes
 
 __all__ = ["Mean", "MeanOp", "MeanParams", "reduced_axes"]
@@ -30,7 +30,7 @@ class MeanOp(MeanOrSumOp):
     attrs = Mean
     name = "MEAN"
     compute_sum = False
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def tf_reduce(self, tf):
         return tf.reduce_mean

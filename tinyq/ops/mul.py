@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
 from tinyq.ops import MAX_MULTIPLIER, register
-from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
 from tinyq.ops.common import activation_range, aligned_operands, clamp_to
 
 
@@ -37,7 +37,7 @@ class MulParams:
 class MulOp(BinaryOp):
     attrs = Mul
     name = "MUL"
-    signatures = WITH_INT16
+    signatures = BINARY_WITH_INT16
     options_table = "MulOptions"
     kernel_name = "mul_s8"
 

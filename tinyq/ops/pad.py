@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported, definition, register
-from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, count, dims4, expect, same_quant
+from tinyq.ops import Kernel, OpDef, OutputQuant, Unsupported, definition, register
+from tinyq.ops.common import FLOAT, INT16, WITH_INT16, activation_tensor, count, dims4, expect, same_quant
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class PadOp(OpDef):
     attrs = Pad
     name = "PAD"
     tflite_aliases = ("PADV2",)
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
     output_quant = OutputQuant.INPUT
 
     def check(self, a, ins, outs):

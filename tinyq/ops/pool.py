@@ -18,11 +18,10 @@ import numpy as np
 
 from tinyq.errors import TinyqError
 from tinyq.ir import Activation, Padding2D
-from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, register
+from tinyq.ops import Kernel, OpDef, OutputQuant, register
 from tinyq.ops.common import (
-    FLOAT,
-    INT8,
     INT16,
+    WITH_INT16,
     activate,
     activation_range,
     activation_tensor,
@@ -69,7 +68,7 @@ def _mode(op, graph, with_output: bool) -> str:
 
 
 class PoolOp(OpDef):
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
     output_quant = OutputQuant.INPUT
 
     def tf_pool(self, tf):

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, clamp_to, count, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, WITH_INT16, activation_tensor, clamp_to, count, expect, same_quant
 
 LOOPS = 3  # kept and reduced loops of the C kernels
 
@@ -185,7 +185,7 @@ class SumOp(MeanOrSumOp):
     name = "SUM"
     compute_sum = True
     # TFLM's EvalSum runs QuantizedMeanOrSum on int16 codes too (zero points 0)
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def tf_reduce(self, tf):
         return tf.reduce_sum

@@ -26,8 +26,8 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation
-from tinyq.ops import InPlace, Kernel, OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16, INTEGER_RANGES, UnaryOp, activation_range, clamp_to
+from tinyq.ops import OutputQuant, register
+from tinyq.ops.common import INTEGER_RANGES, Int16UnaryOp, activation_range, clamp_to
 
 
 def piecewise_linear_range(f, ranges):
@@ -49,18 +49,6 @@ def quantize_signed_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         return 0, 0
     return q_fixed, shift
-
-
-class Int16UnaryOp(UnaryOp):
-    """A UnaryOp that TFLM also runs on int16: the int8 template rendered with `int16`."""
-
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
-
-    def kernel(self, op, graph, fast):
-        if graph[op.inputs[0]].dtype == INT16:
-            name = self.kernel_name.removesuffix("_s8") + "_s16"
-            return Kernel(name, self.kernel_name, {"int16": True}, in_place=InPlace.ELEMENTWISE)
-        return super().kernel(op, graph, fast)
 
 
 # --- RELU -------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, count, expect, same_quant
+from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, register
+from tinyq.ops.common import INT16, WITH_INT16, activation_tensor, count, expect, same_quant
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ReshapeOp(ViewOp):
     attrs = Reshape
     name = "RESHAPE"
     tflite_aliases = ("SQUEEZE",)
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

@@ -22,8 +22,8 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.errors import TinyqError
-from tinyq.ops import InPlace, Kernel, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT8_MAX, INT8_MIN, INT16, clamp_to
+from tinyq.ops import InPlace, Kernel, register
+from tinyq.ops.common import INT8_MAX, INT8_MIN, INT16, WITH_INT16, clamp_to
 from tinyq.ops.transcendental import INT8_CODES, TableOp, TableParams
 
 VALUE_SHIFT = 20  # TFLM's kShift: 1 << 20 keeps the inverse square root an integer
@@ -83,7 +83,7 @@ def inv_sqrt_multiplier(value) -> tuple[np.ndarray, np.ndarray]:
 class RsqrtOp(TableOp):
     attrs = Rsqrt
     name = "RSQRT"
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def params(self, attrs, ins, outs):
         x, y = ins[0].qparams, outs[0].qparams

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ops import Unsupported, register
-from tinyq.ops.common import count, expect
+from tinyq.ops.common import WITH_INT16, count, expect
 from tinyq.ops.strided_copy import (
-    MOVEMENT_SIGNATURES_16,
     Copy,
     MovementOp,
     check_moved,
@@ -89,7 +88,7 @@ def _vector(r, index: int, what: str, rank: int) -> tuple[int, ...]:
 class SliceOp(MovementOp):
     attrs = Slice
     name = "SLICE"
-    signatures = MOVEMENT_SIGNATURES_16
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)
@@ -136,7 +135,7 @@ class SliceOp(MovementOp):
 class StridedSliceOp(MovementOp):
     attrs = StridedSlice
     name = "STRIDED_SLICE"
-    signatures = MOVEMENT_SIGNATURES_16
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

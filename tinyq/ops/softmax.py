@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import InPlace, Kernel, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16, ProbabilityOp, expect, round_half_away_f32
+from tinyq.ops import InPlace, Kernel, register
+from tinyq.ops.common import INT16, WITH_INT16, ProbabilityOp, expect, round_half_away_f32
 from tinyq.ops.elu import expf
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -99,7 +99,7 @@ def lut_lookup_int16(value, lut: np.ndarray):
 class SoftmaxOp(ProbabilityOp):
     attrs = Softmax
     name = "SOFTMAX"
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         super().check(a, ins, outs)

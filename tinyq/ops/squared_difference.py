@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from tinyq import fixedpoint as fx
 from tinyq.ops import register
 from tinyq.ops.add import AddParams, rescaled_inputs
-from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
 from tinyq.ops.common import INT16, INTEGER_RANGES, clamp_to
 from tinyq.ops.maximum_minimum import operand_args
 
@@ -35,7 +35,7 @@ class SquaredDifferenceOp(BinaryOp):
     name = "SQUARED_DIFFERENCE"
     options_table = "SquaredDifferenceOptions"
     kernel_name = "squared_difference_s8"
-    signatures = WITH_INT16
+    signatures = BINARY_WITH_INT16
 
     def apply(self, tf, a, b):
         return tf.math.squared_difference(a, b)

@@ -11,7 +11,7 @@ are written in numpy's own terms (np.transpose, slicing, np.stack...), not from 
 so the C kernel and the reference check each other.
 
 int16 (16x8): TFLM moves int16 values the same way; an op that takes them lists
-MOVEMENT_SIGNATURES_16 (TRANSPOSE, SLICE, STRIDED_SLICE) and gets strided_copy_s16 (the
+WITH_INT16 (TRANSPOSE, SLICE, STRIDED_SLICE) and gets strided_copy_s16 (the
 template with int16_t elements; the walks count elements, so they are unchanged).
 """
 
@@ -29,7 +29,6 @@ MAX_RANK = 4  # the C kernels' tensors (dims4), as TFLM's STRIDED_SLICE limits t
 MAX_COPY_AXES = 8  # TQ_COPY_MAX_AXES in strided_copy_s8.c.j2: loops after simplification
 
 MOVEMENT_SIGNATURES = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
-MOVEMENT_SIGNATURES_16 = MOVEMENT_SIGNATURES + (Signature((INT16,), (INT16,)),)  # ops TFLM runs on int16
 
 
 @dataclass(frozen=True)

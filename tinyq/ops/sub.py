@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tinyq.ir import Activation
 from tinyq.ops import register
 from tinyq.ops.add import add_min_scales, add_params, requantized_sum, rescaled_inputs
-from tinyq.ops.binary import WITH_INT16, BinaryOp
+from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Sub:
 class SubOp(BinaryOp):
     attrs = Sub
     name = "SUB"
-    signatures = WITH_INT16
+    signatures = BINARY_WITH_INT16
     options_table = "SubOptions"
     kernel_name = "sub_s8"
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import QParams
-from tinyq.ops import OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, INT16, UnaryOp, expect
+from tinyq.ops import OutputQuant, register
+from tinyq.ops.common import INT8, INT16, WITH_INT16, UnaryOp, expect
 from tinyq.ops.logistic import (
     INPUT_INTEGER_BITS,
     SigmoidLutParams,
@@ -73,7 +73,7 @@ class TanhOp(UnaryOp):
     attrs = Tanh
     name = "TANH"
     kernel_name = "tanh_s8"
-    signatures = (Signature((INT8,), (INT8,)), Signature((INT16,), (INT16,)), Signature((FLOAT,), (FLOAT,)))
+    signatures = WITH_INT16
     output_quant = OutputQuant.FIXED
     fixed_quant = (OUTPUT_QUANT.s, OUTPUT_QUANT.zp)
     fixed_quant_int16 = (1 / 32768, 0)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ops import Unsupported, register
-from tinyq.ops.common import count, expect
+from tinyq.ops.common import WITH_INT16, count, expect
 from tinyq.ops.strided_copy import (
-    MOVEMENT_SIGNATURES_16,
     Copy,
     MovementOp,
     check_moved,
@@ -30,7 +29,7 @@ class Transpose:
 class TransposeOp(MovementOp):
     attrs = Transpose
     name = "TRANSPOSE"
-    signatures = MOVEMENT_SIGNATURES_16
+    signatures = WITH_INT16
 
     def check(self, a, ins, outs):
         count(ins, outs, 1)

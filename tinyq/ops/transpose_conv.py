@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, Padding2D, QParams, Tensor
 from tinyq.ops import InPlace, Kernel, OpDef, Signature, Unsupported, register
-from tinyq.ops.affine import AffineOp, exact_matmul, plain_requant_tables, requantize
+from tinyq.ops.affine import AffineOp, channel_multipliers, exact_matmul, plain_requant_tables, requantize
 from tinyq.ops.common import FLOAT, INT8, activate, activation_range, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode
 
@@ -88,15 +87,7 @@ class TransposeConvOp(OpDef):
     def params(self, attrs, ins, outs) -> TransposeConvParams:
         x, w, _ = ins
         y = outs[0]
-        channels = w.shape[0]
-        scales = w.qparams.scale if w.qparams.per_channel_quantized else w.qparams.scale * channels
-        # PopulateConvolutionQuantizationParams: float32 scales widened to double
-        pairs = [
-            fx.quantize_multiplier(
-                float(np.float32(x.qparams.s)) * float(np.float32(s)) / float(np.float32(y.qparams.s))
-            )
-            for s in scales
-        ]
+        pairs = channel_multipliers(x, w, y, w.shape[0])
         # the pinned TFLM clamps to the fused activation (sources before it passed kTfLiteActNone)
         lo, hi = activation_range(attrs.activation, y)
         return TransposeConvParams(
