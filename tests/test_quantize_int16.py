@@ -11,16 +11,28 @@ from test_quantize import calibration, float_model
 from tinyq import ir, ref
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import to_tflite
+from tinyq.importers.keras import float_model_from_keras
 from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import dequantize, integer_outputs, sqnr_db
 from tinyq.sim import FloatRunner
 
+from support import keras_models
 from support.cli import assert_clean_error, tinyq
 from support.hostlib import HostModel
 from support.inputs import random_inputs
 from support.tflm import tflm_outputs
 
-MODELS = ["conv_bias_relu_stride_same", "conv_bn_relu6", "separable_conv", "add_relu", "avgpool_same"]
+MODELS = [
+    "conv_bias_relu_stride_same",
+    "conv_bn_relu6",
+    "separable_conv",
+    "add_relu",
+    "avgpool_same",
+    "concatenate",
+    "nested_concatenate",
+    "dense_softmax",
+    "dense_bn_sigmoid",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +64,20 @@ def test_w8a16_deploys_bit_exact_and_beats_w8a8(name, keras, tmp_path):
     for inputs in random_inputs(a16, 5, seed=4):
         expected = ref.outputs(a16, inputs)[0]
         assert np.array_equal(host.run(inputs)[0], expected)
+        assert np.array_equal(tflm_outputs(data, inputs, 1)[0].reshape(expected.shape), expected)
+
+
+def test_a_concatenation_input_of_another_scale_is_requantized_in_int16(keras, tmp_path):
+    model = keras_models.build(keras, "concatenate")
+    conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
+    conv.set_weights([w * 10 for w in conv.get_weights()])  # wider than the input it joins
+    fm = float_model_from_keras(model)
+    graph = quantize(fm, calibration(fm), parse_config("minmax", "w8a16"), quiet=True).graph
+    requantize = [op for op in graph.ops if op.kind == "QUANTIZE"]
+    assert [(graph[op.inputs[0]].dtype, graph[op.outputs[0]].dtype) for op in requantize] == [("int16", "int16")]
+    data = to_tflite(graph)
+    for inputs in random_inputs(graph, 3, seed=5):
+        expected = ref.outputs(graph, inputs)[0]
         assert np.array_equal(tflm_outputs(data, inputs, 1)[0].reshape(expected.shape), expected)
 
 
