@@ -1,8 +1,8 @@
 """Fast kernels against the numpy reference over a table of shapes: on the host
 (portable twins of the DSP intrinsics) and in QEMU (the Arm DSP code).
 
-Each row builds a one-op int8 graph directly in the IR and states the fast
-kernel it must get, so the table really covers the fast paths; the memory
+Each row builds a one-op int8 (or 16x8: int16 activations, int64 bias) graph
+directly in the IR and states the fast kernel it must get, so the table really covers the fast paths; the memory
 plan lets the output overlap the dying input where the kernel allows it, so
 a wrong overlap lead shows up as a wrong output.
 """
@@ -56,6 +56,7 @@ class Row:
     per_channel: bool = True
     out_scale: float = 0.08
     int4: bool = False  # int4 weights (packed eight per word by the fast kernels)
+    int16: bool = False  # 16x8: int16 activations (zero point 0), int8 weights, int64 bias
 
 
 ROWS = [
@@ -102,6 +103,48 @@ ROWS = [
     Row("dw3x3_int4_s2", "depthwise_conv_fast_s4", "dw", (1, 7, 7, 5), 5, (3, 3), (2, 2), (1, 1, 1, 1), int4=True),
     Row("fc_int4_ragged", "fully_connected_fast_s4", "fc", (1, 20), 7, int4=True),
     Row("fc_int4_batch2", "fully_connected_fast_s4", "fc", (2, 64), 8, per_channel=False, int4=True),
+    # 16x8: odd channels take the gather path, even ones copy words; k above 256 sums in chunks
+    Row("conv3x3_s16_odd_channels", "convolve_fast_s16", "conv", (1, 7, 7, 3), 5, (3, 3), pad=(1, 1, 1, 1), int16=True),
+    Row("conv1x1_s16_ragged_k", "convolve_fast_s16", "conv", (1, 5, 5, 6), 4, act=A.RELU, int16=True),
+    Row(
+        "conv3x3_s16_deep_chunked", "convolve_fast_s16", "conv", (1, 5, 6, 40), 6, (3, 3), pad=(1, 1, 1, 1), int16=True
+    ),
+    Row(
+        "conv3x3_s16_s2_batch2_per_tensor",
+        "convolve_fast_s16",
+        "conv",
+        (2, 8, 7, 4),
+        3,
+        (3, 3),
+        (2, 2),
+        per_channel=False,
+        int16=True,
+    ),
+    Row(
+        "dw3x3_s16_same_in_place",
+        "depthwise_conv_fast_s16",
+        "dw",
+        (1, 6, 6, 6),
+        6,
+        (3, 3),
+        pad=(1, 1, 1, 1),
+        int16=True,
+    ),
+    Row(
+        "dw5x3_s16_c3_relu6",
+        "depthwise_conv_fast_s16",
+        "dw",
+        (1, 7, 9, 3),
+        3,
+        (5, 3),
+        pad=(2, 2, 1, 1),
+        act=A.RELU6,
+        int16=True,
+    ),
+    Row("dw_s16_dilated_keeps_reference", None, "dw", (1, 8, 8, 4), 4, (3, 3), dilation=(2, 2), int16=True),
+    Row("fc_s16_deep_ragged", "fully_connected_fast_s16", "fc", (1, 301), 7, int16=True),
+    Row("fc_s16_batch3_per_tensor", "fully_connected_fast_s16", "fc", (3, 12), 6, per_channel=False, int16=True),
+    Row("fc_s16_units_multiple_of_4", "fully_connected_fast_s16", "fc", (1, 64), 8, act=A.RELU, int16=True),
     Row("add_same_shape", "add_lut_s8", "add", (1, 4, 4, 6), act=A.RELU),
     Row(
         "avgpool3_s2_same",
@@ -124,7 +167,8 @@ def _out_hw(row: Row) -> tuple[int, int]:
 def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
     """A one-op graph: the row's op over a random int8 input, weights and biases."""
     q = ir.QParams.per_tensor
-    x = ir.Tensor("x", row.shape, "int8", q(0.05, int(rng.integers(-20, 20))))
+    act = "int16" if row.int16 else "int8"
+    x = ir.Tensor("x", row.shape, act, q(0.05 / 256, 0) if row.int16 else q(0.05, int(rng.integers(-20, 20))))
     tensors, inputs = [x], ["x"]
     if row.op in ("conv", "dw", "fc"):
         depth = row.shape[-1]
@@ -143,7 +187,10 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
             ir.QParams.per_channel(scales.tolist(), axis),
             rng.integers(1 - limit, limit, w_shape).astype(np.int8),
         )
-        b = ir.Tensor("b", (row.out,), "int32", None, rng.integers(-3000, 3000, row.out).astype(np.int32))
+        if row.int16:
+            b = ir.Tensor("b", (row.out,), "int64", None, rng.integers(-(2**22), 2**22, row.out))
+        else:
+            b = ir.Tensor("b", (row.out,), "int32", None, rng.integers(-3000, 3000, row.out).astype(np.int32))
         tensors += [w, b]
         inputs += ["w", "b"]
         if row.op == "fc":
@@ -166,7 +213,9 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
         op_attrs = AveragePool2D(filter=row.kernel_hw, stride=row.stride, padding=ir.Padding2D(*row.pad))
     zp_out = -128 if row.act in (A.RELU, A.RELU6) else int(rng.integers(-10, 10))
     out_q = x.qparams if row.op == "avgpool" else q(row.out_scale, zp_out)
-    tensors.append(ir.Tensor("y", out_shape, "int8", out_q))
+    if row.int16:  # int16 outputs: zero point 0, and a scale that keeps most sums inside int16
+        out_q = q(row.out_scale * np.sqrt(np.prod(row.kernel_hw) * row.shape[-1]) / 64, 0)
+    tensors.append(ir.Tensor("y", out_shape, act, out_q))
     graph = ir.Graph(
         row.name,
         {t.name: t for t in tensors},
@@ -178,7 +227,11 @@ def build_graph(row: Row, rng: np.random.Generator) -> ir.Graph:
 
 
 def random_batch(graph: ir.Graph, rng: np.random.Generator, count: int) -> list[list[np.ndarray]]:
-    return [[rng.integers(-128, 128, graph[n].shape).astype(np.int8) for n in graph.inputs] for _ in range(count)]
+    def sample(t):
+        info = np.iinfo(t.dtype)
+        return rng.integers(info.min, info.max + 1, t.shape).astype(t.dtype)
+
+    return [[sample(graph[n]) for n in graph.inputs] for _ in range(count)]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
@@ -186,9 +239,10 @@ def test_fast_kernel_matches_reference_on_host(row, tmp_path):
     rng = np.random.default_rng(RNG_SEED)
     graph = build_graph(row, rng)
     op = graph.ops[0]
-    assert choose_kernels(graph)[op.name].name == (row.kernel or REFERENCE_KERNELS[row.op])
+    expected = row.kernel or REFERENCE_KERNELS[row.op].replace("_s8", "_s16" if row.int16 else "_s8")
+    assert choose_kernels(graph)[op.name].name == expected
     model = HostModel(graph, tmp_path)
-    assert [layer.kernel.name for layer in model.generated.layers] == [row.kernel or REFERENCE_KERNELS[row.op]]
+    assert [layer.kernel.name for layer in model.generated.layers] == [expected]
     for inputs in random_batch(graph, rng, 20):
         assert np.array_equal(model.run(inputs)[0], ref.outputs(graph, inputs)[0])
 
@@ -231,7 +285,7 @@ def _conv_steps(graph: ir.Graph):
         op.attrs.dilation,
         op.attrs.padding,
     )
-    pixels = n * oh * ow
+    pixels, size = n * oh * ow, graph[op.inputs[0]].nbytes // graph[op.inputs[0]].size  # bytes per element
     for pa in range(0, pixels, 2):
         reads, writes = set(), set()
         for p in {pa, min(pa + 1, pixels - 1)}:
@@ -240,8 +294,9 @@ def _conv_steps(graph: ir.Graph):
                 for kx in range(kw):
                     iy, ix = oy * sh - pad.top + ky * dh, ox * sw - pad.left + kx * dw
                     if 0 <= iy < h and 0 <= ix < w:
-                        reads |= set(range(((b * h + iy) * w + ix) * ci, ((b * h + iy) * w + ix + 1) * ci))
-            writes |= set(range(p * co, (p + 1) * co))
+                        first = ((b * h + iy) * w + ix) * ci
+                        reads |= set(range(first * size, (first + ci) * size))
+            writes |= set(range(p * co * size, (p + 1) * co * size))
         yield reads, writes
 
 
@@ -264,6 +319,8 @@ def _clobbers(steps, shift: int) -> bool:
         "conv_dilated",
         "conv_stride_2x1_asymmetric_pad",
         "conv_batch2_per_tensor",
+        "conv3x3_s16_odd_channels",
+        "conv3x3_s16_s2_batch2_per_tensor",
     ],
 )
 def test_overlap_lead_is_safe_and_tight(name):

@@ -223,4 +223,36 @@ static inline int8_t tq_output(int32_t acc, const tq_requant_params *q, int32_t 
     return tq_clamp_s8(tq_requant_apply(acc, r), act);
 }
 
+/* --- int16 activations (16x8) ----------------------------------------------
+ * The int16 columns are the activations as they are, two k per word, and the
+ * weight words hold their bytes in the order (k0, k2, k1, k3) so that SXTB16
+ * and SXTB16-ROR8 give the pairs (w0, w1) and (w2, w3): the same steps as
+ * above then multiply matching pairs. TFLM sums in int64; 256 k of int8 x int16
+ * stay below 2^30, so the steps sum exactly in int32 over 64 of them at a time
+ * and each partial sum is added into int64: the same integers as TFLM's. */
+#define TQ_S16_CHUNK 64   /* steps of four k summed in int32 before widening */
+
+static inline void tq_dot_2x2_s16(const uint32_t *w, const uint32_t *x, int32_t quads, int64_t acc[4]) {
+    for (int32_t done = 0; done < quads; done += TQ_S16_CHUNK) {
+        int32_t s[4] = {0, 0, 0, 0};
+        tq_dot_2x2(w + 2 * done, x + 4 * done, TQ_MIN(quads - done, TQ_S16_CHUNK), s);
+        acc[0] += s[0], acc[1] += s[1], acc[2] += s[2], acc[3] += s[3];
+    }
+}
+
+static inline void tq_dot_4x1_s16(const uint32_t *w, const uint32_t *x, int32_t quads, int64_t acc[4]) {
+    for (int32_t done = 0; done < quads; done += TQ_S16_CHUNK) {
+        int32_t s[4] = {0, 0, 0, 0};
+        tq_dot_4x1(w + 4 * done, x + 2 * done, TQ_MIN(quads - done, TQ_S16_CHUNK), s);
+        acc[0] += s[0], acc[1] += s[1], acc[2] += s[2], acc[3] += s[3];
+    }
+}
+
+/* Output channel `o` of a 16x8 layer: TFLM's int64 requantization (the output
+ * zero point is 0) and the clamp. */
+static inline int16_t tq_output_s16(int64_t acc, const tq_per_channel_quant_params *q, int32_t o, tq_activation act) {
+    const int32_t i = q->per_channel ? o : 0;
+    return tq_sat16(tq_requantize64(acc, q->multiplier[i], q->shift[i]), act.min, act.max);
+}
+
 #endif /* TQ_GEMM_H */

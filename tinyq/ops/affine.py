@@ -12,8 +12,11 @@ form keeps the fast kernel with the reference requantization (`exact`).
 dtype. An int64 bias accumulates in int64 and requantizes with the int64
 MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits, one rounding shift);
 an int32 bias (or none: the importer's int32 zeros) accumulates in int32 and
-requantizes with the int32 (double rounding) one. No output offset (zero point 0),
-and only the portable kernels: the fast ones are int8-only.
+requantizes with the int32 (double rounding) one. No output offset (zero point 0).
+The fast 16x8 kernels (int64 bias only) read the int16 activations as SMLAD pairs
+as they are, with weight words in (k0, k2, k1, k3) byte order ("interleaved k
+pairs"); their int32 sums are exact (summed 256 k at a time into int64 by conv and
+dense; the depthwise kernel's whole window, when the weights bound it below 2^31).
 """
 
 from __future__ import annotations
@@ -137,22 +140,26 @@ class AffineOp(OpDef):
         """`family`_fast when fast kernels are on and `refusal` is None (with the record fields
         `fast_facts()` returns), else the reference `family` kernel and why; both with int4
         weights as `_s4` (the same template, rendered with int4). A 16x8 layer takes the
-        portable `family`_s16 (int64 bias) or `family`_s16_b32 (int32 bias)."""
+        portable `family`_s16 (int64 bias) or `family`_s16_b32 (int32 bias), or with an int64
+        bias and no refusal `family`_fast_s16."""
         if graph[op.inputs[0]].dtype == INT16:
             acc64 = self.acc64(graph[op.inputs[0]], graph[op.inputs[2]])
+            refusal = refusal if acc64 else "the fast 16x8 kernels take an int64 bias"
+            if fast and refusal is None:
+                facts = {"template": f"{family}_fast_s16"} | fast_facts()
+                return Kernel(f"{family}_fast_s16", options={"int4": False, "s16": True}, specialized=True, **facts)
             return Kernel(
                 f"{family}_s16" + ("" if acc64 else "_b32"),
                 f"{family}_s8",
                 {"int4": False, "s16": True, "acc64": acc64},
-                reference_because="the fast kernel is int8-only" if fast else None,
+                reference_because=refusal if fast else None,
                 specialized=True,
             )
         int4 = graph[op.inputs[1]].dtype == "int4"
         suffix = "_s4" if int4 else "_s8"
         if fast and refusal is None:
-            return Kernel(
-                f"{family}_fast{suffix}", f"{family}_fast_s8", {"int4": int4}, specialized=True, **fast_facts()
-            )
+            facts = {"template": f"{family}_fast_s8"} | fast_facts()
+            return Kernel(f"{family}_fast{suffix}", options={"int4": int4}, specialized=True, **facts)
         return Kernel(
             f"{family}{suffix}",
             f"{family}_s8",
@@ -221,6 +228,11 @@ def folded_bias(op: Op, graph: Graph) -> np.ndarray:
     return graph[op.inputs[2]].data.astype(np.int64) + offset * weight_rows(op, graph).sum(axis=1)
 
 
+def s16_window_fits_int32(op: Op, graph: Graph) -> bool:
+    """Whether every output channel's whole sum of int8 x int16 products stays inside int32."""
+    return bool(np.abs(weight_rows(op, graph)).sum(axis=1).max() * (1 << 15) < INT32[1])
+
+
 def why_not_fast(op: Op, graph: Graph, gemm: bool) -> str | None:
     """None when the op may take a fast kernel, else the reason it may not."""
     folded = folded_bias(op, graph)
@@ -275,9 +287,10 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def interleaved_words(op: Op, graph: Graph, rows_per_block: int) -> np.ndarray:
+def interleaved_words(op: Op, graph: Graph, rows_per_block: int, k_pairs: bool = False) -> np.ndarray:
     """Weight rows padded to whole words (4 int8 or 8 int4 k) and to a multiple of
-    `rows_per_block` rows, then interleaved: for each block, one word of every row in turn."""
+    `rows_per_block` rows, then interleaved: for each block, one word of every row in turn.
+    `k_pairs`: each word's bytes in the order (k0, k2, k1, k3), so SXTB16 gives (w0, w1)."""
     rows = weight_rows(op, graph).astype(np.int8)
     int4 = graph[op.inputs[1]].dtype == "int4"
     n, k = rows.shape
@@ -285,6 +298,8 @@ def interleaved_words(op: Op, graph: Graph, rows_per_block: int) -> np.ndarray:
     padded[:n, :k] = rows
     packed = np.stack([pack_int4(r) for r in padded]) if int4 else padded
     blocks = packed.view(np.uint8).reshape(-1, rows_per_block, packed.shape[1] // 4, 4).transpose(0, 2, 1, 3)
+    if k_pairs:
+        blocks = blocks[..., [0, 2, 1, 3]]
     return np.ascontiguousarray(blocks).reshape(-1).view("<u4")
 
 
@@ -321,13 +336,16 @@ def weights_array(ctx, kernel) -> str:
             "uint8_t" if w.dtype == "int4" else "uint32_t",
             comment + " per channel and row in tap pairs (w[kx], w[kx+1])",
         )
-    if kernel.weight_layout == "interleaved":
+    if kernel.weight_layout in ("interleaved", "interleaved k pairs"):
         block, per_word = kernel.rows_per_block, 8 if w.dtype == "int4" else 4
+        pairs = kernel.weight_layout == "interleaved k pairs"
         return ctx.constant(
             name,
-            interleaved_words(ctx.op, ctx.graph, block),
+            interleaved_words(ctx.op, ctx.graph, block, pairs),
             "uint32_t",
-            comment + f" as words, rows in blocks of {block} interleaved {per_word} k at a time",
+            comment
+            + f" as words, rows in blocks of {block} interleaved {per_word} k at a time"
+            + (", bytes in the order (k0, k2, k1, k3)" if pairs else ""),
         )
     if w.dtype == "int4":
         return ctx.constant(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
@@ -370,7 +388,7 @@ def affine_tables(ctx, kernel) -> dict:
         "output_offset": p.output_offset,
         "act": [p.act_min, p.act_max],
     }
-    if kernel.weight_layout == "plain":
+    if kernel.weight_layout == "plain" or ctx.tensor(0).dtype == INT16:
         return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)

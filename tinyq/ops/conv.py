@@ -2,7 +2,9 @@
 
 inputs (x NHWC, weights OHWI, bias[O]); output NHWC. Kernels: convolve_s8
 (portable reference) and convolve_fast_s8 (register-blocked GEMM over an
-im2col column, SMLAD on the DSP path), both also with int4 weights (`_s4`).
+im2col column, SMLAD on the DSP path), both also with int4 weights (`_s4`). 16x8:
+convolve_s16 / convolve_s16_b32 (portable, int64 or int32 bias) and convolve_fast_s16
+(int64 bias; the same GEMM over int16 columns, sums into int64 every 256 k).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
-from tinyq.ops.common import activation_tensor, count, dims4, expect
+from tinyq.ops.common import INT16, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode, tf_explicit_pad, windows
 
 
@@ -102,17 +104,20 @@ def conv_overlap_lead(op, graph) -> int:
     pixel = np.arange(n * oh * ow)
     b, oy, ox = pixel // (oh * ow), pixel % (oh * ow) // ow, pixel % ow
     first_row, first_col = np.maximum(oy * sh - pad.top, 0), np.maximum(ox * sw - pad.left, 0)
-    first_byte = np.minimum(((b * h + first_row) * w + first_col) * ci, x.nbytes)
+    first = np.minimum(((b * h + first_row) * w + first_col) * ci, x.size)
     steps = np.arange(0, len(pixel), 2)
-    later = np.append(np.minimum.accumulate(first_byte[::-1])[::-1], x.nbytes)
+    later = np.append(np.minimum.accumulate(first[::-1])[::-1], x.size)
     written = np.minimum(steps + 2, len(pixel)) * co
     needed = later[np.minimum(steps + 2, len(pixel))]
-    return int((written - needed).max())
+    return int((written - needed).max()) * (x.nbytes // x.size)  # elements -> bytes (input and output share the dtype)
 
 
 def conv_scratch_bytes(op, graph, int4: bool) -> int:
-    """Twin of tq_convolve_fast_s8/s4_get_buffer_size: the widened im2col columns."""
+    """Twin of tq_convolve_fast_s8/s4/s16_get_buffer_size: the widened im2col columns."""
     k = int(np.prod(graph[op.inputs[1]].shape[1:]))
+    if graph[op.inputs[0]].dtype == INT16:
+        k4 = round_up(k, 4)
+        return 4 * k4 + (2 * k4 if graph[op.inputs[0]].shape[3] % 2 else 0)
     if int4:
         return 5 * round_up(k, 8)
     k4 = round_up(k, 4)
@@ -158,16 +163,17 @@ class ConvOp(AffineOp):
 
     def kernel(self, op, graph, fast):
         int4 = graph[op.inputs[1]].dtype == "int4"
+        int16 = graph[op.inputs[0]].dtype == INT16  # sums go to int64 every 256 k: always exact
         return self.choose(
             op,
             graph,
             fast,
             "convolve",
-            why_not_fast(op, graph, gemm=True),
+            None if int16 else why_not_fast(op, graph, gemm=True),
             lambda: {
                 "scratch_bytes": conv_scratch_bytes(op, graph, int4),
                 "overlap_lead": conv_overlap_lead(op, graph),
-                "weight_layout": "interleaved",
+                "weight_layout": "interleaved k pairs" if int16 else "interleaved",
                 "rows_per_block": 2,
             },
         )

@@ -3,7 +3,9 @@
 inputs (x NHWC, weights 1HW(C*M), bias[C*M]); output NHW(C*M). Kernels:
 depthwise_conv_s8 (portable reference, any multiplier and dilation) and
 depthwise_conv_fast_s8 (one channel plane at a time through an int16 scratch
-plane, tap pairs by SMLAD; it may run in place), both also with int4 weights.
+plane, tap pairs by SMLAD; it may run in place), both also with int4 weights. 16x8:
+depthwise_conv_s16 / _s16_b32 (portable) and depthwise_conv_fast_s16 (int64 bias, the
+fast template with int16 planes, when the weights keep a window's sum inside int32).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import numpy as np
 
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import InPlace, Unsupported, register
-from tinyq.ops.affine import AffineOp, requantize, why_not_fast
-from tinyq.ops.common import count, expect
+from tinyq.ops.affine import AffineOp, requantize, s16_window_fits_int32, why_not_fast
+from tinyq.ops.common import INT16, count, expect
 from tinyq.ops.conv import check_window, window_args, write_window_op
 from tinyq.ops.window import tf_explicit_pad, windows
 
@@ -35,6 +37,8 @@ def _fast_refusal(op, graph) -> str | None:
     a = op.attrs
     if a.depth_multiplier != 1 or tuple(a.dilation) != (1, 1):
         return "depth multiplier above 1 or dilation"
+    if graph[op.inputs[0]].dtype == INT16:
+        return None if s16_window_fits_int32(op, graph) else "16x8 sums may leave int32"
     reason = why_not_fast(op, graph, gemm=False)
     if reason is not None:
         return reason
@@ -109,7 +113,12 @@ class DepthwiseConvOp(AffineOp):
             fast,
             "depthwise_conv",
             _fast_refusal(op, graph),
-            lambda: {"scratch_bytes": plane(), "in_place": InPlace.FIRST_INPUT, "weight_layout": "tap pairs"},
+            lambda: {
+                "scratch_bytes": plane(),
+                "in_place": InPlace.FIRST_INPUT,
+                "weight_layout": "tap pairs",
+                "template": "depthwise_conv_fast_s8",  # one template; 16x8 renders it with s16
+            },
         )
 
     def lower(self, ctx, kernel):

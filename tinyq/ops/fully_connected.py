@@ -6,8 +6,8 @@ row widened once, four units at a time by SMLAD), both also with int4 weights.
 
 16x8 (int16 x, int8 weights): TFLM reads the bias as int64 whatever its dtype, so it
 always accumulates in int64 and requantizes with the int64 MultiplyByQuantizedMultiplier;
-the bias must be int64 (an absent one is imported as int64 zeros). Portable kernel
-fully_connected_s16 only.
+the bias must be int64 (an absent one is imported as int64 zeros). Kernels:
+fully_connected_s16 (portable) and fully_connected_fast_s16 (SMLAD over the int16 row as it is).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def fc_overlap_lead(op, graph) -> int:
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     rows, depth, units = x.size // x.shape[-1], x.shape[-1], y.shape[-1]
     written = np.arange(1, rows + 1) * units
-    needed = np.minimum(np.arange(1, rows + 1) * depth, x.nbytes)
-    return int((written - needed).max())
+    needed = np.minimum(np.arange(1, rows + 1) * depth, x.size)
+    return int((written - needed).max()) * (x.nbytes // x.size)  # elements -> bytes (input and output share the dtype)
 
 
 @register
@@ -86,16 +86,17 @@ class FullyConnectedOp(AffineOp):
 
     def kernel(self, op, graph, fast):
         int4 = graph[op.inputs[1]].dtype == "int4"
+        int16 = graph[op.inputs[0]].dtype == INT16  # sums go to int64 every 256 k: always exact
         return self.choose(
             op,
             graph,
             fast,
             "fully_connected",
-            why_not_fast(op, graph, gemm=True),
+            None if int16 else why_not_fast(op, graph, gemm=True),
             lambda: {
-                "scratch_bytes": 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4),  # the widened row
+                "scratch_bytes": 2 * round_up(graph[op.inputs[1]].shape[1], 8 if int4 else 4),  # the (widened) row
                 "overlap_lead": fc_overlap_lead(op, graph),
-                "weight_layout": "interleaved",
+                "weight_layout": "interleaved k pairs" if int16 else "interleaved",
                 "rows_per_block": 4,
             },
         )
