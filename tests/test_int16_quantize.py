@@ -1,10 +1,12 @@
-"""QUANTIZE between int8 and int16 (int8 -> int16, int16 -> int8, int16 -> int16) and float32
-<-> int16 at the boundary, on hand-built one-op graphs: the converter's 16x8 mode never makes
-an int8 <-> int16 QUANTIZE. The numpy reference, the host-compiled C and TFLM (the graph
-written as a .tflite) must agree with each other and with TFLM's formula computed here on its
-own: QuantizeMultiplier of the double ratio s_in / s_out, the int32 MultiplyByQuantizedMultiplier
-(SaturatingRoundingDoublingHighMul, RoundingDivideByPOT), then the output type's range; float32
--> int16 as roundf(x / scale) + zero point, clamped."""
+"""QUANTIZE between int8 and int16 (int8 -> int16, int16 -> int8, int16 -> int16), between int16
+and int32 (int16 -> int32, int32 -> int16) and float32 <-> int16 at the boundary, on hand-built
+one-op graphs: the converter's 16x8 mode never makes an int8 <-> int16 or int16 <-> int32
+QUANTIZE. The numpy reference, the host-compiled C and TFLM (the graph written as a .tflite)
+must agree with each other and with TFLM's formula computed here on its own: QuantizeMultiplier
+of the double ratio s_in / s_out, the int32 MultiplyByQuantizedMultiplier
+(SaturatingRoundingDoublingHighMul, RoundingDivideByPOT), then the output type's range (int32
+arithmetic wrapping, as C's does on every target tinyq builds for); float32 -> int16 as
+roundf(x / scale) + zero point, clamped."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from support.graphs import side_by_side
 from support.hostlib import HostModel
 from support.tflm import tflm_outputs
 
-RANGES = {"int8": (-128, 127), "int16": (-32768, 32767)}
+RANGES = {"int8": (-128, 127), "int16": (-32768, 32767), "int32": (-(1 << 31), (1 << 31) - 1)}
 SIZE = 512
 
 
@@ -54,8 +56,15 @@ def _multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int
 def _requantize_formula(x, s_in, zp_in, s_out, zp_out, out_dtype) -> np.ndarray:
     ratio = float(np.float32(s_in)) / float(np.float32(s_out))  # TFLM: double of the float32 scales
     multiplier, shift = _quantize_multiplier(ratio)
-    y = _multiply_by_quantized_multiplier(x.astype(np.int64).reshape(-1) - zp_in, multiplier, shift) + zp_out
+    shifted = _wrap32(x.astype(np.int64).reshape(-1) - zp_in)  # int32 input less its zero point
+    y = _multiply_by_quantized_multiplier(shifted, multiplier, shift) + zp_out
+    if out_dtype == "int32":
+        return _wrap32(y).astype(np.int32).reshape(x.shape)  # int32 output plus its zero point
     return np.clip(y, *RANGES[out_dtype]).astype(out_dtype).reshape(x.shape)
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return (x + (1 << 31)) % (1 << 32) - (1 << 31)
 
 
 def _graph(attrs, x: ir.Tensor, y: ir.Tensor) -> ir.Graph:
@@ -68,6 +77,16 @@ def _inputs(dtype: str) -> np.ndarray:
     lo, hi = RANGES[dtype]
     if dtype == "int8":
         values = np.arange(lo, hi + 1)
+    elif dtype == "int32":  # the extremes, around zero, the int16 range and the whole int32 range
+        rng = np.random.default_rng(32)
+        values = np.concatenate(
+            [
+                [lo, lo + 1, hi - 1, hi],
+                np.arange(-60, 60),
+                rng.integers(-40000, 40000, 200),
+                rng.integers(lo, hi + 1, 200),
+            ]
+        )
     else:
         rng = np.random.default_rng(16)
         values = np.concatenate([[lo, lo + 1, hi - 1, hi], np.arange(-126, 126), rng.integers(lo, hi + 1, 4096)])
@@ -85,6 +104,13 @@ REQUANTIZE = [
     ("int16", 0.00002, 0, "int8", 0.01, -128),  # zero point -128: negatives clamp to -128
     ("int16", 0.0003, 0, "int16", 0.00017, 0),  # ratio ~1.76: saturates
     ("int16", 0.0001, 0, "int16", 0.00037, 0),  # ratio ~0.27
+    ("int16", 0.0003, 0, "int32", 0.0003 / 16000, 0),  # ratio 16000: a left shift by 14, no wrap
+    ("int16", 0.001, 0, "int32", 0.0001, 5),  # ratio 10, an int32 zero point
+    ("int16", 0.0001, 0, "int32", 0.003, 0),  # ratio below one
+    ("int32", 1e-6, 0, "int16", 0.0001, 0),  # ratio 0.01: the large codes saturate
+    ("int32", 2e-5, -3, "int16", 0.00013, 0),  # ratio ~0.15, an int32 zero point (wraps at INT32_MIN)
+    ("int32", 1e-9, 0, "int16", 3e-5, 0),  # ratio ~3.3e-5: the whole int32 range to about +-71600
+    ("int32", 0.001, 0, "int16", 0.0007, 0),  # ratio ~1.43: a left shift, which wraps large codes
 ]
 
 
@@ -155,13 +181,21 @@ def test_int16_to_float_matches_tflm_and_its_formula(tmp_path):
     np.testing.assert_array_equal(HostModel(graph, tmp_path).run(inputs)[0], expected)
 
 
-def test_int8_and_int16_variants_of_one_template_build_into_one_model(tmp_path):
-    """requantize_s8, requantize_s8_s16, requantize_s16_s16 and requantize_s16_s8 share their
-    params type: one model with all four compiles (-Werror) and matches the reference."""
+def test_int8_int16_and_int32_variants_of_one_template_build_into_one_model(tmp_path):
+    """requantize_s8, requantize_s8_s16, requantize_s16_s16, requantize_s16_s8, requantize_s16_s32
+    and requantize_s32_s16 share their params type: one model with all six compiles (-Werror) and
+    matches the reference."""
     q = ir.QParams.per_tensor
     graphs = {}
     for i, (in_dtype, s_in, zp_in, out_dtype, s_out, zp_out) in enumerate(
-        [("int8", 0.05, -7, "int8", 0.03, 4), REQUANTIZE[0], REQUANTIZE[5], REQUANTIZE[3]]
+        [
+            ("int8", 0.05, -7, "int8", 0.03, 4),
+            REQUANTIZE[0],
+            REQUANTIZE[5],
+            REQUANTIZE[3],
+            REQUANTIZE[8],
+            REQUANTIZE[10],
+        ]
     ):
         x = ir.Tensor("x", (1, SIZE), in_dtype, q(s_in, zp_in))
         y = ir.Tensor("y", (1, SIZE), out_dtype, q(s_out, zp_out))
@@ -170,6 +204,7 @@ def test_int8_and_int16_variants_of_one_template_build_into_one_model(tmp_path):
     inputs = [_inputs(graph[n].dtype) for n in graph.inputs]
     host = HostModel(graph, tmp_path)
     kernels = {name.removeprefix("include/tq_").removesuffix(".h") for name in host.generated.files}
-    assert {"requantize_s8", "requantize_s8_s16", "requantize_s16_s16", "requantize_s16_s8"} <= kernels
+    expected_kernels = ("s8", "s8_s16", "s16_s16", "s16_s8", "s16_s32", "s32_s16")
+    assert {f"requantize_{k}" for k in expected_kernels} <= kernels
     for c, expected in zip(host.run(inputs), ref.outputs(graph, inputs)):
         np.testing.assert_array_equal(c, expected)

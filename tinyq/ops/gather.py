@@ -1,6 +1,8 @@
 """GATHER: slices of the input picked along an axis by int32 indices (constant, or an input),
 with TFLite's batch_dims. The output shares the input's quantization; an index outside the
-axis is an error, as in TFLM (which returns kTfLiteError). Kernel: gather_s8."""
+axis is an error, as in TFLM (which returns kTfLiteError). Kernel: gather_s8.
+
+int8 only: the pinned TFLM's GATHER refuses int16 params in Prepare."""
 
 from __future__ import annotations
 

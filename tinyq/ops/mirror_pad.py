@@ -1,6 +1,8 @@
 """MIRROR_PAD: pads with the input's own values mirrored at its edges, REFLECT (the edge not
 repeated) or SYMMETRIC (repeated), as TFLM's GetInputDimension maps every output index to an
-input index. The output shares the input's quantization. Kernel: mirror_pad_s8."""
+input index. The output shares the input's quantization. Kernel: mirror_pad_s8.
+
+int8 only: the pinned TFLM's MIRROR_PAD has no int16 case (its Eval fails on int16 tensors)."""
 
 from __future__ import annotations
 

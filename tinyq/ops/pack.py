@@ -2,7 +2,11 @@
 tensor cut into its slices along one. Neither requantizes: PACK's inputs share the output's
 quantization (the quantizer requantizes the others with QUANTIZE first, as for
 CONCATENATION), UNPACK's outputs the input's. Kernel: strided_copy_s8 (one walk per slice:
-[outer, inner] blocks, every values-th block on the packed side)."""
+[outer, inner] blocks, every values-th block on the packed side).
+
+int16 (16x8): TFLM's PACK and UNPACK move int16 values the same way (PACK's inputs, too, must
+share the output's quantization: the quantizer requantizes the others int16 -> int16).
+Kernel: strided_copy_s16."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import numpy as np
 
 from tinyq.ir import Op, Tensor
 from tinyq.ops import OutputQuant, Signature, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, expect, same_quant
+from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, expect, same_quant
 from tinyq.ops.quantize import Quantize
 from tinyq.ops.strided_copy import (
     SPLIT_SIGNATURES,
@@ -63,7 +67,11 @@ def _with_samples(tf, views, op, graph):
 class PackOp(MovementOp):
     attrs = Pack
     name = "PACK"
-    signatures = (Signature((INT8,), (INT8,), variadic=True), Signature((FLOAT,), (FLOAT,), variadic=True))
+    signatures = (
+        Signature((INT8,), (INT8,), variadic=True),
+        Signature((INT16,), (INT16,), variadic=True),
+        Signature((FLOAT,), (FLOAT,), variadic=True),
+    )
     output_quant = OutputQuant.OWN  # its own range, which covers every input's
 
     def check(self, a, ins, outs):
@@ -95,7 +103,8 @@ class PackOp(MovementOp):
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def quantize(self, op, graph, context):
-        """Inputs whose quantization differs from the output's get an int8 -> int8 QUANTIZE."""
+        """Inputs whose quantization differs from the output's get a QUANTIZE (int8 -> int8, or
+        int16 -> int16 at 16x8)."""
         out_q = context.qparams[op.outputs[0]]
         ops, inputs = [], []
         for name in op.inputs:
@@ -103,7 +112,7 @@ class PackOp(MovementOp):
                 context.constant_as_activation(name)
             if context.tensors[name].qparams != out_q:
                 requantized = f"{name}/requantized_for_{op.name}"
-                context.set(Tensor(requantized, graph[name].shape, INT8, out_q))
+                context.set(Tensor(requantized, graph[name].shape, context.dtype, out_q))
                 ops.append(Op(f"{op.name}_requantize_{len(inputs)}", Quantize(), (name,), (requantized,)))
                 name = requantized
             inputs.append(name)

@@ -1,12 +1,17 @@
 """QUANTIZE (float32 -> int8 or int16 at the graph boundary, or a requantization between int8
-and int16: int8 -> int8, int8 -> int16, int16 -> int8, int16 -> int16) and DEQUANTIZE (int8 or
-int16 -> float32), as TFLM computes them.
+and int16: int8 -> int8, int8 -> int16, int16 -> int8, int16 -> int16; and int16 <-> int32) and
+DEQUANTIZE (int8 or int16 -> float32), as TFLM computes them.
 
 Kernels: quantize_f32 (roundf of x / scale in float32, bounded, plus the zero point, then the
 output type's range), requantize_s8 (one multiplier: TFLM's templated Requantize, the int32
 MultiplyByQuantizedMultiplier for every pair of types, not the int64 one of the 16x8 affine
 kernels; then the output type's range), dequantize_s8 (scale * (q - zero point) in double).
 The int16 variants are the same templates with options (int16 codes, symmetric: zero point 0).
+
+int16 <-> int32: TFLM's Requantize<int16_t, int32_t> and <int32_t, int16_t>, the same int32
+arithmetic: the int32 input less its zero point and an int32 output plus its zero point wrap as
+two's complement (C int32 arithmetic), and an int32 output's range clamps nothing. Kernels:
+requantize_s16_s32 and requantize_s32_s16, the template with options.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from tinyq.ops.common import (
     round_half_away_f32,
     same_shape,
 )
+
+INT32 = "int32"
 
 # quantize_f32 bounds x / scale before converting it to an integer (beyond the bound the output
 # saturates anyway; the bound keeps C's float -> int32 conversion defined)
@@ -77,6 +84,8 @@ class QuantizeOp(OpDef):
         Signature((INT8,), (INT16,)),
         Signature((INT16,), (INT8,)),
         Signature((INT16,), (INT16,)),
+        Signature((INT16,), (INT32,)),
+        Signature((INT32,), (INT16,)),
     )
 
     def check(self, a, ins, outs):
@@ -99,23 +108,29 @@ class QuantizeOp(OpDef):
             q = round_half_away_f32(x.astype(np.float32) / np.float32(p.scale))
             q = np.fmin(np.fmax(q, -bound), bound)
             return clamp_to(q.astype(np.int64) + p.zero_point, dtype)
-        # TFLM's Requantize<input_type, output_type>: the int32 multiply for int16 too
-        out = fx.multiply_by_quantized_multiplier(x.astype(np.int64) - p.input_zero_point, p.multiplier, p.shift)
-        return clamp_to(out + p.output_zero_point, dtype)
+        # TFLM's Requantize<input_type, output_type>: the int32 multiply for int16 too; int32
+        # arithmetic wraps (only an int32 input less its zero point, or an int32 output plus its
+        # zero point, can reach beyond int32)
+        shifted = fx.wrap32(x.astype(np.int64) - p.input_zero_point)
+        out = fx.multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift) + p.output_zero_point
+        if dtype == INT32:
+            return fx.wrap32(out).astype(np.int32)
+        return clamp_to(out, dtype)
 
     def kernel(self, op, graph, fast):
         x, y = graph[op.inputs[0]].dtype, graph[op.outputs[0]].dtype
         # in place only when output element i ends before input element i + 1 starts: int8 -> int16
-        # would overwrite the next input element before reading it
-        in_place = InPlace.NEVER if (x, y) == (INT8, INT16) else InPlace.ELEMENTWISE
+        # (or int16 -> int32) would overwrite the next input element before reading it
+        in_place = InPlace.NEVER if (x, y) in ((INT8, INT16), (INT16, INT32)) else InPlace.ELEMENTWISE
         if x == FLOAT:
             if y == INT16:
                 return Kernel("quantize_f32_s16", "quantize_f32", {"int16": True}, in_place=in_place)
             return Kernel("quantize_f32", in_place=in_place)
         if x == INT8 and y == INT8:
             return Kernel("requantize_s8", in_place=in_place)
-        name = "requantize_" + ("s16" if x == INT16 else "s8") + ("_s16" if y == INT16 else "_s8")
-        return Kernel(name, "requantize_s8", {"input_s16": x == INT16, "output_s16": y == INT16}, in_place=in_place)
+        code = {INT8: "s8", INT16: "s16", INT32: "s32"}
+        options = {"input_s16": x == INT16, "output_s16": y == INT16, "input_s32": x == INT32, "output_s32": y == INT32}
+        return Kernel(f"requantize_{code[x]}_{code[y]}", "requantize_s8", options, in_place=in_place)
 
     def lower(self, ctx, kernel):
         p = ctx.params

@@ -15,6 +15,10 @@ tables once, in TFLM's arithmetic, and the C kernels read them from flash:
   sum in units of 2^-20, rounded half away from zero.
 
 Kernels: resize_nearest_neighbor_s8, resize_bilinear_s8.
+
+int16 (16x8): TFLM's RESIZE_NEAREST_NEIGHBOR copies int16 pixels the same way (kernel
+resize_nearest_neighbor_s16, the template with int16_t elements); its RESIZE_BILINEAR is int8
+(and float) only.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from tinyq.ops import Kernel, OpDef, OutputQuant, Signature, Unsupported, regist
 from tinyq.ops.common import (
     FLOAT,
     INT8,
+    INT16,
+    WITH_INT16,
     activation_tensor,
     c_div,
     count,
@@ -180,6 +186,7 @@ class ResizeNearestNeighborOp(ResizeOp):
     options = "ResizeNearestNeighborOptions"
     raw_op = "ResizeNearestNeighbor"
     table = "source index per output index"
+    signatures = WITH_INT16
 
     def params(self, attrs, ins, outs):
         (_, h, w, _), (_, oh, ow, _) = ins[0].shape, outs[0].shape
@@ -192,6 +199,8 @@ class ResizeNearestNeighborOp(ResizeOp):
         return ins[0][:, :, list(p.rows)][:, :, :, list(p.cols)]
 
     def kernel(self, op, graph, fast):
+        if graph[op.inputs[0]].dtype == INT16:
+            return Kernel("resize_nearest_neighbor_s16", "resize_nearest_neighbor_s8", {"int16": True})
         return Kernel("resize_nearest_neighbor_s8")
 
     def lower(self, ctx, kernel):

@@ -1,7 +1,9 @@
 """SPLIT (equal parts) and SPLIT_V (given sizes): the input cut along one axis into consecutive
 parts, each output sharing the input's quantization. SPLIT's TFLite operands come axis first;
 SPLIT_V's sizes may hold one -1 (the rest), resolved from the output shapes at import.
-Kernel: strided_copy_s8 (one walk per part: [outer, part] blocks)."""
+Kernel: strided_copy_s8 (one walk per part: [outer, part] blocks).
+
+int16 (16x8): TFLM's SPLIT and SPLIT_V move int16 values the same way. Kernel: strided_copy_s16."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ import numpy as np
 
 from tinyq.ops import Unsupported, register
 from tinyq.ops.common import expect
-from tinyq.ops.strided_copy import SPLIT_SIGNATURES, Copy, MovementOp, check_moved, forward_on_samples
+from tinyq.ops.strided_copy import (
+    SPLIT_SIGNATURES,
+    Copy,
+    MovementOp,
+    check_moved,
+    forward_on_samples,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ def _scalar_axis(r, index: int, what: str) -> int:
     if axis.size != 1:
         raise Unsupported(f"{what} of {axis.size} values")
     return int(axis[0])
+
+
+# int8, int16 (16x8) and float: one input, any number of outputs of its dtype
 
 
 class _SplitBase(MovementOp):

@@ -10,9 +10,10 @@ bytes (`block`) and loops only where the layout really changes. The ops' numpy r
 are written in numpy's own terms (np.transpose, slicing, np.stack...), not from the walks,
 so the C kernel and the reference check each other.
 
-int16 (16x8): TFLM moves int16 values the same way; an op that takes them lists
-WITH_INT16 (TRANSPOSE, SLICE, STRIDED_SLICE) and gets strided_copy_s16 (the
-template with int16_t elements; the walks count elements, so they are unchanged).
+int16 (16x8): TFLM moves int16 values the same way; an op that takes them lists an int16
+signature (TRANSPOSE, SLICE and STRIDED_SLICE WITH_INT16; SPLIT, SPLIT_V and UNPACK
+SPLIT_SIGNATURES; PACK its own) and gets strided_copy_s16 (the template with int16_t
+elements; the walks count elements, so they are unchanged).
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ class SeveralOutputs(Signature):
         return f"({', '.join(self.inputs)}) -> {self.outputs[0]}, ..."
 
 
-SPLIT_SIGNATURES = (SeveralOutputs((INT8,), (INT8,)), SeveralOutputs((FLOAT,), (FLOAT,)))
+SPLIT_SIGNATURES = (
+    SeveralOutputs((INT8,), (INT8,)),
+    SeveralOutputs((INT16,), (INT16,)),
+    SeveralOutputs((FLOAT,), (FLOAT,)),
+)
 
 
 def row_major_strides(shape) -> list[int]:
