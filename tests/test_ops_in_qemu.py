@@ -1,9 +1,11 @@
 """A sample of the heavier operators' C in QEMU (Cortex-M4, the Arm toolchain's code), against the
-numpy reference: one firmware holding one converter-made model of each."""
+numpy reference: one firmware holding one converter-made model of each; and the same for 16x8
+(int16 activations) models on the Cortex-M4 and M7 boards."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tinyq import ref
 from tinyq.importers.tflite import parse_tflite
@@ -33,8 +35,29 @@ SAMPLE = [
     "sub_different_scales",
 ]
 
+SAMPLE_16X8 = [
+    "s16_conv3x3_s2_same_relu",
+    "s16_conv_dilated_no_bias",
+    "s16_dw3x3_s1_same_relu6",
+    "s16_dw3x3_mult2_s2_valid",
+    "s16_fc_per_channel",
+    "s16_transpose_conv_s2_same_odd",
+    "s16_batch_matmul_broadcast_adj_y",
+    "s16_add_different_scales",
+    "s16_mul_broadcast",
+    "s16_avgpool3_s1_same",
+    "s16_mean_spatial_keep",
+    "s16_softmax_rank4_last_axis",
+    "s16_logistic_saturating",
+    "s16_tanh_moderate",
+    "s16_rsqrt_sum_of_squares",
+    "s16_squared_difference_broadcast_doubled",
+    "s16_leaky_relu_negative_alpha",
+    "s16_resize_nearest_half_pixel",
+]
 
-def test_heavy_ops_in_qemu_match_the_reference(case_dir, tmp_path):
+
+def _sample_in_qemu(names, board, case_dir, tmp_path):
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
         require_tool(tool)
     from tinyq.bench import bench
@@ -42,10 +65,19 @@ def test_heavy_ops_in_qemu_match_the_reference(case_dir, tmp_path):
     from tinyq.build import build
 
     cases = {c.name: c for c in CASES}
-    graph = side_by_side({n: parse_tflite(convert(cases[n], case_dir).read_bytes()) for n in SAMPLE}, "heavy_ops")
-    build(graph, get_board("mps2_an386"), tmp_path / "fw", source="operator sample", log=lambda message: None)
+    graph = side_by_side({n: parse_tflite(convert(cases[n], case_dir).read_bytes()) for n in names}, "heavy_ops")
+    build(graph, get_board(board), tmp_path / "fw", source="operator sample", log=lambda message: None)
     for i, inputs in enumerate(random_inputs(graph, 2, seed=5)):
         np.savez(tmp_path / f"x{i}.npz", *inputs)
         result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
         assert result["bit_exact"]
         assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+
+
+def test_heavy_ops_in_qemu_match_the_reference(case_dir, tmp_path):
+    _sample_in_qemu(SAMPLE, "mps2_an386", case_dir, tmp_path)
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
+def test_heavy_16x8_ops_in_qemu_match_the_reference(board, case_dir, tmp_path):
+    _sample_in_qemu(SAMPLE_16X8, board, case_dir, tmp_path)

@@ -194,16 +194,17 @@ def weight_axis(op: Op) -> int:
 # --- reference ----------------------------------------------------------------------------
 
 
-def requantize(acc, p: AffineParams) -> np.ndarray:
+def requantize(acc, p) -> np.ndarray:
     """Exact accumulator -> int8 (or int16) with per-channel (last axis) multipliers: TFLM's
-    int32 accumulator (wrapped) and requantization, or (acc64) its int64 ones."""
+    int32 accumulator (wrapped) and requantization, or (acc64) its int64 ones. `p`: an
+    AffineParams, or TRANSPOSE_CONV's params (the same fields)."""
     mult = np.asarray(p.multiplier, np.int64)
     shift = np.asarray(p.shift, np.int64)
-    if getattr(p, "acc64", False):  # TRANSPOSE_CONV's params (int8 only) have neither field
+    if p.acc64:
         out = fx.wrap32(fx.multiply_by_quantized_multiplier_int64(acc, mult, shift))  # TFLM returns int32
     else:
         out = fx.multiply_by_quantized_multiplier(fx.wrap32(acc), mult, shift)
-    return clamp_to(out + p.output_offset, getattr(p, "out_dtype", INT8), p.act_min, p.act_max)
+    return clamp_to(out + p.output_offset, p.out_dtype, p.act_min, p.act_max)
 
 
 def exact_matmul(a, b) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""BATCH_MATMUL: int8 matrix products over broadcast batch dimensions, as TFLM computes them.
+"""BATCH_MATMUL: int8 (or int16) matrix products over broadcast batch dimensions, as TFLM computes them.
 
 inputs (lhs [..., M, K], rhs [..., K, N]), with adj_x / adj_y reading the last two
 axes of lhs / rhs transposed; either may be a constant. Ranks 2 to 5; the batch
@@ -7,6 +7,11 @@ sum_k (lhs - zp_lhs)(rhs - zp_rhs) in int32, requantized by one per-tensor
 multiplier (lhs scale x rhs scale / output scale, in double) plus the output
 zero point, over the whole int8 range (no fused activation). Kernel:
 batch_matmul_s8.
+
+int16 (both operands and the output int16 with zero point 0, a constant operand too: the
+converter's 16x8 form): TFLM sums the products in int64 and requantizes with the int64
+MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits, one rounding shift), over
+the whole int16 range. Kernel: batch_matmul_s16 (the same template with int16).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from tinyq import fixedpoint as fx
 from tinyq.ir import IRError
 from tinyq.ops import Kernel, OpDef, Signature, register
 from tinyq.ops.affine import exact_matmul
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, expect
+from tinyq.ops.common import FLOAT, INT8, INT16, activation_tensor, clamp_to, count, expect
 
 BATCH_DIMS = 3  # TFLM extends every shape to rank 5: three batch dimensions, then the matrix
 
@@ -37,6 +42,7 @@ class BatchMatMulParams:
     output_offset: int
     multiplier: int
     shift: int
+    dtype: str = INT8  # of both operands and the output; int16 accumulates and requantizes in int64
 
 
 def matrix_dims(a: BatchMatMul, lhs_shape, rhs_shape) -> tuple[int, int, int, int]:
@@ -69,7 +75,11 @@ def batch_strides(shape, batch) -> list[int]:
 class BatchMatMulOp(OpDef):
     attrs = BatchMatMul
     name = "BATCH_MATMUL"
-    signatures = (Signature((INT8, INT8), (INT8,)), Signature((FLOAT, FLOAT), (FLOAT,)))
+    signatures = (
+        Signature((INT8, INT8), (INT8,)),
+        Signature((INT16, INT16), (INT16,)),
+        Signature((FLOAT, FLOAT), (FLOAT,)),
+    )
 
     def check(self, a, ins, outs):
         count(ins, outs, 2)
@@ -92,7 +102,7 @@ class BatchMatMulOp(OpDef):
         # GetQuantizedConvolutionMultipler: float32 scales widened to double
         real = float(np.float32(lhs.qparams.s)) * float(np.float32(rhs.qparams.s)) / float(np.float32(y.qparams.s))
         mult, shift = fx.quantize_multiplier(real)
-        return BatchMatMulParams(-lhs.qparams.zp, -rhs.qparams.zp, y.qparams.zp, mult, shift)
+        return BatchMatMulParams(-lhs.qparams.zp, -rhs.qparams.zp, y.qparams.zp, mult, shift, y.dtype)
 
     def reference(self, a, p, ins, in_tensors, outs):
         y = outs[0]
@@ -105,10 +115,13 @@ class BatchMatMulOp(OpDef):
 
         lhs = operand(ins[0], in_tensors[0], p.lhs_offset, a.adj_x)
         rhs = operand(ins[1], in_tensors[1], p.rhs_offset, a.adj_y)
-        acc = fx.wrap32(exact_matmul(lhs, rhs))
-        out = fx.multiply_by_quantized_multiplier(acc, p.multiplier, p.shift) + p.output_offset
+        acc = exact_matmul(lhs, rhs)
+        if p.dtype == INT16:  # int64 sums, TFLM's int64 requantization (its int32 result wraps)
+            out = fx.wrap32(fx.multiply_by_quantized_multiplier_int64(acc, p.multiplier, p.shift))
+        else:
+            out = fx.multiply_by_quantized_multiplier(fx.wrap32(acc), p.multiplier, p.shift)
         samples = max(lhs.shape[0], rhs.shape[0])
-        return clamp_int8(np.broadcast_to(out, (samples,) + y.shape))
+        return clamp_to(np.broadcast_to(out + p.output_offset, (samples,) + y.shape), p.dtype)
 
     def forward(self, tf, op, graph, xs):
         """Batched activations hold their samples along axis 0 (`samples x` the graph's first
@@ -132,7 +145,10 @@ class BatchMatMulOp(OpDef):
         return graph[op.outputs[0]].size * matrix_dims(op.attrs, lhs.shape, rhs.shape)[1]
 
     def kernel(self, op, graph, fast):
-        return Kernel("batch_matmul_s8", specialized=True)
+        int16 = graph[op.inputs[0]].dtype == INT16
+        return Kernel(
+            "batch_matmul_s16" if int16 else "batch_matmul_s8", "batch_matmul_s8", {"int16": int16}, specialized=True
+        )
 
     def lower(self, ctx, kernel):
         a, p, y = ctx.op.attrs, ctx.params, ctx.out

@@ -1,4 +1,4 @@
-"""TRANSPOSE_CONV: int8 transposed convolution with TFLM's per-channel requantization.
+"""TRANSPOSE_CONV: int8 (or 16x8) transposed convolution with TFLM's per-channel requantization.
 
 inputs (x NHWC, weights OHWI, bias[O]); output NHWC, its size given by the
 output tensor (TFLite's output_shape input, a constant, becomes that shape).
@@ -9,6 +9,13 @@ does not matter). The padding is the one of the forward convolution (output
 -> input): TFLite's SAME or VALID, made explicit at import from the output
 size; the kernels use only its leading (top, left) part, as TFLM does.
 Kernel: transpose_conv_s8 (portable; the int32 buffer is its scratch).
+
+16x8 (int16 activations, zero point 0, int8 weights): TFLM's scratch buffer is int64
+whatever the bias, the bias is read as int64 (an int32 one would be misread, so that
+signature is refused; an absent one is the importer's int64 zeros), and each sum
+requantizes with the int64 MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits,
+one rounding shift), then clamps to the fused activation's int16 range. Kernel:
+transpose_conv_s16 (the same template with int16; its scratch is 8 bytes an element).
 
 Not an AffineOp: the passes that walk affine ops (cross-layer equalization,
 bias correction, QAT) know weights only as CONV_2D's, DEPTHWISE_CONV_2D's and
@@ -23,8 +30,15 @@ import numpy as np
 
 from tinyq.ir import Activation, Padding2D, QParams, Tensor
 from tinyq.ops import InPlace, Kernel, OpDef, Signature, Unsupported, register
-from tinyq.ops.affine import AffineOp, channel_multipliers, exact_matmul, plain_requant_tables, requantize
-from tinyq.ops.common import FLOAT, INT8, activate, activation_range, activation_tensor, count, dims4, expect
+from tinyq.ops.affine import (
+    INT64_BIAS,
+    AffineOp,
+    channel_multipliers,
+    exact_matmul,
+    plain_requant_tables,
+    requantize,
+)
+from tinyq.ops.common import FLOAT, INT8, INT16, activate, activation_range, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode
 
 INT32 = (-(1 << 31), (1 << 31) - 1)
@@ -49,6 +63,8 @@ class TransposeConvParams:
     act_min: int
     act_max: int
     pad: tuple[int, int]
+    out_dtype: str = INT8
+    acc64: bool = False  # 16x8: int64 accumulators, bias and requantization (read by affine.requantize)
 
 
 def in_bounds_taps(in_size: int, kernel: int, stride: int, pad: int, out_len: int) -> int:
@@ -61,7 +77,11 @@ def in_bounds_taps(in_size: int, kernel: int, stride: int, pad: int, out_len: in
 class TransposeConvOp(OpDef):
     attrs = TransposeConv2D
     name = "TRANSPOSE_CONV"
-    signatures = (Signature((INT8, INT8, "int32"), (INT8,)), Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)))
+    signatures = (
+        Signature((INT8, INT8, "int32"), (INT8,)),
+        Signature((INT16, INT8, "int64"), (INT16,)),
+        Signature((FLOAT, FLOAT, FLOAT), (FLOAT,)),
+    )
     weight_axis = 0  # read by the quantizer's weight quantization (tinyq.quant.convert.quantize_weights)
 
     def check(self, a, ins, outs):
@@ -98,6 +118,8 @@ class TransposeConvOp(OpDef):
             lo,
             hi,
             (attrs.padding.top, attrs.padding.left),
+            y.dtype,
+            x.dtype == INT16,
         )
 
     def reference(self, a, p, ins, in_tensors, outs):
@@ -140,7 +162,7 @@ class TransposeConvOp(OpDef):
 
     def quantize(self, op, graph, context):
         """Symmetric int8 weights (per channel on axis 0 when the config says so), the bias in
-        int32 at input scale x weight scale, as CONV_2D's."""
+        int32 at input scale x weight scale, as CONV_2D's (int64 after an int16 input: 16x8)."""
         from tinyq.quant.convert import quantize_weights  # the quantizer imports the ops: import late
 
         wq = context.weights.get(op.name) or quantize_weights(op, graph, context.config, "minmax")
@@ -150,18 +172,23 @@ class TransposeConvOp(OpDef):
         context.set(Tensor(w.name, w.shape, INT8, wparams, wq.values.astype(np.int8)))
         product = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
         bias_scales = np.broadcast_to(product, b.shape)
-        bias = np.clip(np.round(b.data.astype(np.float64) / bias_scales), *INT32).astype(np.int32)
+        wide = context.tensors[op.inputs[0]].dtype == INT16
+        bias = np.clip(np.round(b.data.astype(np.float64) / bias_scales), *(INT64_BIAS if wide else INT32))
         bparams = QParams.per_channel(bias_scales, 0) if per_channel else QParams.per_tensor(float(bias_scales[0]))
-        context.set(Tensor(b.name, b.shape, "int32", bparams, bias))
+        dtype = "int64" if wide else "int32"
+        context.set(Tensor(b.name, b.shape, dtype, bparams, bias.astype(dtype)))
         return [op]
 
     def kernel(self, op, graph, fast):
-        # scratch: the int32 accumulators of the whole output (TFLM's scratch buffer). The
-        # input is read in full before the first output byte is written, so the output may
-        # take the input's place.
+        # scratch: the int32 (16x8: int64) accumulators of the whole output (TFLM's scratch
+        # buffer). The input is read in full before the first output byte is written, so the
+        # output may take the input's place.
+        int16 = graph[op.inputs[0]].dtype == INT16
         return Kernel(
+            "transpose_conv_s16" if int16 else "transpose_conv_s8",
             "transpose_conv_s8",
-            scratch_bytes=4 * graph[op.outputs[0]].size,
+            {"int16": int16},
+            scratch_bytes=(8 if int16 else 4) * graph[op.outputs[0]].size,
             in_place=InPlace.FIRST_INPUT,
             specialized=True,
         )
