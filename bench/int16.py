@@ -1,5 +1,5 @@
 """int16 activations (16x8) on the MLPerf Tiny kws, ic and ad models, built for mps2_an386 (Cortex-M4)
-and run in QEMU: tinyq's own W8A8 and W8A16 quantization of the float Keras models (output SQNR
+and run in QEMU: tinyq's own W8A8, W8A16 and mixed (`--a16 auto`) quantization of the float Keras models (output SQNR
 against float with the integer reference, arena, flash, instructions per inference), and the TFLite
 converter's 16x8 model of the same float model (same calibration samples) deployed as it is. Data
 as in mlperf_keras.py (ad's real frames; smooth synthetic inputs for kws and ic).
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.mlperf16 import convert_16x8  # noqa: E402  (the tests' converter recipe, shared)
 
 BOARD = "mps2_an386"
-CONFIGS = {"w8a8": ("mse", "w8a8"), "w8a16": ("minmax", "w8a16")}
+CONFIGS = {"w8a8": ("mse", "w8a8", None), "w8a16": ("minmax", "w8a16", None), "w8a8+a16 auto": ("mse", "w8a8", "auto")}
 
 
 def main() -> None:
@@ -62,8 +62,8 @@ def main() -> None:
                     "bit_exact": result["bit_exact"],
                 }
 
-            for bits, (method, spec) in CONFIGS.items():
-                graph = quantize(fm, calib, parse_config(method, spec), quiet=True).graph
+            for bits, (method, spec, a16) in CONFIGS.items():
+                graph = quantize(fm, calib, parse_config(method, spec, a16=a16), quiet=True).graph
                 rows.append(run(f"tinyq {bits}", graph, bits))
             converted = load_tflite(convert_16x8(key, models, Path(tmp), calib.x))  # the same calibration
             rows.append(run("converter 16x8", converted, "w8a16"))

@@ -205,6 +205,12 @@ def quant_options(fn):
             show_default=True,
             help="Weight and activation bits: w8a8, w4a8, ..., or w8a16 (int16 activations)",
         ),
+        click.option(
+            "--a16",
+            metavar="LAYER[,LAYER...]|auto",
+            help="Mixed precision: int16 activations on these layers (or on those their sensitivity picks), "
+            "int8 elsewhere.",
+        ),
         click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales (default: per channel)."),
         click.option(
             "--percentile", type=float, default=99.99, show_default=True, help="Percentile for --algo percentile."
@@ -215,12 +221,15 @@ def quant_options(fn):
     return fn
 
 
-def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets):
+def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, **budgets):
     from tinyq.pipeline import deployable
     from tinyq.quant import parse_config
 
-    config = parse_config(algo, bits, per_tensor, percentile)
-    return deployable(model, calib=calib, calib_samples=calib_samples, config=config, **budgets), config
+    config = parse_config(algo, bits, per_tensor, percentile, a16)
+    deploy = deployable(model, calib=calib, calib_samples=calib_samples, config=config, **budgets)
+    for line in deploy.quant.notes:  # what the passes and --a16 decided, and why
+        note(line)
+    return deploy, config
 
 
 @cli.command()
@@ -232,7 +241,19 @@ def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile,
 @click.option("--max-flash", help="Flash budget (bytes, or e.g. 1M); default: the board's flash.")
 @quant_options
 def build(
-    model, board_name, out_dir, no_compile, max_ram, max_flash, calib, calib_samples, algo, bits, per_tensor, percentile
+    model,
+    board_name,
+    out_dir,
+    no_compile,
+    max_ram,
+    max_flash,
+    calib,
+    calib_samples,
+    algo,
+    bits,
+    per_tensor,
+    percentile,
+    a16,
 ):
     """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
@@ -249,7 +270,7 @@ def build(
         "max_ram": default_ram if max_ram is None else parse_size(max_ram),
         "max_flash": default_flash if max_flash is None else parse_size(max_flash),
     }
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, **budgets)
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, **budgets)
     report = run_build(
         deploy.graph,
         board,
@@ -278,13 +299,13 @@ def build(
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @quant_options
-def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile):
+def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile, a16):
     """Quantize a float MODEL: DIR/model_int8.tflite and DIR/quant_report.json."""
     from pathlib import Path
 
     from tinyq.exporters.tflite import save_tflite
 
-    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16)
     if deploy.float_graph is None:
         raise TinyqError(f"{model} is already an int8 model: nothing to quantize")
     out = Path(out_dir)
@@ -298,17 +319,19 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
         "per_channel": config.per_channel,
         "calibration_samples": deploy.quant.calibration_samples,
         "notes": deploy.quant.notes,
+        "int16_layers": deploy.quant.int16_layers or [],
         "layers": layers,
     }
     (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
     table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
-    for col in ("op", "layer", "output scale", "zero point", "SQNR dB"):
-        table.add_column(col, justify="left" if col in ("op", "layer") else "right")
+    for col in ("op", "layer", "dtype", "output scale", "zero point", "SQNR dB"):
+        table.add_column(col, justify="left" if col in ("op", "layer", "dtype") else "right")
     for layer in layers:
         sqnr = layer["sqnr_db"]
         table.add_row(
             layer["type"],
             layer["name"],
+            layer["dtype"],
             f"{layer['scale']:.4g}",
             str(layer["zero_point"]),
             "-" if sqnr is None else f"{sqnr:.1f}",
@@ -382,6 +405,7 @@ def quant_layers(deploy) -> list[dict]:
             "name": op.name,
             "type": op.kind,
             "output": op.outputs[0],
+            "dtype": graph[op.outputs[0]].dtype,
             "scale": graph[op.outputs[0]].qparams.s,
             "zero_point": graph[op.outputs[0]].qparams.zp,
             "sqnr_db": sqnr.get(op.outputs[0]),
@@ -395,7 +419,7 @@ def quant_layers(deploy) -> list[dict]:
 @click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled data: .npz with x and y.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results here.")
 @quant_options
-def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile):
+def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile, a16):
     """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
     from pathlib import Path
 
@@ -406,7 +430,7 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     if calib is None and is_float_source(model):
         calib = data_path
         note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile)
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16)
     data = load_dataset(data_path, deploy.float_graph or deploy.graph, what="data")
     result = run_eval(deploy.float_graph, deploy.graph, data)
     result |= {"algo": deploy.quant.algo, "bits": deploy.quant.bits}

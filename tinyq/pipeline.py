@@ -66,5 +66,6 @@ def deployable(
         result.notes,
         len(data.x) if data is not None else None,
         layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES]) if data else None,
+        list(result.int16_layers) or None,
     )
     return Deployable(result.graph, result.float_graph, quant, data)

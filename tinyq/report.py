@@ -145,6 +145,7 @@ class QuantSummary:
     notes: list[str] = field(default_factory=list)
     calibration_samples: int | None = None
     sqnr_db: dict[str, float] | None = None
+    int16_layers: list[str] | None = None  # mixed precision (--a16): the ops on int16 activations
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

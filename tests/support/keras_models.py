@@ -138,6 +138,20 @@ CASES = {
     "prelu_shared_axes": ((6, 6, 3), lambda L, x: L.PReLU(shared_axes=[1, 2])(L.Conv2D(4, 3)(x))),
     "prelu_per_element": ((8,), lambda L, x: L.PReLU()(L.Dense(5)(x))),
     "elu_layer": ((6, 6, 3), lambda L, x: L.ELU()(L.Conv2D(4, 3)(x))),
+    "small_cnn": (  # five layers of four kinds, pooling between: mixed-precision boundaries of every sort
+        (10, 10, 3),
+        lambda L, x: L.Dense(4, activation="softmax")(
+            L.GlobalAveragePooling2D()(
+                L.Conv2D(6, 3, padding="same", activation="relu")(
+                    L.MaxPooling2D(2)(
+                        L.DepthwiseConv2D(3, padding="same", activation="relu6")(
+                            L.Conv2D(8, 3, padding="same", activation="relu")(x)
+                        )
+                    )
+                )
+            )
+        ),
+    ),
     "activation_tanh": ((8,), lambda L, x: L.Dense(5, activation="tanh")(x)),
     "activation_elu": ((6, 6, 3), lambda L, x: L.Activation("elu")(L.Conv2D(4, 3)(x))),
     "activation_hard_sigmoid": ((6, 6, 3), lambda L, x: L.Conv2D(4, 3, activation="hard_sigmoid")(x)),

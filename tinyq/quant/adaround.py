@@ -19,7 +19,7 @@ import numpy as np
 
 from tinyq import ir
 from tinyq.progress import progress
-from tinyq.quant.convert import WeightQuant
+from tinyq.quant.convert import ActivationQuant, WeightQuant
 from tinyq.quant.layerwise import Layerwise, dequantized
 from tinyq.sim import layer_fn
 from tinyq.tf import tensorflow
@@ -116,17 +116,16 @@ def apply_adaround(
     calib: np.ndarray,
     quants: dict[str, WeightQuant],
     bits: int,
-    activation_quant: dict[str, ir.QParams],
+    activation_quant: ActivationQuant,
     *,
     iterations: int = 1000,
     samples: int = 512,
     quiet: bool = False,
-    activation_bits: int = 8,
 ) -> dict[str, WeightQuant]:
     """AdaRound every affine layer in order. Each layer sees the inputs the quantized model
     gives it (earlier layers rounded, activations quantized) and reconstructs the float
     layer's output on the float inputs, as AIMET does."""
-    sim = Layerwise(graph, calib[:samples], activation_quant, activation_bits)
+    sim = Layerwise(graph, calib[:samples], activation_quant)
     result = dict(quants)
     with progress(quiet) as bar:
         for op in [op for op in graph.ops if op.name in quants]:

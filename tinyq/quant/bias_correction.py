@@ -23,7 +23,7 @@ from tinyq import ir
 from tinyq.ops.affine import is_affine
 from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
-from tinyq.quant.convert import WeightQuant
+from tinyq.quant.convert import ActivationQuant, WeightQuant
 from tinyq.quant.layerwise import Layerwise, dequantized
 from tinyq.sim import layer_fn
 from tinyq.tf import tensorflow
@@ -54,17 +54,16 @@ def corrected_biases_empirical(
     graph: ir.Graph,
     x: np.ndarray,
     weights: dict[str, WeightQuant],
-    activation_quant: dict[str, ir.QParams],
+    activation_quant: ActivationQuant,
     *,
     total_shift: bool,
     samples: int = 512,
-    activation_bits: int = 8,
 ) -> list[ir.Tensor]:
     """Layer by layer, on the inputs the quantized model gives each layer: the mean shift of
     its pre-activations caused by the weight quantization (E[(W_q - W) x]), or, with
     `total_shift`, the whole shift against the float model (activation clipping included)."""
     tf = tensorflow()
-    sim = Layerwise(graph, x[:samples], activation_quant, activation_bits)
+    sim = Layerwise(graph, x[:samples], activation_quant)
     tensors = []
     for op in graph.ops:
         if op.name not in weights:

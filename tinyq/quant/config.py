@@ -1,4 +1,4 @@
-"""What to quantize and how: parsed from --algo, --bits and --per-tensor."""
+"""What to quantize and how: parsed from --algo, --bits, --a16 and --per-tensor."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class QuantConfig:
     activation_bits: int = 8
     per_channel: bool = True
     percentile: float = 99.99
+    int16_layers: tuple[str, ...] = ()  # --a16 LAYER,...: these layers on int16 activations
+    int16_auto: bool = False  # --a16 auto: the layers chosen by their sensitivity
 
     @property
     def activation_dtype(self) -> str:
@@ -29,12 +31,16 @@ class QuantConfig:
         return [self.range_method, *self.passes]
 
     @property
+    def mixed(self) -> bool:
+        return bool(self.int16_layers) or self.int16_auto
+
+    @property
     def bits(self) -> str:
-        return f"w{self.weight_bits}a{self.activation_bits}"
+        return f"w{self.weight_bits}a{self.activation_bits}" + ("+a16" if self.mixed else "")
 
 
 def parse_config(
-    algo: str = "mse", bits: str = "w8a8", per_tensor: bool = False, percentile: float = 99.99
+    algo: str = "mse", bits: str = "w8a8", per_tensor: bool = False, percentile: float = 99.99, a16: str | None = None
 ) -> QuantConfig:
     parts = [p.strip().lower() for p in algo.split(",") if p.strip()]
     unknown = [p for p in parts if p not in RANGE_METHODS + PASSES]
@@ -54,6 +60,19 @@ def parse_config(
     if not 50 < percentile <= 100:
         raise TinyqError(f"--percentile {percentile}: use a value in (50, 100]")
     passes = tuple(p for p in PASSES if p in parts)  # fixed order: cle, bc, adaround
+    layers = tuple(dict.fromkeys(n.strip() for n in (a16 or "").split(",") if n.strip()))
+    if a16 is not None and not layers:
+        raise TinyqError("--a16: name layers (LAYER[,LAYER...]) or say auto")
+    if layers and bits.lower() != "w8a8":
+        raise TinyqError(f"--a16 mixes int16 layers into a w8a8 model; it does not combine with --bits {bits}")
+    auto = layers == ("auto",)
     return QuantConfig(
-        methods[0] if methods else "mse", passes, int(match.group(1)), int(match.group(2)), not per_tensor, percentile
+        methods[0] if methods else "mse",
+        passes,
+        int(match.group(1)),
+        int(match.group(2)),
+        not per_tensor,
+        percentile,
+        () if auto else layers,
+        auto,
     )

@@ -12,15 +12,19 @@ int32 at input scale x weight scale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tinyq import ir, ops
 from tinyq.ops import OutputQuant
 from tinyq.ops.affine import weight_axis
+from tinyq.ops.common import INT16
 from tinyq.ops.concatenation import Concatenation
+from tinyq.ops.quantize import Quantize
 from tinyq.quant.config import QuantConfig
+from tinyq.quant.precision import DTYPES, Precision
+from tinyq.quant.precision import uniform as precision_uniform
 from tinyq.quant.ranges import activation_params, symmetric_scales
 
 
@@ -138,16 +142,43 @@ def _respect_min_scales(
             return
 
 
+@dataclass(frozen=True)
+class ActivationQuant:
+    """Every activation tensor's quantization at each precision in use (`by_bits`: 8 and/or 16
+    -> tensor -> QParams, each map constrained on its own) and which precision holds it."""
+
+    by_bits: dict[int, dict[str, ir.QParams]]
+    precision: Precision
+
+    @classmethod
+    def of(cls, graph: ir.Graph, ranges: dict[str, tuple[float, float]], precision: Precision) -> ActivationQuant:
+        used = set(precision.op_bits.values()) | set(precision.tensor_bits.values())
+        return cls({bits: activation_qparams(graph, ranges, bits) for bits in sorted(used)}, precision)
+
+    @classmethod
+    def uniform(cls, graph: ir.Graph, qparams: dict[str, ir.QParams], bits: int) -> ActivationQuant:
+        return cls({bits: qparams}, precision_uniform(graph, bits))
+
+    @property
+    def held(self) -> dict[str, ir.QParams]:
+        """Each tensor's quantization at the precision that holds it."""
+        return {name: self.by_bits[bits][name] for name, bits in self.precision.tensor_bits.items()}
+
+
 class Int8Context:
     """What an op's `quantize` facet works with while the int8 graph is built: the activation
-    quantization, each weighted op's quantized weights, and the tensors set so far."""
+    quantization (of the op's inputs and outputs at the op's precision, while its facet runs),
+    each weighted op's quantized weights, and the tensors set so far. `dtype`: the
+    activations' of the op being quantized."""
 
-    def __init__(
-        self, graph: ir.Graph, qparams: dict[str, ir.QParams], config: QuantConfig, weights: dict[str, WeightQuant]
-    ):
-        self.graph, self.qparams, self.config, self.weights = graph, qparams, config, weights
+    def __init__(self, graph: ir.Graph, quant: ActivationQuant, config: QuantConfig, weights: dict[str, WeightQuant]):
+        self.graph, self.config, self.weights = graph, config, weights
+        self.qparams = quant.held
         self.dtype = config.activation_dtype
-        self.tensors = {name: ir.Tensor(name, graph[name].shape, self.dtype, qp) for name, qp in qparams.items()}
+        self.tensors = {
+            name: ir.Tensor(name, graph[name].shape, DTYPES[quant.precision.tensor_bits[name]], qp)
+            for name, qp in self.qparams.items()
+        }
 
     def set(self, tensor: ir.Tensor) -> None:
         self.tensors[tensor.name] = tensor
@@ -156,7 +187,7 @@ class Int8Context:
         """A constant operand (of ADD or MUL, say) quantized like an activation: over its own
         range, or with `qparams`."""
         t = self.graph[name]
-        bits = self.config.activation_bits
+        bits = 16 if self.dtype == INT16 else 8
         scale, zp = (
             (qparams.s, qparams.zp) if qparams else activation_params(float(t.data.min()), float(t.data.max()), bits)
         )
@@ -166,10 +197,38 @@ class Int8Context:
 
 
 def to_int8(
-    graph: ir.Graph, q: dict[str, ir.QParams], config: QuantConfig, weights: dict[str, WeightQuant]
+    graph: ir.Graph,
+    q: dict[str, ir.QParams] | ActivationQuant,
+    config: QuantConfig,
+    weights: dict[str, WeightQuant],
 ) -> ir.Graph:
-    """Build the int8 graph from activation quantization `q` (see activation_qparams) and
-    `weights`, the quantized weights of each weighted op."""
-    context = Int8Context(graph, q, config, weights)
-    int8_ops = [new for op in graph.ops for new in ops.definition(op).quantize(op, graph, context)]
-    return ir.verify(graph.replace(tensors=context.tensors, ops=tuple(int8_ops)))
+    """Build the int8 (int16, or mixed) graph from activation quantization `q` (see
+    activation_qparams: one precision, the config's; or an ActivationQuant) and `weights`, the
+    quantized weights of each weighted op. An op whose input is held at the other precision
+    reads a QUANTIZE'd copy of it (one per tensor and precision, made where first needed)."""
+    quant = q if isinstance(q, ActivationQuant) else ActivationQuant.uniform(graph, q, config.activation_bits)
+    context = Int8Context(graph, quant, config, weights)
+    held = dict(context.qparams)
+    deployed: list[ir.Op] = []
+    for op in graph.ops:
+        bits = quant.precision.op_bits[op.name]
+        context.dtype = DTYPES[bits]
+        foreign = [n for n in dict.fromkeys(op.inputs) if n in held and quant.precision.tensor_bits[n] != bits]
+        for name in foreign:  # the facet sees its inputs at its own precision
+            context.qparams[name] = quant.by_bits[bits][name]
+            context.tensors[name] = ir.Tensor(name, graph[name].shape, DTYPES[bits], context.qparams[name])
+        produced = ops.definition(op).quantize(op, graph, context)
+        copies = {}
+        for name in foreign:
+            copy = f"{name}/int{bits}"
+            if copy not in context.tensors:
+                context.set(replace(context.tensors[name], name=copy))
+                deployed.append(ir.Op(f"{name}/to_int{bits}", Quantize(), (name,), (copy,)))
+            held_quant = held[name]
+            context.qparams[name] = held_quant
+            context.tensors[name] = ir.Tensor(
+                name, graph[name].shape, DTYPES[quant.precision.tensor_bits[name]], held_quant
+            )
+            copies[name] = copy
+        deployed += [ir.Op(o.name, o.attrs, tuple(copies.get(n, n) for n in o.inputs), o.outputs) for o in produced]
+    return ir.verify(graph.replace(tensors=context.tensors, ops=tuple(deployed)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyq import ir
-from tinyq.quant.convert import WeightQuant
+from tinyq.quant.convert import ActivationQuant, WeightQuant
 from tinyq.sim import FloatRunner, fake_quant
 from tinyq.tf import tensorflow
 
@@ -21,11 +21,14 @@ def dequantized(q: WeightQuant) -> np.ndarray:
 
 
 class Layerwise:
-    def __init__(
-        self, graph: ir.Graph, x: np.ndarray, activation_quant: dict[str, ir.QParams], activation_bits: int = 8
-    ):
-        self.graph, self.x, self.activation_quant = graph, x, activation_quant
-        self.qrange = (-(1 << (activation_bits - 1)), (1 << (activation_bits - 1)) - 1)
+    def __init__(self, graph: ir.Graph, x: np.ndarray, activation_quant: ActivationQuant):
+        """Each activation fake-quantized at the precision that holds it (int8 or int16)."""
+        self.graph, self.x = graph, x
+        self.activation_quant = activation_quant.held
+        self.qrange = {
+            name: (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+            for name, bits in activation_quant.precision.tensor_bits.items()
+        }
         self.fixed: dict[str, np.ndarray] = {}  # constant tensor -> its value in the quantized model
 
     def fix(self, name: str, value: np.ndarray) -> None:
@@ -41,7 +44,7 @@ class Layerwise:
 
             def activation(tensor, value):
                 q = self.activation_quant.get(tensor)
-                return value if q is None else fake_quant(tf, value, q.s, q.zp, *self.qrange)
+                return value if q is None else fake_quant(tf, value, q.s, q.zp, *self.qrange[tensor])
 
         runner = FloatRunner(self.graph, keep={name}, weight=weight, activation=activation)
         return np.concatenate([values[name] for _, values in runner.batches([self.x])])

@@ -23,10 +23,12 @@ from tinyq.quant.adaround import apply_adaround
 from tinyq.quant.bias_correction import bias_shift, corrected_biases_empirical, input_means_analytic
 from tinyq.quant.cle import equalize
 from tinyq.quant.config import QuantConfig
-from tinyq.quant.convert import activation_qparams, quantize_weights, to_int8
+from tinyq.quant.convert import ActivationQuant, quantize_weights, to_int8
 from tinyq.quant.evaluate import dequantize, integer_outputs
 from tinyq.quant.layerwise import dequantized
+from tinyq.quant.mixed import choose_int16_layers
 from tinyq.quant.observe import activation_tensors, observe
+from tinyq.quant.precision import Precision, uniform, with_int16
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
 from tinyq.sim import FloatRunner
 
@@ -38,6 +40,7 @@ class QuantResult:
     config: QuantConfig
     ranges: dict[str, tuple[float, float]]
     notes: list[str] = field(default_factory=list)
+    int16_layers: tuple[str, ...] = ()  # mixed precision: the ops on int16 activations
 
 
 def _clip_to_activation(op: ir.Op | None, lo: float, hi: float) -> tuple[float, float]:
@@ -119,17 +122,12 @@ def quantize(
     ranges = activation_ranges(fm, graph, calib, config, quiet)
     weight_method = "mse" if config.range_method == "mse" else "minmax"
     weights = {op.name: quantize_weights(op, graph, config, weight_method) for op in graph.ops if is_affine(op)}
-    qparams = activation_qparams(graph, ranges, config.activation_bits)
+    precision, precision_notes = _precision(graph, ranges, weights, config, calib, quiet)
+    notes += precision_notes
+    qparams = ActivationQuant.of(graph, ranges, precision)
     if "adaround" in config.passes:
         weights = apply_adaround(
-            graph,
-            calib.x,
-            weights,
-            config.weight_bits,
-            qparams,
-            iterations=adaround_iterations,
-            quiet=quiet,
-            activation_bits=config.activation_bits,
+            graph, calib.x, weights, config.weight_bits, qparams, iterations=adaround_iterations, quiet=quiet
         )
     deployed = to_int8(graph, qparams, config, weights)
     if "bc" in config.passes and calib is None:
@@ -139,7 +137,21 @@ def quantize(
     elif "bc" in config.passes:
         deployed, note = _best_bias_correction(graph, calib.x, qparams, config, weights, deployed)
         notes.append(note)
-    return QuantResult(deployed, graph, config, ranges, notes)
+    return QuantResult(deployed, graph, config, ranges, notes, precision.int16_ops if config.mixed else ())
+
+
+def _precision(graph, ranges, weights, config, calib, quiet) -> tuple[Precision, list[str]]:
+    """Activation bits per layer: the config's everywhere, or int16 on the --a16 layers (named,
+    or chosen from their sensitivity)."""
+    if config.int16_auto:
+        if calib is None:
+            raise TinyqError("--a16 auto measures each layer on calibration data: give --calib DATA")
+        names, notes = choose_int16_layers(graph, ranges, weights, config, calib.x, quiet)
+        return with_int16(graph, names), notes
+    if config.int16_layers:
+        precision = with_int16(graph, config.int16_layers)
+        return precision, [f"a16: int16 activations on {', '.join(config.int16_layers)}"]
+    return uniform(graph, config.activation_bits), []
 
 
 def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
@@ -150,9 +162,7 @@ def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
     reference = FloatRunner(graph, keep=set(graph.outputs)).outputs([held_out])[0]
     candidates = {"none": uncorrected}
     for total_shift, label in ((False, "weight error"), (True, "total shift")):
-        corrected = corrected_biases_empirical(
-            graph, fit, weights, qparams, total_shift=total_shift, activation_bits=config.activation_bits
-        )
+        corrected = corrected_biases_empirical(graph, fit, weights, qparams, total_shift=total_shift)
         candidates[label] = to_int8(graph.with_tensors(*corrected), qparams, config, weights)
     errors = {}
     for label, candidate in candidates.items():
