@@ -9,6 +9,7 @@ import numpy as np
 from tinyq import ir, ops
 from tinyq.ops.add import Add
 from tinyq.ops.affine import is_affine, weight_axis
+from tinyq.ops.concatenation import Concatenation
 from tinyq.ops.pool import AveragePool2D
 from tinyq.ops.softmax import Softmax
 from tinyq.qat import integer
@@ -18,6 +19,7 @@ from tinyq.tf import keras as _keras
 from tinyq.tf import tensorflow
 
 EMA_MOMENTUM = 0.99
+ACTIVATION_RANGES = {8: (-128.0, 127.0), 16: (-32768.0, 32767.0)}  # the int8 / int16 codes
 
 
 def round_ste(tf, x):
@@ -45,11 +47,13 @@ def fake_quant_weights(tf, w, scale, qmax: int, grad_factor: float = 1.0):
     return s * tf.clip_by_value(round_ste(tf, w / s), -qmax, qmax)
 
 
-def fake_quant_activations(tf, x, scale, offset, grad_factor: float = 1.0):
-    """Asymmetric int8 fake quantization with a learnable step and (rounded) zero point."""
+def fake_quant_activations(tf, x, scale, offset, grad_factor: float = 1.0, bits: int = 8):
+    """Activation fake quantization with a learnable step: asymmetric int8 with a (rounded)
+    zero point, or (`bits` 16) symmetric int16 with zero point 0 (`offset` ignored)."""
     s = positive(tf, scale_grad(tf, scale, grad_factor))
-    z = tf.clip_by_value(round_ste(tf, offset), -128.0, 127.0)
-    return s * (tf.clip_by_value(round_away_ste(tf, x / s) + z, -128.0, 127.0) - z)
+    qmin, qmax = ACTIVATION_RANGES[bits]
+    z = tf.constant(0.0) if bits == 16 else tf.clip_by_value(round_ste(tf, offset), qmin, qmax)
+    return s * (tf.clip_by_value(round_away_ste(tf, x / s) + z, qmin, qmax) - z)
 
 
 def _key(name: str) -> str:
@@ -60,9 +64,10 @@ def build_model_class():
     keras = _keras()
 
     class QATModel(keras.Model):
-        """Simulates tinyq's deployed int8/int4 arithmetic on a float IR graph. The forward pass
-        computes every requantizing op's int8 codes exactly as the kernels do; gradients
-        flow through float fake quantization (straight-through estimator)."""
+        """Simulates tinyq's deployed arithmetic (int8 or int16 activations, 2-8 bit weights) on a
+        float IR graph. The forward pass computes the codes of the requantizing ops that have a
+        TensorFlow twin (tinyq.qat.integer) exactly as the kernels do, the others by float fake
+        quantization; gradients flow through float fake quantization (straight-through estimator)."""
 
         def __init__(
             self,
@@ -72,13 +77,16 @@ def build_model_class():
             bits: int,
             per_channel: bool,
             learnable: bool,
+            activation_bits: int = 8,
             **kwargs,
         ):
             super().__init__(**kwargs)
             self.graph, self.bits, self.per_channel, self.learnable = graph, bits, per_channel, learnable
+            self.activation_bits = activation_bits
             self.qmax = (1 << (bits - 1)) - 1
+            self.act_min, self.act_max = ACTIVATION_RANGES[activation_bits]
             self.groups = activation_groups(graph)
-            self.fixed = fixed_outputs(graph)
+            self.fixed = fixed_outputs(graph, activation_bits)
             self.producers = graph.producers()
             self.affine = [op for op in graph.ops if is_affine(op)]
             self.kernels, self.biases, self.weight_scales = {}, {}, {}
@@ -96,10 +104,14 @@ def build_model_class():
             for name in sorted({g for g in self.groups.values() if g is not None}):
                 q = qparams[name]
                 self.act_scales[name] = self._variable(f"{_key(name)}_scale", np.float32(q.s), learnable)
-                self.act_offsets[name] = self._variable(f"{_key(name)}_offset", np.float32(q.zp), learnable)
+                # int16 activations are symmetric: the zero point stays 0, not a trained offset
+                self.act_offsets[name] = self._variable(
+                    f"{_key(name)}_offset", np.float32(q.zp), learnable and activation_bits == 8
+                )
                 if not learnable:
-                    self.act_lo[name] = self._variable(f"{_key(name)}_lo", np.float32((-128 - q.zp) * q.s), False)
-                    self.act_hi[name] = self._variable(f"{_key(name)}_hi", np.float32((127 - q.zp) * q.s), False)
+                    lo, hi = (self.act_min - q.zp) * q.s, (self.act_max - q.zp) * q.s
+                    self.act_lo[name] = self._variable(f"{_key(name)}_lo", np.float32(lo), False)
+                    self.act_hi[name] = self._variable(f"{_key(name)}_hi", np.float32(hi), False)
             self.kernel_of = {op.inputs[1]: op for op in self.affine}
             self.bias_of = {op.inputs[2]: op for op in self.affine}
 
@@ -123,6 +135,8 @@ def build_model_class():
             if group is None:
                 q = self.fixed[name]
                 return tf.constant(q.s), tf.constant(float(q.zp))
+            if self.activation_bits == 16:
+                return positive(tf, self.act_scales[group]), tf.constant(0.0)
             return positive(tf, self.act_scales[group]), tf.clip_by_value(
                 tf.round(self.act_offsets[group]), -128.0, 127.0
             )
@@ -133,6 +147,9 @@ def build_model_class():
             hi = EMA_MOMENTUM * self.act_hi[name] + (1 - EMA_MOMENTUM) * tf.maximum(tf.reduce_max(value), 0.0)
             self.act_lo[name].assign(lo)
             self.act_hi[name].assign(hi)
+            if self.activation_bits == 16:  # symmetric: the larger magnitude at 32767
+                self.act_scales[name].assign(tf.maximum(tf.maximum(-lo, hi) / self.act_max, 1e-8))
+                return
             scale = tf.maximum((hi - lo) / 255.0, 1e-8)
             self.act_scales[name].assign(scale)
             self.act_offsets[name].assign(tf.clip_by_value(tf.round(-128.0 - lo / scale), -128.0, 127.0))
@@ -141,15 +158,16 @@ def build_model_class():
         def _act_range(self, tf, op, scale, zp):
             """TFLite's CalculateActivationRangeQuantized (float32 arithmetic)."""
             floor, ceiling = getattr(op.attrs, "activation", ir.Activation.NONE).float_range()
+            qmin, qmax = self.act_min, self.act_max
             lo = (
-                tf.constant(-128.0)
+                tf.constant(qmin)
                 if not np.isfinite(floor)
-                else tf.maximum(-128.0, zp + integer.round_half_away(tf, floor / scale))
+                else tf.maximum(qmin, zp + integer.round_half_away(tf, floor / scale))
             )
             hi = (
-                tf.constant(127.0)
+                tf.constant(qmax)
                 if not np.isfinite(ceiling)
-                else tf.minimum(127.0, zp + integer.round_half_away(tf, ceiling / scale))
+                else tf.minimum(qmax, zp + integer.round_half_away(tf, ceiling / scale))
             )
             return lo, hi
 
@@ -166,6 +184,9 @@ def build_model_class():
             acc = tf.reshape(acc, (-1,) + self.graph[op.outputs[0]].shape[1:])
             lo, hi = self._act_range(tf, op, out_scale, out_zp)
             real_scale = product_scale / tf.cast(out_scale, tf.float64)
+            if self.activation_bits == 16:  # tinyq deploys 16x8 layers with an int64 bias
+                b_codes = tf.clip_by_value(b_codes, -(2.0**46), 2.0**46)
+                return integer.requantize_int64(tf, tf.cast(acc + b_codes, tf.int64), real_scale, lo, hi)
             return integer.requantize(tf, tf.cast(acc + b_codes, tf.int64), real_scale, out_zp, lo, hi)
 
         def _average_pool_codes(self, tf, op, codes, out_scale, out_zp):
@@ -175,9 +196,35 @@ def build_model_class():
             lo, hi = self._act_range(tf, op, out_scale, out_zp)
             return tf.clip_by_value(mean, tf.cast(lo, tf.float64), tf.cast(hi, tf.float64))
 
+        def _concatenation_codes(self, tf, op, codes, out_scale, out_zp):
+            """The inputs' codes joined; an input quantized otherwise than the output first goes
+            through the QUANTIZE deployment inserts (TFLM's Requantize)."""
+
+            def f64(v):
+                return tf.cast(v, tf.float64)
+
+            group = self.groups.get(op.outputs[0])
+            parts = []
+            for name in op.inputs:
+                if group is not None and self.groups.get(name, name) == group:
+                    parts.append(codes[name])
+                    continue
+                scale, zp = self.act_params(tf, name)
+                requantized = integer.requantize_codes(
+                    tf, codes[name], (f64(scale), zp), (f64(out_scale), out_zp), self.act_min, self.act_max
+                )
+                parts.append(requantized)
+            lo, hi = self._act_range(tf, op, out_scale, out_zp)
+            return tf.clip_by_value(tf.concat(parts, axis=op.attrs.axis), f64(lo), f64(hi))
+
         def _exact_codes(self, tf, op, codes, out_scale, out_zp):
             if op is None:
                 return None
+            if isinstance(op.attrs, Softmax) and self.activation_bits == 16:
+                scale, _ = self.act_params(tf, op.inputs[0])
+                return integer.softmax_int16(tf, codes[op.inputs[0]], scale, op.attrs.beta)
+            if isinstance(op.attrs, Concatenation) and not any(self.graph[n].is_constant for n in op.inputs):
+                return self._concatenation_codes(tf, op, codes, out_scale, out_zp)
             if is_affine(op):
                 return self._affine_codes(tf, op, codes, out_scale, out_zp)
             if isinstance(op.attrs, AveragePool2D):
@@ -198,6 +245,7 @@ def build_model_class():
                     (f64(out_scale), out_zp),
                     lo,
                     hi,
+                    left_shift=15 if self.activation_bits == 16 else 20,
                 )
             return None
 
@@ -218,11 +266,15 @@ def build_model_class():
                 if not self.learnable and training and group == name:
                     self._track(tf, name, value)
                 scale, zp = self.act_params(tf, name)
-                factor = 1.0 / math.sqrt(graph[name].size * 127) if self.learnable and group is not None else 1.0
+                factor = (
+                    1.0 / math.sqrt(graph[name].size * self.act_max) if self.learnable and group is not None else 1.0
+                )
+                bits = self.activation_bits
                 if group is None:
-                    fq = fake_quant_activations(tf, value, scale, zp)
+                    fq = fake_quant_activations(tf, value, scale, zp, bits=bits)
                 else:
-                    fq = fake_quant_activations(tf, value, self.act_scales[group], self.act_offsets[group], factor)
+                    offset = self.act_offsets[group]
+                    fq = fake_quant_activations(tf, value, self.act_scales[group], offset, factor, bits=bits)
                 exact = self._exact_codes(tf, self.producers.get(name), codes, scale, zp)
                 if exact is None:
                     exact = tf.cast(integer.round_half_away(tf, fq / scale) + zp, tf.float64)

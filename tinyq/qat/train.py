@@ -42,14 +42,21 @@ def prepare(
         raise TinyqError("quantization-aware training supports models with one input and one output")
     config = parse_config(range_method, bits, per_tensor=not per_channel)
     result = quantize(fm, Dataset(np.asarray(calib, np.float32)), config, quiet=quiet)
-    qparams = activation_qparams(fm.graph, result.ranges)
+    qparams = activation_qparams(fm.graph, result.ranges, config.activation_bits)
     scales = {
         op.name: np.asarray(result.graph[op.inputs[1]].qparams.scale, np.float32)
         for op in fm.graph.ops
         if is_affine(op)
     }
     qat = build_model_class()(
-        fm.graph, qparams, scales, config.weight_bits, per_channel, learnable, name=f"{fm.graph.name}_qat"
+        fm.graph,
+        qparams,
+        scales,
+        config.weight_bits,
+        per_channel,
+        learnable,
+        config.activation_bits,
+        name=f"{fm.graph.name}_qat",
     )
     qat(np.zeros((1,) + fm.graph[fm.graph.inputs[0]].shape[1:], np.float32))  # build
     return qat
@@ -98,7 +105,8 @@ def fit(
 
 
 def convert(qat_model) -> ir.Graph:
-    """The int8 IR of a (trained) QAT model: what `tinyq build` deploys."""
+    """The quantized IR of a (trained) QAT model, what `tinyq build` deploys: int8 activations,
+    or for w8a16 TFLM's 16x8 form (int16 activations with zero point 0, int64 biases)."""
     tf = tensorflow()
     graph = qat_model.graph
     tensors, weights = [], {}
@@ -115,5 +123,6 @@ def convert(qat_model) -> ir.Graph:
     for name in qat_model.groups:
         scale, zp = qat_model.act_params(tf, name)
         qparams[name] = ir.QParams.per_tensor(float(scale.numpy()), int(zp.numpy()))
-    config = parse_config("minmax", f"w{qat_model.bits}a8", per_tensor=not qat_model.per_channel)
+    bits = f"w{qat_model.bits}a{qat_model.activation_bits}"
+    config = parse_config("minmax", bits, per_tensor=not qat_model.per_channel)
     return to_int8(graph.with_tensors(*tensors), qparams, config, weights)
