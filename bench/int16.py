@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.mlperf16 import convert_16x8  # noqa: E402  (the tests' converter recipe, shared)
 
 BOARD = "mps2_an386"
-CONFIGS = {"w8a8": ("mse", "w8a8", None), "w8a16": ("minmax", "w8a16", None), "w8a8+a16 auto": ("mse", "w8a8", "auto")}
+CONFIGS = {"w8a8": ("mse", "w8a8", None), "w8a16": ("mse", "w8a16", None), "w8a8+a16 auto": ("mse", "w8a8", "auto")}
 
 
 def main() -> None:

@@ -67,6 +67,17 @@ def test_w8a16_deploys_bit_exact_and_beats_w8a8(name, keras, tmp_path):
         assert np.array_equal(tflm_outputs(data, inputs, 1)[0].reshape(expected.shape), expected)
 
 
+def test_int16_activations_take_the_observed_range_whatever_the_method(keras, tmp_path):
+    """MSE and percentile clipping are for int8's 256 levels; at w8a16 they would clip for nothing."""
+    fm = float_model(keras, "conv_bn_relu6", tmp_path)
+    calib = calibration(fm)
+    observed = quantize(fm, calib, parse_config("minmax", "w8a16"), quiet=True).ranges
+    for method in ("mse", "percentile"):
+        assert quantize(fm, calib, parse_config(method, "w8a16"), quiet=True).ranges == observed
+    clipped = quantize(fm, calib, parse_config("percentile", "w8a8", percentile=99.0), quiet=True).ranges
+    assert clipped != quantize(fm, calib, parse_config("minmax", "w8a8"), quiet=True).ranges  # int8 does clip
+
+
 def test_a_concatenation_input_of_another_scale_is_requantized_in_int16(keras, tmp_path):
     model = keras_models.build(keras, "concatenate")
     conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")

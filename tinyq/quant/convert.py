@@ -151,9 +151,12 @@ class ActivationQuant:
     precision: Precision
 
     @classmethod
-    def of(cls, graph: ir.Graph, ranges: dict[str, tuple[float, float]], precision: Precision) -> ActivationQuant:
+    def of(
+        cls, graph: ir.Graph, ranges: dict[int, dict[str, tuple[float, float]]], precision: Precision
+    ) -> ActivationQuant:
+        """From the float ranges at each precision in use (`ranges[bits]`)."""
         used = set(precision.op_bits.values()) | set(precision.tensor_bits.values())
-        return cls({bits: activation_qparams(graph, ranges, bits) for bits in sorted(used)}, precision)
+        return cls({bits: activation_qparams(graph, ranges[bits], bits) for bits in sorted(used)}, precision)
 
     @classmethod
     def uniform(cls, graph: ir.Graph, qparams: dict[str, ir.QParams], bits: int) -> ActivationQuant:

@@ -28,7 +28,7 @@ MARGIN_DB = 1.0
 
 def choose_int16_layers(
     graph: ir.Graph,
-    ranges: dict[str, tuple[float, float]],
+    ranges: dict[int, dict[str, tuple[float, float]]],
     weights: dict[str, WeightQuant],
     config: QuantConfig,
     x: np.ndarray,
