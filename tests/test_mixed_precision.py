@@ -14,8 +14,10 @@ from test_quantize_int16 import output_sqnr
 
 from tinyq import ir, ref
 from tinyq.analysis import bits_of
+from tinyq.codegen.lower import choose_kernels
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import to_tflite
+from tinyq.plan import plan_graph
 from tinyq.quant import parse_config, quantize
 from tinyq.quant.precision import with_int16
 
@@ -32,6 +34,10 @@ def keras():
     import keras
 
     return keras
+
+
+def arena(graph: ir.Graph) -> int:
+    return plan_graph(graph, choose_kernels(graph)).arena_bytes
 
 
 def _dtypes(graph: ir.Graph) -> dict[str, str]:
@@ -96,6 +102,7 @@ def test_auto_keeps_int16_accuracy_within_its_margin(name, keras, tmp_path):
     sqnr = {k: output_sqnr(fm, g, held_out.x) for k, g in (("a8", a8), ("a16", a16), ("mixed", mixed.graph))}
     assert sqnr["a16"] >= sqnr["a8"] and sqnr["mixed"] > sqnr["a8"] + 3
     assert sqnr["mixed"] >= sqnr["a16"] - 1.5  # the 1 dB margin on calibration, some slack on held-out data
+    assert arena(mixed.graph) <= arena(a16)  # never more memory than int16 everywhere
     assert_deploys_bit_exact(mixed.graph, tmp_path / "c")
 
 
