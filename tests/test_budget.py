@@ -59,6 +59,28 @@ def test_board_memory_is_the_default_budget(tmp_path):
         build(graph, board, tmp_path / "b", source="big", compile=False)
 
 
+def test_int16_activations_count_two_bytes_before_calibration(tmp_path):
+    """A float model whose largest layer fits the RAM at int8 but not at int16 fails at w8a16,
+    before its calibration data is read (the path given here does not exist)."""
+    import keras
+
+    x = keras.Input((16, 16, 4), batch_size=1)
+    keras.Model(x, keras.layers.Conv2D(4, 3, padding="same")(x)).save(tmp_path / "m.keras")
+    need = 2 * 16 * 16 * 4  # input and output, one byte each
+    args = [
+        "build",
+        tmp_path / "m.keras",
+        "--board",
+        "host",
+        "--max-ram",
+        str(need + 100),
+        "--calib",
+        tmp_path / "none.npz",
+    ]
+    assert "alone must hold its int16 input and output" in tinyq(*args, "--bits", "w8a16", "-o", tmp_path / "a").stderr
+    assert "none.npz" in tinyq(*args, "-o", tmp_path / "b").stderr  # at int8 it fits: the missing data is next
+
+
 def test_firmware_flash_is_checked_after_linking(mlperf_model, tmp_path):
     """Constants fit, the linked firmware (code included) does not."""
     require_tool("arm-none-eabi-gcc")

@@ -58,13 +58,16 @@ def _fail(what: str, need: int, budget: int, option: str, culprits: str, hint: s
     )
 
 
-def check_float_graph(graph, max_ram: int | None, max_flash: int | None, weight_bits: int = 8) -> None:
+def check_float_graph(
+    graph, max_ram: int | None, max_flash: int | None, weight_bits: int = 8, activation_bits: int = 8
+) -> None:
     """Before quantizing: lower bounds of the arena and the weights against the budgets
-    (weights of 4 bits or fewer deploy packed two per byte, wider ones as int8)."""
+    (weights of 4 bits or fewer deploy packed two per byte, wider ones as int8; activations
+    take one byte, two at `activation_bits` 16)."""
 
     def activation_bytes(op):
         names = dict.fromkeys(n for n in (*op.inputs, *op.outputs) if not graph[n].is_constant)
-        return sum(math.prod(graph[n].shape) for n in names)
+        return sum(math.prod(graph[n].shape) for n in names) * activation_bits // 8
 
     if max_ram is not None and graph.ops:
         op = max(graph.ops, key=activation_bytes)
@@ -75,7 +78,7 @@ def check_float_graph(graph, max_ram: int | None, max_flash: int | None, weight_
                 need,
                 max_ram,
                 "--max-ram",
-                f"layer {op.name} ({op.kind}) alone must hold its int8 input and output at once",
+                f"layer {op.name} ({op.kind}) alone must hold its int{activation_bits} input and output at once",
                 "try a board with more RAM or a smaller input",
             )
     params = sum(math.prod(graph[n].shape) for op in graph.ops for n in op.inputs if graph[n].is_constant)

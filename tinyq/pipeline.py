@@ -56,7 +56,7 @@ def deployable(
                 )
             return Deployable(graph, None, QuantSummary(bits_of(graph), ["imported"]), None)
     fm = load_float_model(path)
-    check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits)
+    check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits, config.activation_bits)
     data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
     result = quantize(fm, data, config, quiet=quiet)
     quant = QuantSummary(
