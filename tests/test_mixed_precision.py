@@ -81,10 +81,9 @@ def test_named_layers_run_int16_and_deploy_bit_exact(name, positions, boundaries
         dtypes[op.name] == "int8" for op in graph.ops if op.name not in names and op.kind not in follows | {"QUANTIZE"}
     )
     assert _boundaries(graph) == boundaries
-    biases = {
-        graph[op.inputs[2]].dtype for op in graph.ops if op.kind in ("CONV_2D", "FULLY_CONNECTED") and op.name in names
-    }
-    assert biases <= {"int64"}
+    affine = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    biases = {op.name: graph[op.inputs[2]].dtype for op in graph.ops if op.kind in affine}
+    assert all(dtype == ("int64" if name in names else "int32") for name, dtype in biases.items())
     assert set(result.int16_layers) >= set(names)
     assert bits_of(graph) == "w8a8+a16"  # what a report says of the graph imported back
     assert_deploys_bit_exact(graph, tmp_path / "c")

@@ -13,6 +13,7 @@ from tinyq.exporters.tflite import write_flatbuffer
 from tinyq.importers.tflite import parse_tflite
 from tinyq.ops import OpDef
 from tinyq.ops.elu import Elu
+from tinyq.ops.hard_swish import HardSwish
 from tinyq.ops.l2_normalization import L2Normalization
 from tinyq.ops.quantize import Quantize
 
@@ -53,7 +54,7 @@ def _one_op_model(attrs, in_dtype: str, out_dtype: str) -> bytes:
     return write_flatbuffer(ir.Graph("g", {"x": x, "y": y}, (op,), ("x",), ("y",)))
 
 
-# Signatures no tinyq kernel implements (ELU and L2_NORMALIZATION are int8-only in TFLM too): the
+# Signatures no tinyq kernel implements (ELU, L2_NORMALIZATION, HARD_SWISH are int8-only in TFLM too): the
 # op is refused at import, its dtypes and what it supports in the message.
 REFUSED = [
     (Elu(), "int16", "int16", "op 0 (ELU 'elu_0'): dtypes (int16) -> int16 are not implemented; ELU supports (int8)"),
@@ -62,6 +63,12 @@ REFUSED = [
         "int16",
         "int16",
         "op 0 (L2_NORMALIZATION 'l2_normalization_0'): dtypes (int16) -> int16 are not implemented",
+    ),
+    (  # neither TFLM nor the converter runs HARD_SWISH on int16
+        HardSwish(),
+        "int16",
+        "int16",
+        "op 0 (HARD_SWISH 'hard_swish_0'): dtypes (int16) -> int16 are not implemented",
     ),
     (Quantize(), "int8", "int32", "op 0 (QUANTIZE 'quantize_0'): dtypes (int8) -> int32 are not implemented"),
     (Quantize(), "int32", "int8", "op 0 (QUANTIZE 'quantize_0'): dtypes (int32) -> int8 are not implemented"),

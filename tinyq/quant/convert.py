@@ -216,22 +216,18 @@ def to_int8(
     for op in graph.ops:
         bits = quant.precision.op_bits[op.name]
         context.dtype = DTYPES[bits]
-        foreign = [n for n in dict.fromkeys(op.inputs) if n in held and quant.precision.tensor_bits[n] != bits]
+        foreign = {n: context.tensors[n] for n in op.inputs if n in held and quant.precision.tensor_bits[n] != bits}
         for name in foreign:  # the facet sees its inputs at its own precision
             context.qparams[name] = quant.by_bits[bits][name]
             context.tensors[name] = ir.Tensor(name, graph[name].shape, DTYPES[bits], context.qparams[name])
         produced = ops.definition(op).quantize(op, graph, context)
         copies = {}
-        for name in foreign:
+        for name, kept in foreign.items():
             copy = f"{name}/int{bits}"
             if copy not in context.tensors:
                 context.set(replace(context.tensors[name], name=copy))
                 deployed.append(ir.Op(f"{name}/to_int{bits}", Quantize(), (name,), (copy,)))
-            held_quant = held[name]
-            context.qparams[name] = held_quant
-            context.tensors[name] = ir.Tensor(
-                name, graph[name].shape, DTYPES[quant.precision.tensor_bits[name]], held_quant
-            )
+            context.qparams[name], context.tensors[name] = held[name], kept  # back to the precision that holds it
             copies[name] = copy
         deployed += [ir.Op(o.name, o.attrs, tuple(copies.get(n, n) for n in o.inputs), o.outputs) for o in produced]
     return ir.verify(graph.replace(tensors=context.tensors, ops=tuple(deployed)))
