@@ -15,6 +15,7 @@ from test_quantize_int16 import output_sqnr
 from tinyq import ir, ref
 from tinyq.analysis import bits_of
 from tinyq.codegen.lower import choose_kernels
+from tinyq.data import Dataset
 from tinyq.errors import TinyqError
 from tinyq.exporters.tflite import to_tflite
 from tinyq.plan import plan_graph
@@ -133,6 +134,9 @@ def test_precision_rules_refuse_what_cannot_deploy(keras, tmp_path):
         parse_config("mse", "w8a8", a16=" , ")
     with pytest.raises(TinyqError, match="calibration data"):
         quantize(fm, None, parse_config("bn", "w8a8", a16="auto"), quiet=True)
+    wrong_shape = Dataset(np.zeros((4, 3), np.float32))  # calibration would fail on it: the name fails first
+    with pytest.raises(TinyqError, match="no layer named nope"):
+        quantize(fm, wrong_shape, parse_config("mse", "w8a8", a16="nope"), quiet=True)
 
 
 def test_cli_auto_reports_which_layers_and_why(keras, tmp_path):

@@ -28,7 +28,7 @@ from tinyq.quant.evaluate import dequantize, integer_outputs
 from tinyq.quant.layerwise import dequantized
 from tinyq.quant.mixed import choose_int16_layers
 from tinyq.quant.observe import activation_tensors, observe
-from tinyq.quant.precision import Precision, uniform, with_int16
+from tinyq.quant.precision import uniform, with_int16
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
 from tinyq.sim import FloatRunner
 
@@ -123,14 +123,24 @@ def quantize(
         fm, cle_notes = equalize(fm)
         notes += cle_notes
     graph = fm.graph
+    if config.int16_auto and calib is None:
+        raise TinyqError("--a16 auto measures each layer on calibration data: give --calib DATA")
+    named = with_int16(graph, config.int16_layers) if config.int16_layers else None  # a bad name fails first
     method = config.range_method
     stats = observe(graph, calib.x, histograms=method in ("mse", "percentile"), quiet=quiet) if calib else {}
     needed = {8, 16} if config.mixed else {config.activation_bits}
     ranges = {bits: activation_ranges(fm, graph, stats, config, bits) for bits in sorted(needed)}
     weight_method = "mse" if config.range_method == "mse" else "minmax"
     weights = {op.name: quantize_weights(op, graph, config, weight_method) for op in graph.ops if is_affine(op)}
-    precision, precision_notes = _precision(graph, ranges, weights, config, calib, quiet)
-    notes += precision_notes
+    if named is not None:
+        precision = named
+        notes.append(f"a16: int16 activations on {', '.join(config.int16_layers)}")
+    elif config.int16_auto:
+        names, auto_notes = choose_int16_layers(graph, ranges, weights, config, calib.x, quiet)
+        precision = with_int16(graph, names)
+        notes += auto_notes
+    else:
+        precision = uniform(graph, config.activation_bits)
     qparams = ActivationQuant.of(graph, ranges, precision)
     if "adaround" in config.passes:
         weights = apply_adaround(
@@ -146,20 +156,6 @@ def quantize(
         notes.append(note)
     int16_layers = precision.int16_ops if config.mixed else ()
     return QuantResult(deployed, graph, config, ranges[config.activation_bits], notes, int16_layers)
-
-
-def _precision(graph, ranges, weights, config, calib, quiet) -> tuple[Precision, list[str]]:
-    """Activation bits per layer: the config's everywhere, or int16 on the --a16 layers (named,
-    or chosen from their sensitivity)."""
-    if config.int16_auto:
-        if calib is None:
-            raise TinyqError("--a16 auto measures each layer on calibration data: give --calib DATA")
-        names, notes = choose_int16_layers(graph, ranges, weights, config, calib.x, quiet)
-        return with_int16(graph, names), notes
-    if config.int16_layers:
-        precision = with_int16(graph, config.int16_layers)
-        return precision, [f"a16: int16 activations on {', '.join(config.int16_layers)}"]
-    return uniform(graph, config.activation_bits), []
 
 
 def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
