@@ -122,18 +122,7 @@ class AffineOp(OpDef):
             QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None else QParams.per_tensor(float(wq.scales[0]))
         )
         context.set(Tensor(w.name, w.shape, "int4" if context.config.weight_bits <= 4 else INT8, wparams, wq.values))
-        bias_scales = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
-        wide = context.tensors[op.inputs[0]].dtype == INT16
-        bias = np.clip(
-            np.round(b.data.astype(np.float64) / np.broadcast_to(bias_scales, b.shape)),
-            *(INT64_BIAS if wide else INT32),
-        ).astype(np.int64 if wide else np.int32)
-        bparams = (
-            QParams.per_channel(np.broadcast_to(bias_scales, b.shape), 0)
-            if wq.axis is not None
-            else QParams.per_tensor(float(bias_scales[0]))
-        )
-        context.set(Tensor(b.name, b.shape, "int64" if wide else "int32", bparams, bias))
+        context.set(quantized_bias(b, context, op.inputs[0], wq))
         return [op]
 
     def choose(self, op: Op, graph: Graph, fast: bool, family: str, refusal: str | None, fast_facts) -> Kernel:
@@ -170,6 +159,17 @@ class AffineOp(OpDef):
 
     def read_bias(self, reader, inputs, channels: int) -> list[int]:
         return [inputs[0], inputs[1], reader.bias_or_zeros(inputs, channels, inputs[0], inputs[1])]
+
+
+def quantized_bias(b: Tensor, context, input_name: str, wq) -> Tensor:
+    """The bias at input scale x weight scale (per channel when the weights are): int32, or
+    int64 after an int16 input (TFLM's 16x8 form), clipped to what the kernels assume."""
+    scales = np.broadcast_to(np.float64(context.qparams[input_name].s) * wq.scales.astype(np.float64), b.shape)
+    wide = context.tensors[input_name].dtype == INT16
+    dtype = "int64" if wide else "int32"
+    values = np.clip(np.round(b.data.astype(np.float64) / scales), *(INT64_BIAS if wide else INT32)).astype(dtype)
+    bparams = QParams.per_channel(scales, 0) if wq.axis is not None else QParams.per_tensor(float(scales[0]))
+    return Tensor(b.name, b.shape, dtype, bparams, values)
 
 
 def channel_multipliers(x: Tensor, w: Tensor, y: Tensor, channels: int) -> list[tuple[int, int]]:

@@ -31,17 +31,15 @@ import numpy as np
 from tinyq.ir import Activation, Padding2D, QParams, Tensor
 from tinyq.ops import InPlace, Kernel, OpDef, Signature, Unsupported, register
 from tinyq.ops.affine import (
-    INT64_BIAS,
     AffineOp,
     channel_multipliers,
     exact_matmul,
     plain_requant_tables,
+    quantized_bias,
     requantize,
 )
 from tinyq.ops.common import FLOAT, INT8, INT16, activate, activation_range, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode
-
-INT32 = (-(1 << 31), (1 << 31) - 1)
 
 
 @dataclass(frozen=True)
@@ -170,13 +168,7 @@ class TransposeConvOp(OpDef):
         per_channel = wq.axis is not None
         wparams = QParams.per_channel(wq.scales, wq.axis) if per_channel else QParams.per_tensor(float(wq.scales[0]))
         context.set(Tensor(w.name, w.shape, INT8, wparams, wq.values.astype(np.int8)))
-        product = np.float64(context.qparams[op.inputs[0]].s) * wq.scales.astype(np.float64)
-        bias_scales = np.broadcast_to(product, b.shape)
-        wide = context.tensors[op.inputs[0]].dtype == INT16
-        bias = np.clip(np.round(b.data.astype(np.float64) / bias_scales), *(INT64_BIAS if wide else INT32))
-        bparams = QParams.per_channel(bias_scales, 0) if per_channel else QParams.per_tensor(float(bias_scales[0]))
-        dtype = "int64" if wide else "int32"
-        context.set(Tensor(b.name, b.shape, dtype, bparams, bias.astype(dtype)))
+        context.set(quantized_bias(b, context, op.inputs[0], wq))
         return [op]
 
     def kernel(self, op, graph, fast):
