@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tinyq import ref
@@ -10,23 +9,9 @@ from tinyq.importers.tflite import parse_tflite
 
 from support.cases import CASES, convert
 from support.inputs import random_inputs, structured_input
-from support.tflm import tflm_tensors
+from support.tflm import assert_every_tensor_matches
 
 RANDOM_INPUTS = 20
-
-
-def assert_every_tensor_matches(model: bytes, graph, inputs) -> int:
-    """Compare all non-constant tensors; returns how many were compared."""
-    mine = ref.run(graph, inputs)
-    theirs = tflm_tensors(model, inputs)
-    for name, value in mine.items():
-        expected = theirs[name].reshape(value.shape)
-        bad = np.flatnonzero(expected != value)
-        assert bad.size == 0, (
-            f"tensor {name!r}: {bad.size} of {value.size} elements differ from TFLM, "
-            f"first at {bad[0]}: tinyq {value.flat[bad[0]]} vs TFLM {expected.flat[bad[0]]}"
-        )
-    return len(mine)
 
 
 @pytest.mark.parametrize("key", ["kws", "ic", "ad"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
+from tinyq import ref
 from tinyq.importers.tflite import tensor_names
 
 ARENA_HEADROOM = 1 << 22  # the package sizes the arena as 10x the model: too small for large activations
@@ -33,3 +34,17 @@ def tflm_outputs(model: bytes, inputs: list[np.ndarray], count: int) -> list[np.
         interpreter.set_input(x, i)
     interpreter.invoke()
     return [np.array(interpreter.get_output(i)) for i in range(count)]
+
+
+def assert_every_tensor_matches(model: bytes, graph, inputs) -> int:
+    """Compare all non-constant tensors; returns how many were compared."""
+    mine = ref.run(graph, inputs)
+    theirs = tflm_tensors(model, inputs)
+    for name, value in mine.items():
+        expected = theirs[name].reshape(value.shape)
+        bad = np.flatnonzero(expected != value)
+        assert bad.size == 0, (
+            f"tensor {name!r}: {bad.size} of {value.size} elements differ from TFLM, "
+            f"first at {bad[0]}: tinyq {value.flat[bad[0]]} vs TFLM {expected.flat[bad[0]]}"
+        )
+    return len(mine)

@@ -61,12 +61,17 @@ class _Writer:
         """An activation tensor only the file holds (the output of an inserted op)."""
         return self._add(name, shape, dtype, qparams, None)
 
-    def _add(self, name, shape, dtype, qparams, data) -> int:
+    def variable(self, name: str, shape, dtype: str, qparams) -> int:
+        """A variable tensor only the file holds (an LSTM's state, which the op updates in place)."""
+        return self._add(name, shape, dtype, qparams, None, variable=True)
+
+    def _add(self, name, shape, dtype, qparams, data, variable: bool = False) -> int:
         buffer = 0
         if data is not None:
             self.buffers.append(data)
             buffer = len(self.buffers) - 1
-        self.tensors.append({"name": name, "shape": list(shape), "type": _TYPES[dtype], "q": qparams, "buffer": buffer})
+        record = {"name": name, "shape": list(shape), "type": _TYPES[dtype], "q": qparams, "buffer": buffer}
+        self.tensors.append(record | {"variable": variable})
         return len(self.tensors) - 1
 
     # --- ops -------------------------------------------------------------
@@ -139,6 +144,8 @@ class _Writer:
             tflite.TensorAddName(b, name)
             if quant is not None:
                 tflite.TensorAddQuantization(b, quant)
+            if t["variable"]:
+                tflite.TensorAddIsVariable(b, True)
             tensor_offsets.append(tflite.TensorEnd(b))
         g = self.graph
         tensors = self._offset_vector(tflite.SubGraphStartTensorsVector, tensor_offsets)

@@ -199,16 +199,21 @@ class _Reader:
         name = self.names[index] if 0 <= index < len(self.names) else None
         if name in self.tensors:
             return self.tensors[name]
+        tensor = self.peek(index)
+        self.tensors[name] = tensor
+        return tensor
+
+    def peek(self, index: int) -> ir.Tensor:
+        """Tensor `index` read without adding it to the graph (an LSTM's state operands)."""
         t = self._raw(index)
+        name = self.names[index]
         dtype = _DTYPES.get(t.Type(), f"type code {t.Type()}")
         if dtype not in ir.DTYPES:
             raise TinyqError(f"tensor {name!r} has unsupported type {dtype}")
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         if any(d < 0 for d in shape):
             raise TinyqError(f"tensor {name!r} has a dynamic shape {shape}")
-        tensor = ir.Tensor(name, shape, dtype, self._qparams(t), self._buffer(t, dtype, shape))
-        self.tensors[name] = tensor
-        return tensor
+        return ir.Tensor(name, shape, dtype, self._qparams(t), self._buffer(t, dtype, shape))
 
     def constant(self, index: int, what: str) -> np.ndarray:
         t = self._raw(index)

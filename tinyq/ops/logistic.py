@@ -130,6 +130,15 @@ def sigmoid_lut_lookup(magnitude, fraction_bits: int, saturated: int):
     return np.where(uh >= 255, saturated, (ua << fraction_bits) + ut * (ub - ua))
 
 
+def logistic_s16(x, p: SigmoidLutParams) -> np.ndarray:
+    """TFLM's int16 Logistic (Q0.15 out), also the gates of UNIDIRECTIONAL_SEQUENCE_LSTM."""
+    v = sigmoid_lut_input(x, p)
+    r = sigmoid_lut_lookup(np.abs(v), 9, 0x7FFF << 10)  # 0.25
+    # 1 - sigmoid|x| for negative inputs; both rounded on the way back to Q0.15
+    r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
+    return (r >> 10).astype(np.int16)
+
+
 def check_int16_probability_output(y) -> None:
     """TFLM's int16 LOGISTIC and TANH: output zero point 0, scale 2^-15 (by CheckedLog2)."""
     log2, pot = checked_log2(y.qparams.s)
@@ -178,11 +187,7 @@ class LogisticOp(ProbabilityOp):
 
     def reference(self, a, p, ins, in_tensors, outs):
         if isinstance(p, SigmoidLutParams):
-            v = sigmoid_lut_input(ins[0], p)
-            r = sigmoid_lut_lookup(np.abs(v), 9, 0x7FFF << 10)  # 0.25
-            # 1 - sigmoid|x| for negative inputs; both rounded on the way back to Q0.15
-            r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
-            return (r >> 10).astype(np.int16)
+            return logistic_s16(ins[0], p)
         x = ins[0].astype(np.int64) - p.input_zero_point
         q4 = fx.multiply_by_quantized_multiplier(x, p.input_multiplier, p.input_left_shift)
         q23 = fx.rounding_divide_by_pot(fx.logistic(q4, INPUT_INTEGER_BITS), 31 - 8)

@@ -68,6 +68,15 @@ def tanh_fixed(a, integer_bits: int):
     return np.where(a == 0, 0, np.where(negative, fx.wrap32(-t), t))
 
 
+def tanh_s16(x, p: SigmoidLutParams) -> np.ndarray:
+    """TFLM's int16 Tanh (Q0.15 out), also the cell gate and cell output of UNIDIRECTIONAL_SEQUENCE_LSTM."""
+    v = sigmoid_lut_input(x, p)
+    r = sigmoid_lut_lookup(np.abs(v), 8, 0xFFFF << 8)  # sigmoid(2|x|) in 0.24
+    # 2 sigmoid - 1 is (sigmoid - 1/2) one bit up: subtract a half, round, mirror if negative
+    r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
+    return (r >> 8).astype(np.int16)
+
+
 @register
 class TanhOp(UnaryOp):
     attrs = Tanh
@@ -99,11 +108,7 @@ class TanhOp(UnaryOp):
 
     def reference(self, a, p, ins, in_tensors, outs):
         if isinstance(p, SigmoidLutParams):
-            v = sigmoid_lut_input(ins[0], p)
-            r = sigmoid_lut_lookup(np.abs(v), 8, 0xFFFF << 8)  # sigmoid(2|x|) in 0.24
-            # 2 sigmoid - 1 is (sigmoid - 1/2) one bit up: subtract a half, round, mirror if negative
-            r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
-            return (r >> 8).astype(np.int16)
+            return tanh_s16(ins[0], p)
         x = ins[0].astype(np.int64) - p.input_zero_point
         q4 = fx.multiply_by_quantized_multiplier(x, p.input_multiplier, p.input_left_shift)
         q7 = fx.rounding_divide_by_pot(tanh_fixed(q4, INPUT_INTEGER_BITS), 31 - OUTPUT_FRACTIONAL_BITS)

@@ -1,0 +1,288 @@
+"""UNIDIRECTIONAL_SEQUENCE_LSTM: a whole LSTM layer over a sequence, as TFLite Micro's integer LSTM.
+
+inputs (x [batch, time, features] (or [time, batch, features] when time major), the input
+weights of the input, forget, cell and output gates [units, features], their recurrent
+weights [units, units], their int32 biases [units]); output [batch, time, units] (or time
+major), the hidden state at every step. int8 activations with per-tensor symmetric int8
+weights (TFLite's 8x8_16 form). TFLite's peephole, projection, layer-norm and CIFG variants
+are refused: TFLite Micro runs none of them.
+
+State: the hidden state h is int8 at the output's quantization (TFLM copies h to the output
+each step, so the two must agree); the cell state c is int16, symmetric, at `cell_scale`
+(the converter picks a power of two). Both start at zero (h at the output zero point, as
+TFLM resets its variable tensors) at every invocation, for each batch row.
+
+One step, as TFLM's lstm_eval.h (every intermediate symmetric int16):
+- gate g = act(FC(x_t) + FC(h)): each FC is an int8 x int8 dot product (the input offset
+  -zp_x, the recurrent one -zp_h; bias only on the input side) requantized to int16 at 2^-12
+  (multiplier s_x s_w / 2^-12), the two added with int16 saturation; act is the int16
+  Logistic (input, forget, output gates) or Tanh (cell gate), Q3.12 in, Q0.15 out;
+- c = sat16(sat16(f c 2^-15 / 1) + sat16(i g 2^-30 / s_c)), each product requantized by its
+  multiplier, then clipped to +-cell_clip / s_c when cell_clip > 0;
+- h = sat8(tanh(c) o 2^-30 / s_h + zp_h), tanh(c) being the int16 Tanh of c rescaled from
+  s_c to 2^-12 (multiplier 3 and a rounding right shift when s_c < 2^-12, else 3 << shift).
+Gates are computed in the order forget, input, cell, then the cell update, output, hidden.
+Kernel: lstm_s8 (one template; state and gate buffers in its scratch)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops.common import INT8, INT16_MAX, INT16_MIN, activation_tensor, clamp_int8, count, expect
+from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams, logistic_s16
+from tinyq.ops.tanh import tanh_s16
+
+GATES = ("input", "forget", "cell", "output")  # TFLite's order of weights and biases
+GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
+GATE_OUTPUT_SCALE = 2.0**-15  # Q0.15: the gate outputs
+SIGMOID_GATE = SigmoidLutParams(0, 0)  # Logistic and Tanh of Q3.12 (multiplier 3, no shift)
+TANH_CODE = 4  # TFLite's ActivationFunctionType.TANH
+# TFLite's operand slots of the LSTM variants TFLM refuses: present, they are peephole (9-11),
+# projection (16, 17) or layer norm (20-23); absent, slot 1 (input-to-input weights) is CIFG.
+VARIANT_SLOTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection"} | {
+    slot: "layer-norm" for slot in range(20, 24)
+}
+INPUT_GATE_SLOT = 1
+HIDDEN_SLOT, CELL_SLOT = 18, 19
+INT16 = (INT16_MIN, INT16_MAX)
+
+
+@dataclass(frozen=True)
+class UnidirectionalSequenceLstm:
+    cell_scale: float  # scale of the int16 cell state (zero point 0)
+    cell_clip: float = 0.0  # |c| clipped to this (0: no clipping)
+    time_major: bool = False
+
+
+@dataclass(frozen=True)
+class LstmGate:
+    input_multiplier: int
+    input_shift: int
+    recurrent_multiplier: int
+    recurrent_shift: int
+
+
+@dataclass(frozen=True)
+class LstmParams:
+    gates: tuple[LstmGate, ...]  # in GATES order
+    input_offset: int
+    hidden_offset: int
+    hidden_zero_point: int
+    forget_multiplier: tuple[int, int]  # f x c -> c
+    input_multiplier: tuple[int, int]  # i x g -> c
+    output_multiplier: tuple[int, int]  # tanh(c) x o -> h
+    cell_tanh: SigmoidLutParams  # c (at its scale) into the int16 Tanh
+    quantized_cell_clip: int  # 0: none
+
+
+def product_multiplier(s1: float, s2: float, out: float) -> tuple[int, int]:
+    """TFLM's CreateInterGateMulParams: s1 s2 / out in double, quantized."""
+    return fx.quantize_multiplier(float(s1) * float(s2) / float(out))
+
+
+def cell_tanh_params(cell_scale: float) -> SigmoidLutParams:
+    """TFLM's lstm_internal::Tanh for the cell state: c at 2^p brought to Q3.12 for the table."""
+    power = round(math.log2(cell_scale))  # TFLM's CheckedLog2, result used whether exact or not
+    shift = 15 + power - 3
+    return SigmoidLutParams(3, -shift) if shift < 0 else SigmoidLutParams(0, shift)
+
+
+def mul16(a, b, multiplier: tuple[int, int], lo: int = INT16_MIN, hi: int = INT16_MAX, offset: int = 0):
+    """TFLM's MulElementwise on symmetric int16 inputs."""
+    prod = fx.multiply_by_quantized_multiplier(a.astype(np.int64) * b.astype(np.int64), *multiplier)
+    return np.clip(prod + offset, lo, hi)
+
+
+@register
+class UnidirectionalSequenceLstmOp(OpDef):
+    attrs = UnidirectionalSequenceLstm
+    name = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    signatures = (Signature((INT8,) + (INT8,) * 8 + ("int32",) * 4, (INT8,)),)
+
+    @staticmethod
+    def sizes(a, x) -> tuple[int, int, int]:
+        """(batch, time steps, features) of the input."""
+        first, second, features = x.shape
+        return (second, first, features) if a.time_major else (first, second, features)
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 13)
+        x, y = ins[0], outs[0]
+        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
+        batch, steps, features = self.sizes(a, x)
+        units = ins[1].shape[0] if len(ins[1].shape) == 2 else -1
+        expect(units > 0, f"weights {ins[1].name!r} must be 2-D [units, features]")
+        for gate, w in zip(GATES, ins[1:5]):
+            expect(
+                w.shape == (units, features), f"{gate} input weights {w.name!r}: {w.shape}, need {(units, features)}"
+            )
+        for gate, w in zip(GATES, ins[5:9]):
+            expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
+        for w in ins[1:9]:
+            q = w.qparams
+            expect(w.is_constant, f"weights {w.name!r} must be constant")
+            expect(
+                q is not None and not q.per_channel_quantized and q.zp == 0 and q.s > 0,
+                f"weights {w.name!r} must be per-tensor symmetric int8 (TFLite Micro's LSTM takes no other)",
+            )
+        for gate, b in zip(GATES, ins[9:13]):
+            expect(b.is_constant and b.shape == (units,), f"{gate} bias {b.name!r} must be a constant of ({units},)")
+        want = (steps, batch, units) if a.time_major else (batch, steps, units)
+        expect(y.shape == want, f"output shape {y.shape}, need {want}")
+        activation_tensor(x, "input")
+        activation_tensor(y, "output")
+        expect(a.cell_scale > 0 and np.isfinite(a.cell_scale), f"cell state scale {a.cell_scale}")
+        expect(a.cell_clip >= 0, f"cell clip {a.cell_clip} is negative")
+
+    def params(self, a, ins, outs):
+        x, y = ins[0], outs[0]
+        gates = []
+        for w_in, w_rec in zip(ins[1:5], ins[5:9]):
+            m_in = product_multiplier(x.qparams.s, w_in.qparams.s, GATE_INPUT_SCALE)
+            m_rec = product_multiplier(y.qparams.s, w_rec.qparams.s, GATE_INPUT_SCALE)
+            gates.append(LstmGate(*m_in, *m_rec))
+        clip = min(max(float(a.cell_clip) / float(np.float32(a.cell_scale)), -32768.0), 32767.0) if a.cell_clip else 0
+        return LstmParams(
+            tuple(gates),
+            -x.qparams.zp,
+            -y.qparams.zp,
+            y.qparams.zp,
+            product_multiplier(GATE_OUTPUT_SCALE, a.cell_scale, a.cell_scale),
+            product_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, a.cell_scale),
+            product_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, y.qparams.s),
+            cell_tanh_params(a.cell_scale),
+            int(clip),  # TFLM's static_cast<int16_t>: toward zero
+        )
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x = ins[0].astype(np.int64)
+        if a.time_major:  # (n, time, batch, features) -> (n, batch, time, features)
+            x = x.transpose(0, 2, 1, 3)
+        w_in = [w.astype(np.int64).T for w in ins[1:5]]
+        w_rec = [w.astype(np.int64).T for w in ins[5:9]]
+        biases = [b.astype(np.int64) for b in ins[9:13]]
+        n, batch, steps, _ = x.shape
+        units = w_in[0].shape[1]
+        h = np.full((n, batch, units), p.hidden_zero_point, np.int64)
+        c = np.zeros((n, batch, units), np.int64)
+        out = np.empty((n, batch, steps, units), np.int8)
+
+        def gate(g, xt, h, activation):
+            q = p.gates[g]
+            fc_in = (xt + p.input_offset) @ w_in[g] + biases[g]
+            fc_rec = (h + p.hidden_offset) @ w_rec[g]
+            a_in = np.clip(fx.multiply_by_quantized_multiplier(fc_in, q.input_multiplier, q.input_shift), *INT16)
+            a_rec = np.clip(
+                fx.multiply_by_quantized_multiplier(fc_rec, q.recurrent_multiplier, q.recurrent_shift), *INT16
+            )
+            return activation(np.clip(a_in + a_rec, *INT16), SIGMOID_GATE).astype(np.int64)
+
+        for t in range(steps):
+            xt = x[:, :, t]
+            f = gate(1, xt, h, logistic_s16)
+            i = gate(0, xt, h, logistic_s16)
+            g = gate(2, xt, h, tanh_s16)
+            c = np.clip(mul16(f, c, p.forget_multiplier) + mul16(i, g, p.input_multiplier), *INT16)
+            if p.quantized_cell_clip:
+                c = np.clip(c, -p.quantized_cell_clip, p.quantized_cell_clip)
+            o = gate(3, xt, h, logistic_s16)
+            cell = tanh_s16(c, p.cell_tanh).astype(np.int64)
+            h = mul16(cell, o, p.output_multiplier, -128, 127, p.hidden_zero_point)
+            out[:, :, t] = clamp_int8(h)
+        return out.transpose(0, 2, 1, 3) if a.time_major else out
+
+    def macs(self, op, graph):
+        x, units = graph[op.inputs[0]], graph[op.inputs[1]].shape[0]
+        rows = x.size // x.shape[-1]
+        return rows * 4 * units * (x.shape[-1] + units)
+
+    # --- C ------------------------------------------------------------------------------
+    def kernel(self, op, graph, fast):
+        batch, _, _ = self.sizes(op.attrs, graph[op.inputs[0]])
+        units = graph[op.inputs[1]].shape[0]
+        # cell state (int16), the four int16 gate buffers, then the int8 hidden state
+        scratch = 2 * batch * units + 4 * 2 * units + batch * units
+        return Kernel("lstm_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+
+    def lower(self, ctx, kernel):
+        p, a = ctx.params, ctx.op.attrs
+        batch, steps, features = self.sizes(a, ctx.tensor(0))
+        units = ctx.tensor(1).shape[0]
+
+        def array(i, ctype):
+            t = ctx.tensor(i)
+            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
+
+        gates = [
+            {
+                "input_multiplier": q.input_multiplier,
+                "input_shift": q.input_shift,
+                "recurrent_multiplier": q.recurrent_multiplier,
+                "recurrent_shift": q.recurrent_shift,
+                "input_weights": array(1 + g, "int8_t"),
+                "recurrent_weights": array(5 + g, "int8_t"),
+                "bias": array(9 + g, "int32_t"),
+            }
+            for g, q in enumerate(p.gates)
+        ]
+        return {
+            "dims": [batch, steps, features, units, int(a.time_major)],
+            "input_offset": p.input_offset,
+            "hidden_offset": p.hidden_offset,
+            "hidden_zero_point": p.hidden_zero_point,
+            "forget_multiplier": list(p.forget_multiplier),
+            "input_multiplier": list(p.input_multiplier),
+            "output_multiplier": list(p.output_multiplier),
+            "cell_tanh": [p.cell_tanh.input_multiplier, p.cell_tanh.input_left_shift],
+            "cell_clip": p.quantized_cell_clip,
+            "gates": gates,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
+
+    # --- TFLite -------------------------------------------------------------------------
+    def read_tflite(self, r, op, inputs, outputs):
+        o = r.options(op, "UnidirectionalSequenceLSTMOptions")
+        if len(inputs) != 24:
+            raise Unsupported(f"{len(inputs)} operands; TFLite Micro's LSTM takes 24")
+        variants = [v for slot, v in VARIANT_SLOTS.items() if inputs[slot] >= 0]
+        if inputs[INPUT_GATE_SLOT] < 0:
+            variants.append("CIFG (coupled input and forget gates)")
+        if variants:
+            raise Unsupported(f"the {variants[0]} LSTM variant; TFLite Micro runs the standard LSTM only")
+        if o.FusedActivationFunction() != TANH_CODE:
+            raise Unsupported(f"cell activation {o.FusedActivationFunction()}; tinyq implements tanh (code 4)")
+        if o.DiagonalRecurrentTensors():
+            raise Unsupported("diagonal recurrent weights")
+        hidden, cell = r.peek(inputs[HIDDEN_SLOT]), r.peek(inputs[CELL_SLOT])
+        out = r.tensor(outputs[0])
+        if hidden.qparams != out.qparams:
+            raise Unsupported(f"hidden state quantization {hidden.qparams} differs from the output's {out.qparams}")
+        if cell.dtype != "int16" or cell.qparams is None or cell.qparams.zp != 0:
+            raise Unsupported(f"cell state {cell.name!r} must be symmetric int16 (TFLite Micro's integer LSTM)")
+        attrs = UnidirectionalSequenceLstm(cell.qparams.s, float(o.CellClip()), bool(o.TimeMajor()))
+        return attrs, [inputs[0], *inputs[1:9], *inputs[12:16]]
+
+    def write_tflite(self, writer, op):
+        a = op.attrs
+        x, y = writer.graph[op.inputs[0]], writer.graph[op.outputs[0]]
+        batch, _, _ = self.sizes(a, x)
+        units = writer.graph[op.inputs[1]].shape[0]
+        hidden = writer.variable(f"{op.name}/hidden_state", (batch, units), INT8, y.qparams)
+        cell = writer.variable(
+            f"{op.name}/cell_state", (batch, units), "int16", type(y.qparams).per_tensor(a.cell_scale)
+        )
+        t = [writer.tensor(n) for n in op.inputs]
+        operands = [t[0], *t[1:9], -1, -1, -1, *t[9:13], -1, -1, hidden, cell, -1, -1, -1, -1]
+        options = writer.options(
+            "UnidirectionalSequenceLSTMOptions",
+            FusedActivationFunction=TANH_CODE,
+            CellClip=float(a.cell_clip),
+            TimeMajor=a.time_major,
+        )
+        writer.add_op(self.name, operands, [writer.tensor(op.outputs[0])], options)
