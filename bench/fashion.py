@@ -2,6 +2,7 @@
 
 - `mobilenet`: depthwise-separable blocks with BatchNorm + ReLU6, global pooling, dense head.
 - `branchy`: Concatenate, Add and MaxPooling, a Dense head.
+- `lstm`: the image as a sequence of 28 rows of 28 pixels into an LSTM, a Dense head.
 Models are trained once and cached in bench/results/models/ (delete to retrain).
 """
 
@@ -78,7 +79,19 @@ def branchy(keras):
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x), name="branchy")
 
 
-BUILDERS = {"mobilenet": mobilenet, "branchy": branchy}
+def recurrent(layer: str, units: int = 64):
+    """The image as 28 time steps of 28 features into one recurrent layer, then a Dense head."""
+
+    def build(keras):
+        x = inputs = keras.Input((28, 28, 1))
+        x = keras.layers.Reshape((28, 28))(x)
+        x = getattr(keras.layers, layer)(units)(x)
+        return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x), name=layer.lower())
+
+    return build
+
+
+BUILDERS = {"mobilenet": mobilenet, "branchy": branchy, "lstm": recurrent("LSTM")}
 
 
 def trained(name: str, epochs: int = 8) -> Path:

@@ -136,3 +136,85 @@ def test_converter_lstm_models_in_qemu_match_the_reference(board, lstm_dir, tmp_
         result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
         assert result["bit_exact"]
         assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+
+
+# --- Keras LSTM layers, imported and quantized by tinyq -------------------------------------
+
+KERAS_LSTMS = {
+    "sequence_out": lambda L, x: L.LSTM(9, return_sequences=True)(x),
+    "last_step_dense": lambda L, x: L.Dense(4)(L.LSTM(13)(x)),
+    "stacked": lambda L, x: L.LSTM(6)(L.LSTM(10, return_sequences=True)(x)),
+    "no_bias_conv_front": lambda L, x: L.LSTM(5, use_bias=False)(L.Conv1D(7, 3, activation="relu")(x)),
+}
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+
+    return keras
+
+
+def keras_lstm(keras, name, steps=11, features=6):
+    keras.utils.set_random_seed(len(name))
+    x = keras.Input((steps, features))
+    return keras.Model(x, KERAS_LSTMS[name](keras.layers, x))
+
+
+@pytest.mark.parametrize("name", KERAS_LSTMS)
+def test_keras_lstm_float_import_matches_keras(name, keras):
+    from tinyq.importers.keras import float_model_from_keras
+    from tinyq.sim import FloatRunner
+
+    model = keras_lstm(keras, name)
+    x = np.random.default_rng(0).uniform(-2, 2, (16, 11, 6)).astype(np.float32)
+    graph = float_model_from_keras(model).graph
+    ours = FloatRunner(graph, keep=set(graph.outputs)).outputs([x])[0]
+    np.testing.assert_allclose(ours.reshape(16, -1), model.predict(x, verbose=0).reshape(16, -1), atol=2e-5)
+
+
+@pytest.mark.parametrize("name", KERAS_LSTMS)
+def test_tinyq_quantized_keras_lstm_runs_bit_exact_in_tflm_and_host_c(name, keras, tmp_path):
+    """tinyq's own quantization of a Keras LSTM (per-tensor weights, power-of-two cell scale from
+    the calibrated cell state) is a model TFLM runs: its .tflite gives the reference's outputs,
+    and so does the host C; and the int8 model stays close to float."""
+    from tinyq.data import Dataset
+    from tinyq.importers.keras import float_model_from_keras
+    from tinyq.quant import parse_config, quantize
+    from tinyq.quant.evaluate import dequantize, sqnr_db
+    from tinyq.sim import FloatRunner
+
+    fm = float_model_from_keras(keras_lstm(keras, name))
+    rng = np.random.default_rng(1)
+    calib, test = (rng.uniform(-2, 2, (n, 11, 6)).astype(np.float32) for n in (200, 50))
+    graph = quantize(fm, Dataset(calib), parse_config("minmax", "w8a8"), quiet=True).graph
+    assert all(op.attrs.cell_scale > 0 for op in lstm_ops(graph))
+    written = to_tflite(graph)
+    host = HostModel(graph, tmp_path)
+    x_q = graph[graph.inputs[0]].qparams
+    for sample in test[:4]:
+        inputs = [np.clip(np.round(sample[None] / x_q.s) + x_q.zp, -128, 127).astype(np.int8)]
+        assert np.array_equal(tflm_outputs(written, inputs, 1)[0], ref.outputs(graph, inputs)[0])
+        assert np.array_equal(host.run(inputs)[0], ref.outputs(graph, inputs)[0])
+    floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test])[0]
+    quantized = np.clip(np.round(test / x_q.s) + x_q.zp, -128, 127).astype(np.int8)
+    out = dequantize(graph[graph.outputs[0]], ref.outputs(graph, [quantized[:, None]], batched=True)[0])
+    assert sqnr_db(floats, out.reshape(floats.shape)) > 25
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        (lambda L: L.LSTM(4, go_backwards=True), "backward recurrent layers are not supported"),
+        (lambda L: L.LSTM(4, activation="relu"), "activation 'relu' is not supported"),
+        (lambda L: L.LSTM(4, recurrent_activation="hard_sigmoid"), "recurrent_activation 'hard_sigmoid'"),
+    ],
+    ids=["go_backwards", "relu_activation", "hard_sigmoid_gates"],
+)
+def test_keras_lstm_forms_tinyq_does_not_deploy_are_refused(layer, message, keras):
+    from tinyq.errors import TinyqError
+    from tinyq.importers.keras import float_model_from_keras
+
+    x = keras.Input((5, 3))
+    with pytest.raises(TinyqError, match=message):
+        float_model_from_keras(keras.Model(x, layer(keras.layers)(x)))

@@ -37,6 +37,7 @@ from tinyq.ops.elu import Elu
 from tinyq.ops.fully_connected import FullyConnected
 from tinyq.ops.hard_swish import HardSwish
 from tinyq.ops.logistic import Logistic
+from tinyq.ops.lstm import UnidirectionalSequenceLstm
 from tinyq.ops.maximum_minimum import Maximum, Minimum
 from tinyq.ops.mean import Mean
 from tinyq.ops.mul import Mul
@@ -776,6 +777,50 @@ def _repeat_vector(cv: Converter, layer, ins, keras_in):
     return cv.emit(layer.name, BroadcastTo(cv.out_shape), [row], cv.out_shape)
 
 
+def _recurrent_config(layer, activations: dict[str, str]) -> dict:
+    """The layer's config, refused unless it is the form tinyq deploys: the named activations,
+    forward in time, no state carried between calls (streaming builds do that), no returned state."""
+    config = layer.get_config()
+    for key, want in activations.items():
+        if config.get(key) != want:
+            raise TinyqError(f"layer {layer.name!r}: {key} {config.get(key)!r} is not supported (only {want!r})")
+    for key, why in (("go_backwards", "backward"), ("stateful", "stateful"), ("return_state", "return_state")):
+        if config.get(key):
+            raise TinyqError(f"layer {layer.name!r}: {why} recurrent layers are not supported")
+    return config
+
+
+def _last_step(cv: Converter, layer, sequence: str) -> str:
+    """The last step of a (1, time, units) sequence as (1, units): what return_sequences=False returns."""
+    _, steps, units = cv.tensors[sequence].shape
+    last = cv.emit(f"{layer.name}_last", Slice((0, steps - 1, 0), (1, 1, units)), [sequence], (1, 1, units))
+    return cv.emit(f"{layer.name}_squeeze", Reshape(), [last], (1, units))
+
+
+def _lstm(cv: Converter, layer, ins, keras_in):
+    """UNIDIRECTIONAL_SEQUENCE_LSTM with Keras's gates (input, forget, cell, output) split into
+    per-gate [units, features] matrices; its float form also outputs the cell state for calibration."""
+    config = _recurrent_config(layer, {"activation": "tanh", "recurrent_activation": "sigmoid"})
+    units = config["units"]
+    kernel, recurrent = layer.cell.kernel.numpy(), layer.cell.recurrent_kernel.numpy()
+    bias = layer.cell.bias.numpy() if config["use_bias"] else np.zeros(4 * units, np.float32)
+    gates = ("input", "forget", "cell", "output")
+    w_in = [
+        cv.constant(f"{layer.name}/{g}_kernel", kernel[:, k * units : (k + 1) * units].T) for k, g in enumerate(gates)
+    ]
+    w_rec = [
+        cv.constant(f"{layer.name}/{g}_recurrent", recurrent[:, k * units : (k + 1) * units].T)
+        for k, g in enumerate(gates)
+    ]
+    b = [cv.constant(f"{layer.name}/{g}_bias", bias[k * units : (k + 1) * units]) for k, g in enumerate(gates)]
+    _, steps, _ = cv.tensors[ins[0]].shape
+    shape = (1, steps, units)
+    out = cv.new(layer.name, shape)
+    cell = cv.new(f"{layer.name}/cell_state", shape)
+    cv.ops.append(ir.Op(layer.name, UnidirectionalSequenceLstm(), (ins[0], *w_in, *w_rec, *b), (out, cell)))
+    return out if config["return_sequences"] else _last_step(cv, layer, out)
+
+
 def _dropout(cv: Converter, layer, ins, keras_in):
     """Inference ignores dropout (and noise, and regularization): its readers read its input instead."""
     source = cv.resolve(id(keras_in[0]))
@@ -829,6 +874,7 @@ LAYERS = {
     "Cropping2D": _cropping,
     "UpSampling1D": _unit_height(_up_sampling),
     "UpSampling2D": _up_sampling,
+    "LSTM": _lstm,
     "Dropout": _dropout,
     "SpatialDropout1D": _dropout,
     "SpatialDropout2D": _dropout,

@@ -121,6 +121,9 @@ class OpDef:
     output_quant: OutputQuant = OutputQuant.OWN
     fixed_quant: tuple[float, int] = (1 / 256, -128)  # (scale, zero point) of a FIXED output
     fixed_quant_int16: tuple[float, int] = (1 / 32768, 0)  # the same at 16x8 (TFLM's int16 kernels)
+    # Outputs of the float op only, exposing internal state to calibration (an LSTM's cell state):
+    # ranged by their observed extremes, never clipped, and dropped by the op's `quantize` facet.
+    state_outputs: tuple[int, ...] = ()
 
     # --- rules -----------------------------------------------------------------------
     def check(self, attrs, ins: list[Tensor], outs: list[Tensor]) -> None:

@@ -27,13 +27,14 @@ Kernel: lstm_s8 (one template; state and gate buffers in its scratch)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tinyq import fixedpoint as fx
+from tinyq.ir import QParams, Tensor
 from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
-from tinyq.ops.common import INT8, INT16_MAX, INT16_MIN, activation_tensor, clamp_int8, count, expect
+from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, activation_tensor, clamp_int8, count, expect
 from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams, logistic_s16
 from tinyq.ops.tanh import tanh_s16
 
@@ -50,11 +51,12 @@ VARIANT_SLOTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection"
 INPUT_GATE_SLOT = 1
 HIDDEN_SLOT, CELL_SLOT = 18, 19
 INT16 = (INT16_MIN, INT16_MAX)
+MIN_CELL_PEAK = 2.0**-8  # a cell state that never leaves zero still gets a usable scale
 
 
 @dataclass(frozen=True)
 class UnidirectionalSequenceLstm:
-    cell_scale: float  # scale of the int16 cell state (zero point 0)
+    cell_scale: float | None = None  # of the int16 cell state (zero point 0); None in a float graph
     cell_clip: float = 0.0  # |c| clipped to this (0: no clipping)
     time_major: bool = False
 
@@ -102,7 +104,13 @@ def mul16(a, b, multiplier: tuple[int, int], lo: int = INT16_MIN, hi: int = INT1
 class UnidirectionalSequenceLstmOp(OpDef):
     attrs = UnidirectionalSequenceLstm
     name = "UNIDIRECTIONAL_SEQUENCE_LSTM"
-    signatures = (Signature((INT8,) + (INT8,) * 8 + ("int32",) * 4, (INT8,)),)
+    # A float LSTM also outputs its cell state at every step, for calibration to range it; the
+    # quantized op drops it (the state lives in the kernel).
+    signatures = (
+        Signature((INT8,) + (INT8,) * 8 + ("int32",) * 4, (INT8,)),
+        Signature((FLOAT,) * 13, (FLOAT, FLOAT)),
+    )
+    state_outputs = (1,)
 
     @staticmethod
     def sizes(a, x) -> tuple[int, int, int]:
@@ -111,8 +119,8 @@ class UnidirectionalSequenceLstmOp(OpDef):
         return (second, first, features) if a.time_major else (first, second, features)
 
     def check(self, a, ins, outs):
-        count(ins, outs, 13)
         x, y = ins[0], outs[0]
+        count(ins, outs, 13, 2 if x.dtype == FLOAT else 1)
         expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
         batch, steps, features = self.sizes(a, x)
         units = ins[1].shape[0] if len(ins[1].shape) == 2 else -1
@@ -126,6 +134,8 @@ class UnidirectionalSequenceLstmOp(OpDef):
         for w in ins[1:9]:
             q = w.qparams
             expect(w.is_constant, f"weights {w.name!r} must be constant")
+            if w.dtype == FLOAT:
+                continue
             expect(
                 q is not None and not q.per_channel_quantized and q.zp == 0 and q.s > 0,
                 f"weights {w.name!r} must be per-tensor symmetric int8 (TFLite Micro's LSTM takes no other)",
@@ -136,8 +146,11 @@ class UnidirectionalSequenceLstmOp(OpDef):
         expect(y.shape == want, f"output shape {y.shape}, need {want}")
         activation_tensor(x, "input")
         activation_tensor(y, "output")
-        expect(a.cell_scale > 0 and np.isfinite(a.cell_scale), f"cell state scale {a.cell_scale}")
         expect(a.cell_clip >= 0, f"cell clip {a.cell_clip} is negative")
+        if x.dtype == FLOAT:
+            expect(outs[1].shape == y.shape, f"cell state output {outs[1].shape} differs from {y.shape}")
+            return
+        expect(a.cell_scale is not None and 0 < a.cell_scale < np.inf, f"cell state scale {a.cell_scale}")
 
     def params(self, a, ins, outs):
         x, y = ins[0], outs[0]
@@ -195,6 +208,56 @@ class UnidirectionalSequenceLstmOp(OpDef):
             h = mul16(cell, o, p.output_multiplier, -128, 127, p.hidden_zero_point)
             out[:, :, t] = clamp_int8(h)
         return out.transpose(0, 2, 1, 3) if a.time_major else out
+
+    def forward(self, tf, op, graph, xs):
+        a, y = op.attrs, graph[op.outputs[0]]
+        x, w_in, w_rec, biases = xs[0], xs[1:5], xs[5:9], xs[9:13]
+        if a.time_major:
+            x = tf.transpose(x, (1, 0, 2))
+        steps, features = graph[op.inputs[0]].shape[0 if a.time_major else 1], graph[op.inputs[0]].shape[2]
+        x = tf.reshape(x, (-1, steps, features))
+        h = c = tf.zeros((tf.shape(x)[0], y.shape[-1]), x.dtype)
+        hs, cs = [], []
+        for t in range(steps):
+            z = [
+                tf.matmul(x[:, t], w_in[g], transpose_b=True) + tf.matmul(h, w_rec[g], transpose_b=True) + biases[g]
+                for g in range(4)
+            ]
+            c = tf.sigmoid(z[1]) * c + tf.sigmoid(z[0]) * tf.tanh(z[2])
+            if a.cell_clip:
+                c = tf.clip_by_value(c, -a.cell_clip, a.cell_clip)
+            h = tf.sigmoid(z[3]) * tf.tanh(c)
+            hs.append(h)
+            cs.append(c)
+
+        def sequence(values):
+            seq = tf.stack(values, axis=1)
+            return tf.reshape(tf.transpose(seq, (1, 0, 2)) if a.time_major else seq, (-1,) + y.shape[1:])
+
+        return sequence(hs), sequence(cs)
+
+    def quantize(self, op, graph, context):
+        """Each weight matrix per-tensor symmetric int8 over its largest magnitude (TFLM's LSTM
+        takes no other), the biases int32 at input scale x input weight scale, and the cell
+        state int16 at the power of two that covers its calibrated extremes (as the TFLite
+        converter chooses it); the cell state output is dropped."""
+        x_scale = context.qparams[op.inputs[0]].s
+        weight_scales = []
+        for name in op.inputs[1:9]:
+            w = graph[name]
+            scale = max(float(np.abs(w.data).max()), 1e-30) / 127.0
+            values = np.clip(np.round(w.data / np.float32(scale)), -127, 127).astype(np.int8)
+            context.set(Tensor(name, w.shape, INT8, QParams.per_tensor(scale), values))
+            weight_scales.append(float(np.float32(scale)))
+        for name, w_scale in zip(op.inputs[9:13], weight_scales):
+            b, bias_scale = graph[name], x_scale * w_scale
+            values = np.clip(np.round(b.data / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+            context.set(Tensor(name, b.shape, "int32", QParams.per_tensor(bias_scale), values))
+        cell = context.qparams[op.outputs[1]]
+        peak = max(abs((-128 - cell.zp) * cell.s), abs((127 - cell.zp) * cell.s), MIN_CELL_PEAK)
+        del context.tensors[op.outputs[1]]
+        cell_scale = 2.0 ** math.ceil(math.log2(peak)) / 32768.0
+        return [replace(op, attrs=replace(op.attrs, cell_scale=cell_scale), outputs=op.outputs[:1])]
 
     def macs(self, op, graph):
         x, units = graph[op.inputs[0]], graph[op.inputs[1]].shape[0]
@@ -274,9 +337,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
         batch, _, _ = self.sizes(a, x)
         units = writer.graph[op.inputs[1]].shape[0]
         hidden = writer.variable(f"{op.name}/hidden_state", (batch, units), INT8, y.qparams)
-        cell = writer.variable(
-            f"{op.name}/cell_state", (batch, units), "int16", type(y.qparams).per_tensor(a.cell_scale)
-        )
+        cell = writer.variable(f"{op.name}/cell_state", (batch, units), "int16", QParams.per_tensor(a.cell_scale))
         t = [writer.tensor(n) for n in op.inputs]
         operands = [t[0], *t[1:9], -1, -1, -1, *t[9:13], -1, -1, hidden, cell, -1, -1, -1, -1]
         options = writer.options(

@@ -77,9 +77,12 @@ def activation_ranges(
     producers = graph.producers()
     ranges: dict[str, tuple[float, float]] = {}
     missing = []
+    state = {op.outputs[i] for op in graph.ops for i in ops.definition(op).state_outputs}
     for name in activation_tensors(graph):
         op = producers.get(name)
-        if method == "bn" and name in fm.bn_stats:
+        if name in state and name in stats:
+            r = stats[name].lo, stats[name].hi
+        elif method == "bn" and name in fm.bn_stats:
             r = _clip_to_activation(op, *bn_range(*fm.bn_stats[name]))
         elif method == "bn" and op is not None and (propagated := _propagated_range(op, ranges)) is not None:
             r = _clip_to_activation(op, *propagated)

@@ -1,0 +1,88 @@
+"""Recurrent models on Fashion-MNIST as sequences (28 time steps of 28 pixels): float accuracy
+against tinyq's int8 deployment (int16 cell state for the LSTM) measured with the integer
+reference on the 10,000 test images, with top-1 agreement and output SQNR; each model built for
+mps2_an386 (Cortex-M4) and run in QEMU for instructions per inference, arena and flash,
+bit-exact with the reference.
+Run: python bench/recurrent.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fashion
+import numpy as np
+
+from tinyq.bench import bench
+from tinyq.boards import get_board
+from tinyq.build import build
+from tinyq.data import Dataset
+from tinyq.importers.keras import load_float_keras
+from tinyq.quant import parse_config, quantize
+from tinyq.quant.evaluate import dequantize, integer_outputs, sqnr_db
+from tinyq.report import QuantSummary
+from tinyq.sim import FloatRunner
+
+from common import print_table, write_results
+
+BOARD = "mps2_an386"
+MODELS = ("lstm",)
+EPOCHS = 15
+
+
+def main() -> None:
+    x_train, _, x_test, y_test = fashion.load()
+    calib = Dataset(x_train[np.random.default_rng(0).choice(len(x_train), 1000, replace=False)])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            fm = load_float_keras(fashion.trained(name, epochs=EPOCHS))
+            floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([x_test])[0]
+            start = time.perf_counter()
+            graph = quantize(fm, calib, parse_config("minmax", "w8a8"), quiet=True).graph
+            quantize_s = time.perf_counter() - start
+            start = time.perf_counter()
+            out = dequantize(graph[graph.outputs[0]], integer_outputs(graph, x_test, quiet=True)[0])
+            eval_s = time.perf_counter() - start
+            out = out.reshape(floats.shape)
+            report = build(
+                graph,
+                get_board(BOARD),
+                Path(tmp) / name,
+                source=name,
+                quant=QuantSummary("w8a8", []),
+                log=lambda m: None,
+            )
+            run = bench(Path(tmp) / name, emulate=True)
+            float_acc = 100 * float(np.mean(floats.argmax(-1) == y_test))
+            int8_acc = 100 * float(np.mean(out.argmax(-1) == y_test))
+            rows.append(
+                {
+                    "model": name,
+                    "float_accuracy_pct": float_acc,
+                    "int8_accuracy_pct": int8_acc,
+                    "drop_points": float_acc - int8_acc,
+                    "agreement_pct": 100 * float(np.mean(out.argmax(-1) == floats.argmax(-1))),
+                    "sqnr_db": sqnr_db(floats, out),
+                    "quantize_s": quantize_s,
+                    "eval_s": eval_s,
+                    "macs": sum(op.macs for op in report.ops),
+                    "arena_bytes": report.memory.arena_bytes,
+                    "flash_bytes": report.memory.flash_bytes,
+                    "instructions": run["instructions"],
+                    "bit_exact": run["bit_exact"],
+                }
+            )
+            print(f"{name}: done", file=sys.stderr)
+    columns = [("model", "s"), ("float_accuracy_pct", ".2f"), ("int8_accuracy_pct", ".2f"), ("drop_points", ".2f")]
+    columns += [("agreement_pct", ".2f"), ("sqnr_db", ".1f"), ("quantize_s", ".1f"), ("eval_s", ".1f")]
+    columns += [("macs", ","), ("arena_bytes", ","), ("flash_bytes", ","), ("instructions", ","), ("bit_exact", "")]
+    print_table(rows, columns)
+    print(f"JSON: {write_results('recurrent', rows)}")
+
+
+if __name__ == "__main__":
+    main()
