@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# Keras 2, whose LSTM converts to the fused UNIDIRECTIONAL_SEQUENCE_LSTM the tests need (Keras 3's
+	# does not); without its dependency on the full `tensorflow`, which tensorflow-cpu already provides
+	$(PY) -m pip install --quiet --no-deps tf_keras==2.21.0
 	@touch $@
 
 # Debian packages the tests and the demo need; installed when we are root,
