@@ -32,7 +32,7 @@ def operator_rows() -> list[dict]:
         for name in (definition.name, *definition.tflite_aliases):
             rows.append(
                 {
-                    "operator": name,
+                    "operator": f"{name} (tinyq custom)" if definition.custom else name,
                     "op": definition.name,
                     "dtypes": deployed,
                     "float_forward": any(s.is_float for s in definition.signatures),
@@ -62,7 +62,9 @@ def markdown() -> str:
         "against the code. Every operator here has TFLite import and export, the numpy integer reference",
         "(bit-exact with TFLite Micro) and C kernels; `verify` refuses any dtypes not listed, naming the",
         "operator and what it supports, before the reference or the C runs. Fused activations: NONE,",
-        "RELU, RELU6, RELU_N1_TO_1.",
+        "RELU, RELU6, RELU_N1_TO_1. A *tinyq custom* operator has no TFLite builtin (TFLite Micro",
+        "has no kernel for it): tinyq writes it as a CUSTOM operator of that code and reads it back;",
+        "its reference and C agree bit for bit.",
         "",
         "| TFLite operator | read as | dtypes deployed (inputs -> outputs) | float forward (quantization) |",
         "|---|---|---|---|",

@@ -14,6 +14,7 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 import tflite
+from flatbuffers import flexbuffers
 from tflite.BuiltinOperator import BuiltinOperator as Op
 from tflite.BuiltinOptions import BuiltinOptions as Opt
 
@@ -41,7 +42,7 @@ class _Writer:
         self.index: dict[str, int] = {}
         self.buffers: list[bytes] = [b""]  # buffer 0 is the empty sentinel
         self.ops: list[tuple[int, list[int], list[int], int, int]] = []
-        self.opcodes: list[int] = []
+        self.opcodes: list[tuple[int, str | None]] = []  # (builtin code, custom code)
 
     # --- tensors ---------------------------------------------------------
     def tensor(self, name: str) -> int:
@@ -75,15 +76,19 @@ class _Writer:
         return len(self.tensors) - 1
 
     # --- ops -------------------------------------------------------------
-    def opcode(self, code: int) -> int:
-        if code not in self.opcodes:
-            self.opcodes.append(code)
-        return self.opcodes.index(code)
+    def opcode(self, code: int, custom: str | None = None) -> int:
+        if (code, custom) not in self.opcodes:
+            self.opcodes.append((code, custom))
+        return self.opcodes.index((code, custom))
 
     def add_op(self, name: str, inputs: list[int], outputs: list[int], options: tuple[int, int] | None = None):
         """An operator by its builtin name; `options` as `options()` returns them."""
         options_type, table = options or (0, None)
-        self.ops.append((self.opcode(getattr(Op, name)), inputs, outputs, options_type, table))
+        self.ops.append((self.opcode(getattr(Op, name)), inputs, outputs, options_type, table, None))
+
+    def add_custom_op(self, code: str, inputs: list[int], outputs: list[int], options: dict):
+        """A tinyq operator TFLite has no builtin for: CUSTOM with `code`, `options` as a flexbuffer map."""
+        self.ops.append((self.opcode(Op.CUSTOM, code), inputs, outputs, 0, None, flexbuffers.Dumps(options)))
 
     def options(self, table: str, **fields) -> tuple[int, int]:
         """An options table, e.g. options("Conv2DOptions", StrideH=2): (its union type, offset)."""
@@ -122,8 +127,9 @@ class _Writer:
     def finish(self) -> bytes:
         b = self.b
         op_offsets = []
-        for opcode, inputs, outputs, opt_type, opt in self.ops:
+        for opcode, inputs, outputs, opt_type, opt, custom in self.ops:
             ins, outs = self._vector(inputs, np.int32), self._vector(outputs, np.int32)
+            custom_options = self._vector(np.frombuffer(custom, np.uint8), np.uint8) if custom else None
             tflite.OperatorStart(b)
             tflite.OperatorAddOpcodeIndex(b, opcode)
             tflite.OperatorAddInputs(b, ins)
@@ -131,6 +137,8 @@ class _Writer:
             if opt is not None:
                 tflite.OperatorAddBuiltinOptionsType(b, opt_type)
                 tflite.OperatorAddBuiltinOptions(b, opt)
+            if custom_options is not None:
+                tflite.OperatorAddCustomOptions(b, custom_options)
             op_offsets.append(tflite.OperatorEnd(b))
         tensor_offsets = []
         for t in self.tensors:
@@ -168,8 +176,11 @@ class _Writer:
                 tflite.BufferAddData(b, vec)
             buffer_offsets.append(tflite.BufferEnd(b))
         code_offsets = []
-        for code in self.opcodes:
+        for code, custom in self.opcodes:
+            custom_code = b.CreateString(custom) if custom else None
             tflite.OperatorCodeStart(b)
+            if custom_code is not None:
+                tflite.OperatorCodeAddCustomCode(b, custom_code)
             tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
             tflite.OperatorCodeAddBuiltinCode(b, code)
             tflite.OperatorCodeAddVersion(b, 1)

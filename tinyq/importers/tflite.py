@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import tflite
+from flatbuffers import flexbuffers
 from tflite.BuiltinOperator import BuiltinOperator
 
 from tinyq import ir, ops
@@ -51,17 +52,17 @@ _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith(
 _PADDINGS = {tflite.Padding.SAME: SAME, tflite.Padding.VALID: VALID}
 
 
-def _readers() -> dict[int, ops.OpDef]:
-    """Builtin operator code -> the op that reads it."""
+def _readers() -> dict[int | str, ops.OpDef]:
+    """Builtin operator code (or a tinyq custom operator's custom code) -> the op that reads it."""
     return {
-        getattr(BuiltinOperator, name): definition
+        name if definition.custom else getattr(BuiltinOperator, name): definition
         for definition in ops.all_ops()
         for name in (definition.name, *definition.tflite_aliases)
     }
 
 
 def supported_ops() -> list[str]:
-    return sorted(_OP_NAMES[c] for c in _readers())
+    return sorted(c if isinstance(c, str) else _OP_NAMES[c] for c in _readers())
 
 
 def load_tflite(path: str | Path) -> ir.Graph:
@@ -269,6 +270,8 @@ class _Reader:
             oc = self.model.OperatorCodes(op.OpcodeIndex())
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             kind = _OP_NAMES.get(code, f"builtin code {code}")
+            if code == BuiltinOperator.CUSTOM:
+                code = kind = (oc.CustomCode() or b"").decode(errors="replace") or "CUSTOM"
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
             if not outputs:
@@ -325,6 +328,16 @@ class _Reader:
         return True
 
     # --- helpers of the op modules' read_tflite ---------------------------------------
+    @staticmethod
+    def custom_options(op) -> dict:
+        """A tinyq custom operator's options (a flexbuffer map)."""
+        if not op.CustomOptionsLength():
+            raise ops.Unsupported("missing custom options")
+        options = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
+        if not isinstance(options, dict):
+            raise ops.Unsupported("custom options are not a map")
+        return options
+
     def options(self, op, table: str):
         """The operator's builtin options, read as the named table (e.g. "Conv2DOptions")."""
         raw = op.BuiltinOptions()

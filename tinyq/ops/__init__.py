@@ -115,7 +115,8 @@ class OpDef:
     `reference`, `kernel` and `lower`; every op `check` and its TFLite mapping."""
 
     attrs: type  # the op's attrs dataclass
-    name: str  # its TFLite builtin operator name
+    name: str  # its TFLite builtin operator name (its custom code when `custom`)
+    custom: bool = False  # no TFLite builtin: tinyq's own, written as a CUSTOM operator named `name`
     signatures: tuple[Signature, ...] = ()
     tflite_aliases: tuple[str, ...] = ()  # more builtin operators imported as this op
     output_quant: OutputQuant = OutputQuant.OWN
