@@ -2,7 +2,8 @@
 
 - `mobilenet`: depthwise-separable blocks with BatchNorm + ReLU6, global pooling, dense head.
 - `branchy`: Concatenate, Add and MaxPooling, a Dense head.
-- `lstm`: the image as a sequence of 28 rows of 28 pixels into an LSTM, a Dense head.
+- `lstm`, `gru`, `simple_rnn`: the image as a sequence of 28 rows of 28 pixels into one
+  recurrent layer of 64 units, a Dense head.
 Models are trained once and cached in bench/results/models/ (delete to retrain).
 """
 
@@ -91,7 +92,13 @@ def recurrent(layer: str, units: int = 64):
     return build
 
 
-BUILDERS = {"mobilenet": mobilenet, "branchy": branchy, "lstm": recurrent("LSTM")}
+BUILDERS = {
+    "mobilenet": mobilenet,
+    "branchy": branchy,
+    "lstm": recurrent("LSTM"),
+    "gru": recurrent("GRU"),
+    "simple_rnn": recurrent("SimpleRNN"),
+}
 
 
 def trained(name: str, epochs: int = 8) -> Path:

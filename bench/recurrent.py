@@ -1,5 +1,5 @@
 """Recurrent models on Fashion-MNIST as sequences (28 time steps of 28 pixels): float accuracy
-against tinyq's int8 deployment (int16 cell state for the LSTM) measured with the integer
+(LSTM, GRU, SimpleRNN) against tinyq's int8 deployment (int16 cell state for the LSTM) measured with the integer
 reference on the 10,000 test images, with top-1 agreement and output SQNR; each model built for
 mps2_an386 (Cortex-M4) and run in QEMU for instructions per inference, arena and flash,
 bit-exact with the reference.
@@ -29,7 +29,7 @@ from tinyq.sim import FloatRunner
 from common import print_table, write_results
 
 BOARD = "mps2_an386"
-MODELS = ("lstm",)
+MODELS = ("lstm", "gru", "simple_rnn")
 EPOCHS = 15
 
 

@@ -1,5 +1,7 @@
 """Recurrent layers: converter-made LSTM models (the fused UNIDIRECTIONAL_SEQUENCE_LSTM) bit-exact
-with TFLite Micro on every tensor, with the host C, and after tinyq writes them back out."""
+with TFLite Micro on every tensor, with the host C and QEMU, and after tinyq writes them back out;
+Keras LSTM, GRU and SimpleRNN layers imported and quantized by tinyq, bit-exact from the reference
+to the host C (and TFLM for LSTMs), close to float."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 from tinyq import ir, ref
 from tinyq.exporters.tflite import to_tflite
 from tinyq.importers.tflite import parse_tflite
+from tinyq.ops import definition
 
 from support.env import require_tool
 from support.graphs import side_by_side
@@ -138,14 +141,21 @@ def test_converter_lstm_models_in_qemu_match_the_reference(board, lstm_dir, tmp_
         assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
 
 
-# --- Keras LSTM layers, imported and quantized by tinyq -------------------------------------
+# --- Keras recurrent layers, imported and quantized by tinyq -------------------------------
 
-KERAS_LSTMS = {
-    "sequence_out": lambda L, x: L.LSTM(9, return_sequences=True)(x),
-    "last_step_dense": lambda L, x: L.Dense(4)(L.LSTM(13)(x)),
-    "stacked": lambda L, x: L.LSTM(6)(L.LSTM(10, return_sequences=True)(x)),
-    "no_bias_conv_front": lambda L, x: L.LSTM(5, use_bias=False)(L.Conv1D(7, 3, activation="relu")(x)),
+KERAS_RECURRENT = {
+    "lstm_sequence_out": lambda L, x: L.LSTM(9, return_sequences=True)(x),
+    "lstm_last_step_dense": lambda L, x: L.Dense(4)(L.LSTM(13)(x)),
+    "lstm_stacked": lambda L, x: L.LSTM(6)(L.LSTM(10, return_sequences=True)(x)),
+    "lstm_no_bias_conv_front": lambda L, x: L.LSTM(5, use_bias=False)(L.Conv1D(7, 3, activation="relu")(x)),
+    "gru_reset_after": lambda L, x: L.GRU(7, return_sequences=True)(x),
+    "gru_reset_before_last_step": lambda L, x: L.Dense(3)(L.GRU(11, reset_after=False)(x)),
+    "gru_no_bias": lambda L, x: L.GRU(4, use_bias=False)(x),
+    "simple_rnn_sequence_out": lambda L, x: L.SimpleRNN(8, return_sequences=True)(x),
+    "simple_rnn_into_lstm": lambda L, x: L.LSTM(5)(L.SimpleRNN(6, return_sequences=True)(x)),
+    "gru_into_simple_rnn": lambda L, x: L.SimpleRNN(3)(L.GRU(9, return_sequences=True)(x)),
 }
+RECURRENT_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "TINYQ_GRU", "TINYQ_SIMPLE_RNN"}
 
 
 @pytest.fixture(scope="module")
@@ -155,49 +165,59 @@ def keras():
     return keras
 
 
-def keras_lstm(keras, name, steps=11, features=6):
+def keras_recurrent(keras, name, steps=11, features=6):
     keras.utils.set_random_seed(len(name))
     x = keras.Input((steps, features))
-    return keras.Model(x, KERAS_LSTMS[name](keras.layers, x))
+    model = keras.Model(x, KERAS_RECURRENT[name](keras.layers, x))
+    rng = np.random.default_rng(len(name))
+    for layer in model.layers:  # biases away from Keras's zeros (the forget gate's ones)
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([*weights[:-1], rng.normal(0, 0.5, weights[-1].shape).astype(np.float32)])
+    return model
 
 
-@pytest.mark.parametrize("name", KERAS_LSTMS)
-def test_keras_lstm_float_import_matches_keras(name, keras):
+@pytest.mark.parametrize("name", KERAS_RECURRENT)
+def test_keras_recurrent_float_import_matches_keras(name, keras):
     from tinyq.importers.keras import float_model_from_keras
     from tinyq.sim import FloatRunner
 
-    model = keras_lstm(keras, name)
+    model = keras_recurrent(keras, name)
     x = np.random.default_rng(0).uniform(-2, 2, (16, 11, 6)).astype(np.float32)
     graph = float_model_from_keras(model).graph
+    assert RECURRENT_OPS & {op.kind for op in graph.ops}
     ours = FloatRunner(graph, keep=set(graph.outputs)).outputs([x])[0]
     np.testing.assert_allclose(ours.reshape(16, -1), model.predict(x, verbose=0).reshape(16, -1), atol=2e-5)
 
 
-@pytest.mark.parametrize("name", KERAS_LSTMS)
-def test_tinyq_quantized_keras_lstm_runs_bit_exact_in_tflm_and_host_c(name, keras, tmp_path):
-    """tinyq's own quantization of a Keras LSTM (per-tensor weights, power-of-two cell scale from
-    the calibrated cell state) is a model TFLM runs: its .tflite gives the reference's outputs,
-    and so does the host C; and the int8 model stays close to float."""
+@pytest.mark.parametrize("name", KERAS_RECURRENT)
+def test_tinyq_quantized_keras_recurrent_models_are_bit_exact_everywhere(name, keras, tmp_path):
+    """tinyq's own quantization of Keras recurrent layers: the host C gives the reference's outputs;
+    so does TFLM on its .tflite when all its ops are TFLM's (LSTM), and tinyq on the file read back
+    (GRU and SimpleRNN are CUSTOM operators there); the int8 model stays close to float."""
     from tinyq.data import Dataset
     from tinyq.importers.keras import float_model_from_keras
     from tinyq.quant import parse_config, quantize
     from tinyq.quant.evaluate import dequantize, sqnr_db
     from tinyq.sim import FloatRunner
 
-    fm = float_model_from_keras(keras_lstm(keras, name))
+    fm = float_model_from_keras(keras_recurrent(keras, name))
     rng = np.random.default_rng(1)
     calib, test = (rng.uniform(-2, 2, (n, 11, 6)).astype(np.float32) for n in (200, 50))
     graph = quantize(fm, Dataset(calib), parse_config("minmax", "w8a8"), quiet=True).graph
-    assert all(op.attrs.cell_scale > 0 for op in lstm_ops(graph))
     written = to_tflite(graph)
+    again = parse_tflite(written)
+    tflm_runs_it = not any(ops_def.custom for ops_def in map(definition, graph.ops))
     host = HostModel(graph, tmp_path)
     x_q = graph[graph.inputs[0]].qparams
-    for sample in test[:4]:
-        inputs = [np.clip(np.round(sample[None] / x_q.s) + x_q.zp, -128, 127).astype(np.int8)]
-        assert np.array_equal(tflm_outputs(written, inputs, 1)[0], ref.outputs(graph, inputs)[0])
-        assert np.array_equal(host.run(inputs)[0], ref.outputs(graph, inputs)[0])
-    floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test])[0]
     quantized = np.clip(np.round(test / x_q.s) + x_q.zp, -128, 127).astype(np.int8)
+    for sample in quantized[:4]:
+        expected = ref.outputs(graph, [sample[None]])[0]
+        assert np.array_equal(host.run([sample[None]])[0], expected)
+        assert np.array_equal(ref.outputs(again, [sample[None]])[0], expected)
+        if tflm_runs_it:
+            assert np.array_equal(tflm_outputs(written, [sample[None]], 1)[0], expected)
+    floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([test])[0]
     out = dequantize(graph[graph.outputs[0]], ref.outputs(graph, [quantized[:, None]], batched=True)[0])
     assert sqnr_db(floats, out.reshape(floats.shape)) > 25
 
@@ -208,13 +228,45 @@ def test_tinyq_quantized_keras_lstm_runs_bit_exact_in_tflm_and_host_c(name, kera
         (lambda L: L.LSTM(4, go_backwards=True), "backward recurrent layers are not supported"),
         (lambda L: L.LSTM(4, activation="relu"), "activation 'relu' is not supported"),
         (lambda L: L.LSTM(4, recurrent_activation="hard_sigmoid"), "recurrent_activation 'hard_sigmoid'"),
+        (lambda L: L.GRU(4, return_state=True), "return_state recurrent layers are not supported"),
+        (lambda L: L.SimpleRNN(4, activation="relu"), "activation 'relu' is not supported"),
     ],
-    ids=["go_backwards", "relu_activation", "hard_sigmoid_gates"],
+    ids=["go_backwards", "relu_activation", "hard_sigmoid_gates", "gru_return_state", "relu_rnn"],
 )
-def test_keras_lstm_forms_tinyq_does_not_deploy_are_refused(layer, message, keras):
+def test_keras_recurrent_forms_tinyq_does_not_deploy_are_refused(layer, message, keras):
     from tinyq.errors import TinyqError
     from tinyq.importers.keras import float_model_from_keras
 
     x = keras.Input((5, 3))
+    y = layer(keras.layers)(x)
     with pytest.raises(TinyqError, match=message):
-        float_model_from_keras(keras.Model(x, layer(keras.layers)(x)))
+        float_model_from_keras(keras.Model(x, y[0] if isinstance(y, list) else y))
+
+
+def test_tinyq_quantized_gru_and_simple_rnn_in_qemu_match_the_reference(keras, tmp_path):
+    """GRU (both reset forms), SimpleRNN and an LSTM quantized by tinyq, side by side in one firmware
+    built by the Arm toolchain, run in QEMU (Cortex-M4)."""
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
+        require_tool(tool)
+    from tinyq.bench import bench
+    from tinyq.boards import get_board
+    from tinyq.build import build
+    from tinyq.data import Dataset
+    from tinyq.importers.keras import float_model_from_keras
+    from tinyq.quant import parse_config, quantize
+
+    calib = Dataset(np.random.default_rng(2).uniform(-2, 2, (100, 11, 6)).astype(np.float32))
+    names = ["gru_reset_after", "gru_reset_before_last_step", "simple_rnn_into_lstm"]
+    graphs = {
+        n: quantize(
+            float_model_from_keras(keras_recurrent(keras, n)), calib, parse_config("minmax", "w8a8"), quiet=True
+        )
+        for n in names
+    }
+    graph = side_by_side({n: r.graph for n, r in graphs.items()}, "recurrent")
+    build(graph, get_board("mps2_an386"), tmp_path / "fw", source="recurrent sample", log=lambda message: None)
+    for i, inputs in enumerate(random_inputs(graph, 2, seed=11)):
+        np.savez(tmp_path / f"x{i}.npz", *inputs)
+        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
+        assert result["bit_exact"]
+        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]

@@ -35,6 +35,7 @@ from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.ops.elu import Elu
 from tinyq.ops.fully_connected import FullyConnected
+from tinyq.ops.gru import Gru
 from tinyq.ops.hard_swish import HardSwish
 from tinyq.ops.logistic import Logistic
 from tinyq.ops.lstm import UnidirectionalSequenceLstm
@@ -48,6 +49,7 @@ from tinyq.ops.relu import LeakyRelu, Relu, Relu6
 from tinyq.ops.reshape import Reshape
 from tinyq.ops.resize import ResizeBilinear, ResizeNearestNeighbor, nearest_sources
 from tinyq.ops.rsqrt import Rsqrt
+from tinyq.ops.simple_rnn import SimpleRnn
 from tinyq.ops.slice import Slice
 from tinyq.ops.softmax import Softmax
 from tinyq.ops.squared_difference import SquaredDifference
@@ -801,23 +803,58 @@ def _lstm(cv: Converter, layer, ins, keras_in):
     """UNIDIRECTIONAL_SEQUENCE_LSTM with Keras's gates (input, forget, cell, output) split into
     per-gate [units, features] matrices; its float form also outputs the cell state for calibration."""
     config = _recurrent_config(layer, {"activation": "tanh", "recurrent_activation": "sigmoid"})
-    units = config["units"]
-    kernel, recurrent = layer.cell.kernel.numpy(), layer.cell.recurrent_kernel.numpy()
+    units, gates = config["units"], ("input", "forget", "cell", "output")
     bias = layer.cell.bias.numpy() if config["use_bias"] else np.zeros(4 * units, np.float32)
-    gates = ("input", "forget", "cell", "output")
-    w_in = [
-        cv.constant(f"{layer.name}/{g}_kernel", kernel[:, k * units : (k + 1) * units].T) for k, g in enumerate(gates)
-    ]
-    w_rec = [
-        cv.constant(f"{layer.name}/{g}_recurrent", recurrent[:, k * units : (k + 1) * units].T)
-        for k, g in enumerate(gates)
-    ]
-    b = [cv.constant(f"{layer.name}/{g}_bias", bias[k * units : (k + 1) * units]) for k, g in enumerate(gates)]
+    w_in = _gate_blocks(cv, layer, layer.cell.kernel.numpy(), gates, "kernel")
+    w_rec = _gate_blocks(cv, layer, layer.cell.recurrent_kernel.numpy(), gates, "recurrent")
+    b = _gate_blocks(cv, layer, bias, gates, "bias")
     _, steps, _ = cv.tensors[ins[0]].shape
     shape = (1, steps, units)
     out = cv.new(layer.name, shape)
     cell = cv.new(f"{layer.name}/cell_state", shape)
     cv.ops.append(ir.Op(layer.name, UnidirectionalSequenceLstm(), (ins[0], *w_in, *w_rec, *b), (out, cell)))
+    return out if config["return_sequences"] else _last_step(cv, layer, out)
+
+
+def _gate_blocks(cv: Converter, layer, matrix: np.ndarray, gates: tuple[str, ...], what: str) -> list[str]:
+    """Keras's gate-concatenated matrix (or bias) split per gate, matrices as [units, depth]."""
+    units = matrix.shape[-1] // len(gates)
+    blocks = [matrix[..., k * units : (k + 1) * units] for k in range(len(gates))]
+    return [cv.constant(f"{layer.name}/{g}_{what}", b.T) for g, b in zip(gates, blocks)]
+
+
+def _gru(cv: Converter, layer, ins, keras_in):
+    """TINYQ_GRU: Keras's gates (update, reset, candidate), input and recurrent biases split."""
+    config = _recurrent_config(layer, {"activation": "tanh", "recurrent_activation": "sigmoid"})
+    units, gates = config["units"], ("update", "reset", "candidate")
+    if not config["use_bias"]:
+        bias = np.zeros((2, 3 * units), np.float32)
+    elif config["reset_after"]:
+        bias = layer.cell.bias.numpy()
+    else:  # one bias, on the input side
+        bias = np.stack([layer.cell.bias.numpy(), np.zeros(3 * units, np.float32)])
+    operands = [
+        *_gate_blocks(cv, layer, layer.cell.kernel.numpy(), gates, "kernel"),
+        *_gate_blocks(cv, layer, layer.cell.recurrent_kernel.numpy(), gates, "recurrent"),
+        *_gate_blocks(cv, layer, bias[0], gates, "bias"),
+        *_gate_blocks(cv, layer, bias[1], gates, "recurrent_bias"),
+    ]
+    _, steps, _ = cv.tensors[ins[0]].shape
+    out = cv.emit(layer.name, Gru(config["reset_after"]), [ins[0], *operands], (1, steps, units))
+    return out if config["return_sequences"] else _last_step(cv, layer, out)
+
+
+def _simple_rnn(cv: Converter, layer, ins, keras_in):
+    config = _recurrent_config(layer, {"activation": "tanh"})
+    units = config["units"]
+    bias = layer.cell.bias.numpy() if config["use_bias"] else np.zeros(units, np.float32)
+    operands = [
+        cv.constant(f"{layer.name}/kernel", layer.cell.kernel.numpy().T),
+        cv.constant(f"{layer.name}/recurrent", layer.cell.recurrent_kernel.numpy().T),
+        cv.constant(f"{layer.name}/bias", bias),
+    ]
+    _, steps, _ = cv.tensors[ins[0]].shape
+    out = cv.emit(layer.name, SimpleRnn(), [ins[0], *operands], (1, steps, units))
     return out if config["return_sequences"] else _last_step(cv, layer, out)
 
 
@@ -875,6 +912,8 @@ LAYERS = {
     "UpSampling1D": _unit_height(_up_sampling),
     "UpSampling2D": _up_sampling,
     "LSTM": _lstm,
+    "GRU": _gru,
+    "SimpleRNN": _simple_rnn,
     "Dropout": _dropout,
     "SpatialDropout1D": _dropout,
     "SpatialDropout2D": _dropout,

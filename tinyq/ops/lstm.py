@@ -31,17 +31,26 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tinyq import fixedpoint as fx
-from tinyq.ir import QParams, Tensor
+from tinyq.ir import QParams
 from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, activation_tensor, clamp_int8, count, expect
+from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, expect
 from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams, logistic_s16
+from tinyq.ops.recurrent import (
+    GATE_INPUT_SCALE,
+    GATE_OUTPUT_SCALE,
+    INT16,
+    SIGMOID_GATE,
+    check_weights,
+    fc_q312,
+    mul16,
+    product_multiplier,
+    quantize_bias,
+    quantize_weights,
+    sequence_sizes,
+)
 from tinyq.ops.tanh import tanh_s16
 
 GATES = ("input", "forget", "cell", "output")  # TFLite's order of weights and biases
-GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
-GATE_OUTPUT_SCALE = 2.0**-15  # Q0.15: the gate outputs
-SIGMOID_GATE = SigmoidLutParams(0, 0)  # Logistic and Tanh of Q3.12 (multiplier 3, no shift)
 TANH_CODE = 4  # TFLite's ActivationFunctionType.TANH
 # TFLite's operand slots of the LSTM variants TFLM refuses: present, they are peephole (9-11),
 # projection (16, 17) or layer norm (20-23); absent, slot 1 (input-to-input weights) is CIFG.
@@ -50,7 +59,6 @@ VARIANT_SLOTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection"
 }
 INPUT_GATE_SLOT = 1
 HIDDEN_SLOT, CELL_SLOT = 18, 19
-INT16 = (INT16_MIN, INT16_MAX)
 MIN_CELL_PEAK = 2.0**-8  # a cell state that never leaves zero still gets a usable scale
 
 
@@ -82,22 +90,11 @@ class LstmParams:
     quantized_cell_clip: int  # 0: none
 
 
-def product_multiplier(s1: float, s2: float, out: float) -> tuple[int, int]:
-    """TFLM's CreateInterGateMulParams: s1 s2 / out in double, quantized."""
-    return fx.quantize_multiplier(float(s1) * float(s2) / float(out))
-
-
 def cell_tanh_params(cell_scale: float) -> SigmoidLutParams:
     """TFLM's lstm_internal::Tanh for the cell state: c at 2^p brought to Q3.12 for the table."""
     power = round(math.log2(cell_scale))  # TFLM's CheckedLog2, result used whether exact or not
     shift = 15 + power - 3
     return SigmoidLutParams(3, -shift) if shift < 0 else SigmoidLutParams(0, shift)
-
-
-def mul16(a, b, multiplier: tuple[int, int], lo: int = INT16_MIN, hi: int = INT16_MAX, offset: int = 0):
-    """TFLM's MulElementwise on symmetric int16 inputs."""
-    prod = fx.multiply_by_quantized_multiplier(a.astype(np.int64) * b.astype(np.int64), *multiplier)
-    return np.clip(prod + offset, lo, hi)
 
 
 @register
@@ -115,8 +112,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
     @staticmethod
     def sizes(a, x) -> tuple[int, int, int]:
         """(batch, time steps, features) of the input."""
-        first, second, features = x.shape
-        return (second, first, features) if a.time_major else (first, second, features)
+        return sequence_sizes(a.time_major, x.shape)
 
     def check(self, a, ins, outs):
         x, y = ins[0], outs[0]
@@ -131,15 +127,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
             )
         for gate, w in zip(GATES, ins[5:9]):
             expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
-        for w in ins[1:9]:
-            q = w.qparams
-            expect(w.is_constant, f"weights {w.name!r} must be constant")
-            if w.dtype == FLOAT:
-                continue
-            expect(
-                q is not None and not q.per_channel_quantized and q.zp == 0 and q.s > 0,
-                f"weights {w.name!r} must be per-tensor symmetric int8 (TFLite Micro's LSTM takes no other)",
-            )
+        check_weights(ins[1:9])
         for gate, b in zip(GATES, ins[9:13]):
             expect(b.is_constant and b.shape == (units,), f"{gate} bias {b.name!r} must be a constant of ({units},)")
         want = (steps, batch, units) if a.time_major else (batch, steps, units)
@@ -176,23 +164,17 @@ class UnidirectionalSequenceLstmOp(OpDef):
         x = ins[0].astype(np.int64)
         if a.time_major:  # (n, time, batch, features) -> (n, batch, time, features)
             x = x.transpose(0, 2, 1, 3)
-        w_in = [w.astype(np.int64).T for w in ins[1:5]]
-        w_rec = [w.astype(np.int64).T for w in ins[5:9]]
-        biases = [b.astype(np.int64) for b in ins[9:13]]
+        w_in, w_rec, biases = ins[1:5], ins[5:9], ins[9:13]
         n, batch, steps, _ = x.shape
-        units = w_in[0].shape[1]
+        units = w_in[0].shape[0]
         h = np.full((n, batch, units), p.hidden_zero_point, np.int64)
         c = np.zeros((n, batch, units), np.int64)
         out = np.empty((n, batch, steps, units), np.int8)
 
         def gate(g, xt, h, activation):
             q = p.gates[g]
-            fc_in = (xt + p.input_offset) @ w_in[g] + biases[g]
-            fc_rec = (h + p.hidden_offset) @ w_rec[g]
-            a_in = np.clip(fx.multiply_by_quantized_multiplier(fc_in, q.input_multiplier, q.input_shift), *INT16)
-            a_rec = np.clip(
-                fx.multiply_by_quantized_multiplier(fc_rec, q.recurrent_multiplier, q.recurrent_shift), *INT16
-            )
+            a_in = fc_q312(xt, p.input_offset, w_in[g], biases[g], (q.input_multiplier, q.input_shift))
+            a_rec = fc_q312(h, p.hidden_offset, w_rec[g], None, (q.recurrent_multiplier, q.recurrent_shift))
             return activation(np.clip(a_in + a_rec, *INT16), SIGMOID_GATE).astype(np.int64)
 
         for t in range(steps):
@@ -242,17 +224,9 @@ class UnidirectionalSequenceLstmOp(OpDef):
         state int16 at the power of two that covers its calibrated extremes (as the TFLite
         converter chooses it); the cell state output is dropped."""
         x_scale = context.qparams[op.inputs[0]].s
-        weight_scales = []
-        for name in op.inputs[1:9]:
-            w = graph[name]
-            scale = max(float(np.abs(w.data).max()), 1e-30) / 127.0
-            values = np.clip(np.round(w.data / np.float32(scale)), -127, 127).astype(np.int8)
-            context.set(Tensor(name, w.shape, INT8, QParams.per_tensor(scale), values))
-            weight_scales.append(float(np.float32(scale)))
+        weight_scales = quantize_weights(context, graph, op.inputs[1:9])
         for name, w_scale in zip(op.inputs[9:13], weight_scales):
-            b, bias_scale = graph[name], x_scale * w_scale
-            values = np.clip(np.round(b.data / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
-            context.set(Tensor(name, b.shape, "int32", QParams.per_tensor(bias_scale), values))
+            quantize_bias(context, graph, name, x_scale * w_scale)
         cell = context.qparams[op.outputs[1]]
         peak = max(abs((-128 - cell.zp) * cell.s), abs((127 - cell.zp) * cell.s), MIN_CELL_PEAK)
         del context.tensors[op.outputs[1]]

@@ -1,0 +1,226 @@
+"""TINYQ_GRU: a whole GRU layer over a sequence, Keras's GRU (reset_after true or false), int8.
+
+TFLite has no GRU builtin and TFLite Micro no GRU kernel: this is tinyq's own operator, written
+to .tflite as a CUSTOM operator with this code and read back by tinyq (nothing else runs it).
+inputs (x [batch, time, features], the input weights of the update (z), reset (r) and
+candidate (h) gates [units, features], their recurrent weights [units, units], their input
+biases and their recurrent biases [units]); output [batch, time, units], the hidden state at
+every step, which starts at zero (the output zero point) on every call, per batch row.
+
+Float (Keras): z = sigmoid(x Wz + bz + h Uz + cz), r likewise, and the candidate
+  reset_after:     n = tanh(x Wh + bh + r * (h Uh + ch))
+  not reset_after: n = tanh(x Wh + bh + (r * h) Uh + ch)
+then h' = z h + (1 - z) n.
+
+int8 (the arithmetic of TFLM's integer LSTM, int8 weights per tensor, int32 biases at input x
+weight scale, the recurrent ones at hidden x weight scale): every FC is requantized to int16
+Q3.12 (2^-12) and saturated, z and r are the int16 Logistic of the saturating sum of their two
+FCs (Q0.15), the candidate's pre-activation is
+  reset_after:     sat16(FC(x) + r FC(h) 2^-15), the product requantized to Q3.12,
+  not reset_after: sat16(FC(x) + FC(r h)), r h = sat8((h - zp) r 2^-15 + zp) at the hidden scale,
+n is its int16 Tanh (Q0.15), and
+  h' = sat8(round(z (h - zp) 2^-15) + round((32768 - z) n 2^-30 / s_h) + zp),
+each product requantized on its own (TFLM's MultiplyByQuantizedMultiplier).
+Kernel: gru_s8 (hidden state and gate buffers in its scratch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
+from tinyq.ops.logistic import SIGMOID_TABLE_U16, logistic_s16
+from tinyq.ops.recurrent import (
+    GATE_INPUT_SCALE,
+    GATE_OUTPUT_SCALE,
+    INT16,
+    SIGMOID_GATE,
+    check_weights,
+    fc_q312,
+    mul16,
+    product_multiplier,
+    quantize_bias,
+    quantize_weights,
+)
+from tinyq.ops.tanh import tanh_s16
+
+GATES = ("update", "reset", "candidate")  # Keras's order
+ONE_Q15 = 1 << 15  # 1.0 in Q0.15 (one past int16: 1 - z is formed in int32)
+
+
+@dataclass(frozen=True)
+class Gru:
+    reset_after: bool = True
+
+
+@dataclass(frozen=True)
+class GruParams:
+    input_offset: int
+    hidden_offset: int
+    hidden_zero_point: int
+    input_multipliers: tuple[tuple[int, int], ...]  # per gate: FC(x) -> Q3.12
+    recurrent_multipliers: tuple[tuple[int, int], ...]  # per gate: FC(h) (FC(r h)) -> Q3.12
+    reset_multiplier: tuple[int, int]  # r x FC(h) -> Q3.12, or r x (h - zp) -> hidden scale
+    keep_multiplier: tuple[int, int]  # z x (h - zp) -> hidden scale
+    update_multiplier: tuple[int, int]  # (1 - z) x n -> hidden scale
+
+
+@register
+class GruOp(OpDef):
+    attrs = Gru
+    name = "TINYQ_GRU"
+    custom = True
+    signatures = (
+        Signature((INT8,) + (INT8,) * 6 + ("int32",) * 6, (INT8,)),
+        Signature((FLOAT,) * 13, (FLOAT,)),
+    )
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 13)
+        x, y = ins[0], outs[0]
+        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
+        batch, steps, features = x.shape
+        units = ins[1].shape[0] if len(ins[1].shape) == 2 else -1
+        expect(units > 0, f"weights {ins[1].name!r} must be 2-D [units, features]")
+        for gate, w in zip(GATES, ins[1:4]):
+            expect(
+                w.shape == (units, features), f"{gate} input weights {w.name!r}: {w.shape}, need {(units, features)}"
+            )
+        for gate, w in zip(GATES, ins[4:7]):
+            expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
+        check_weights(ins[1:7])
+        for b in ins[7:13]:
+            expect(b.is_constant and b.shape == (units,), f"bias {b.name!r} must be a constant of ({units},)")
+        expect(y.shape == (batch, steps, units), f"output shape {y.shape}, need {(batch, steps, units)}")
+        activation_tensor(x, "input")
+        activation_tensor(y, "output")
+
+    def params(self, a, ins, outs):
+        x, y = ins[0].qparams, outs[0].qparams
+        return GruParams(
+            -x.zp,
+            -y.zp,
+            y.zp,
+            tuple(product_multiplier(x.s, w.qparams.s, GATE_INPUT_SCALE) for w in ins[1:4]),
+            tuple(product_multiplier(y.s, w.qparams.s, GATE_INPUT_SCALE) for w in ins[4:7]),
+            fx.quantize_multiplier(GATE_OUTPUT_SCALE),
+            fx.quantize_multiplier(GATE_OUTPUT_SCALE),
+            product_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, y.s),
+        )
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x = ins[0].astype(np.int64)
+        w_in, w_rec, b_in, b_rec = ins[1:4], ins[4:7], ins[7:10], ins[10:13]
+        n, batch, steps, _ = x.shape
+        units = w_in[0].shape[0]
+        h = np.full((n, batch, units), p.hidden_zero_point, np.int64)
+        out = np.empty((n, batch, steps, units), np.int8)
+
+        def fc_x(g, xt):
+            return fc_q312(xt, p.input_offset, w_in[g], b_in[g], p.input_multipliers[g])
+
+        def fc_h(g, state):
+            return fc_q312(state, p.hidden_offset, w_rec[g], b_rec[g], p.recurrent_multipliers[g])
+
+        for t in range(steps):
+            xt = x[:, :, t]
+            z = logistic_s16(np.clip(fc_x(0, xt) + fc_h(0, h), *INT16), SIGMOID_GATE).astype(np.int64)
+            r = logistic_s16(np.clip(fc_x(1, xt) + fc_h(1, h), *INT16), SIGMOID_GATE).astype(np.int64)
+            if a.reset_after:
+                recurrent = mul16(r, fc_h(2, h), p.reset_multiplier)
+            else:
+                reset_h = mul16(r, h + p.hidden_offset, p.reset_multiplier, -128, 127, p.hidden_zero_point)
+                recurrent = fc_h(2, reset_h)
+            candidate = tanh_s16(np.clip(fc_x(2, xt) + recurrent, *INT16), SIGMOID_GATE).astype(np.int64)
+            keep = fx.multiply_by_quantized_multiplier(z * (h + p.hidden_offset), *p.keep_multiplier)
+            new = fx.multiply_by_quantized_multiplier((ONE_Q15 - z) * candidate, *p.update_multiplier)
+            h = np.clip(keep + new + p.hidden_zero_point, -128, 127)
+            out[:, :, t] = h
+        return out
+
+    def forward(self, tf, op, graph, xs):
+        x, w_in, w_rec, b_in, b_rec = xs[0], xs[1:4], xs[4:7], xs[7:10], xs[10:13]
+        y = graph[op.outputs[0]]
+        _, steps, features = graph[op.inputs[0]].shape
+        x = tf.reshape(x, (-1, steps, features))
+        h = tf.zeros((tf.shape(x)[0], y.shape[-1]), x.dtype)
+
+        def fc(v, w, b):
+            return tf.matmul(v, w, transpose_b=True) + b
+
+        hs = []
+        for t in range(steps):
+            xt = x[:, t]
+            z = tf.sigmoid(fc(xt, w_in[0], b_in[0]) + fc(h, w_rec[0], b_rec[0]))
+            r = tf.sigmoid(fc(xt, w_in[1], b_in[1]) + fc(h, w_rec[1], b_rec[1]))
+            recurrent = r * fc(h, w_rec[2], b_rec[2]) if op.attrs.reset_after else fc(r * h, w_rec[2], b_rec[2])
+            h = z * h + (1 - z) * tf.tanh(fc(xt, w_in[2], b_in[2]) + recurrent)
+            hs.append(h)
+        return tf.reshape(tf.stack(hs, axis=1), (-1,) + y.shape[1:])
+
+    def quantize(self, op, graph, context):
+        """Weights per-tensor symmetric int8; input biases at input x weight scale, recurrent
+        ones at hidden (output) x weight scale, int32."""
+        x_scale, h_scale = context.qparams[op.inputs[0]].s, context.qparams[op.outputs[0]].s
+        scales = quantize_weights(context, graph, op.inputs[1:7])
+        for name, w_scale in zip(op.inputs[7:10], scales[:3]):
+            quantize_bias(context, graph, name, x_scale * w_scale)
+        for name, w_scale in zip(op.inputs[10:13], scales[3:]):
+            quantize_bias(context, graph, name, h_scale * w_scale)
+        return [op]
+
+    def macs(self, op, graph):
+        x, units = graph[op.inputs[0]], graph[op.inputs[1]].shape[0]
+        return x.size // x.shape[-1] * 3 * units * (x.shape[-1] + units)
+
+    # --- C ------------------------------------------------------------------------------
+    def kernel(self, op, graph, fast):
+        batch, _, _ = graph[op.inputs[0]].shape
+        units = graph[op.inputs[1]].shape[0]
+        # four int16 gate buffers (z, r, candidate FC(x), recurrent term), r h, the hidden states
+        scratch = 4 * 2 * units + units + batch * units
+        return Kernel("gru_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+
+    def lower(self, ctx, kernel):
+        p = ctx.params
+        batch, steps, features = ctx.tensor(0).shape
+        units = ctx.tensor(1).shape[0]
+
+        def array(i, ctype):
+            t = ctx.tensor(i)
+            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
+
+        gates = [
+            {
+                "input_multiplier": list(p.input_multipliers[g]),
+                "recurrent_multiplier": list(p.recurrent_multipliers[g]),
+                "input_weights": array(1 + g, "int8_t"),
+                "recurrent_weights": array(4 + g, "int8_t"),
+                "input_bias": array(7 + g, "int32_t"),
+                "recurrent_bias": array(10 + g, "int32_t"),
+            }
+            for g in range(3)
+        ]
+        return {
+            "dims": [batch, steps, features, units, int(ctx.op.attrs.reset_after)],
+            "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],
+            "multipliers": [*p.reset_multiplier, *p.keep_multiplier, *p.update_multiplier],
+            "gates": gates,
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
+
+    # --- TFLite (a tinyq custom operator) -----------------------------------------------
+    def read_tflite(self, r, op, inputs, outputs):
+        options = r.custom_options(op)
+        if len(inputs) != 13 or not isinstance(options.get("reset_after"), bool):
+            raise Unsupported("a TINYQ_GRU needs 13 operands and a boolean reset_after option")
+        return Gru(options["reset_after"]), inputs
+
+    def write_tflite(self, writer, op):
+        inputs = [writer.tensor(n) for n in op.inputs]
+        outputs = [writer.tensor(op.outputs[0])]
+        writer.add_custom_op(self.name, inputs, outputs, {"reset_after": op.attrs.reset_after})

@@ -1,0 +1,77 @@
+"""What the recurrent ops (UNIDIRECTIONAL_SEQUENCE_LSTM, TINYQ_GRU, TINYQ_SIMPLE_RNN) share: the
+gate arithmetic of TFLite Micro's integer LSTM and the quantization of their weights.
+
+A gate's pre-activation is the int16 sum of int8 x int8 dot products, each requantized to
+Q3.12 (scale 2^-12, saturating at +-8, beyond which sigmoid and tanh are flat in int16); the
+int16 Logistic and Tanh take Q3.12 to Q0.15. Weights are per-tensor symmetric int8 (TFLM's
+LSTM takes no other), biases int32 at the scale of the activation they are added to."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ir import QParams, Tensor
+from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, expect
+from tinyq.ops.logistic import SigmoidLutParams
+
+GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
+GATE_OUTPUT_SCALE = 2.0**-15  # Q0.15: the gate outputs
+SIGMOID_GATE = SigmoidLutParams(0, 0)  # Logistic and Tanh of Q3.12 (multiplier 3, no shift)
+INT16 = (INT16_MIN, INT16_MAX)
+
+
+def product_multiplier(s1: float, s2: float, out: float) -> tuple[int, int]:
+    """TFLM's CreateInterGateMulParams: s1 s2 / out in double, quantized."""
+    return fx.quantize_multiplier(float(s1) * float(s2) / float(out))
+
+
+def fc_q312(x, offset: int, w, bias, multiplier: tuple[int, int]):
+    """(x + offset) . w^T (+ bias) requantized and saturated to int16: one FC of a gate.
+    x (..., depth) int64, w (units, depth)."""
+    acc = (x + offset) @ w.astype(np.int64).T
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return np.clip(fx.multiply_by_quantized_multiplier(acc, *multiplier), *INT16)
+
+
+def mul16(a, b, multiplier: tuple[int, int], lo: int = INT16_MIN, hi: int = INT16_MAX, offset: int = 0):
+    """TFLM's MulElementwise of two symmetric int16 operands, requantized and saturated."""
+    prod = fx.multiply_by_quantized_multiplier(a.astype(np.int64) * b.astype(np.int64), *multiplier)
+    return np.clip(prod + offset, lo, hi)
+
+
+def check_weights(weights: list[Tensor]) -> None:
+    for w in weights:
+        expect(w.is_constant, f"weights {w.name!r} must be constant")
+        if w.dtype == FLOAT:
+            continue
+        q = w.qparams
+        expect(
+            q is not None and not q.per_channel_quantized and q.zp == 0 and q.s > 0,
+            f"weights {w.name!r} must be per-tensor symmetric int8 (the recurrent kernels take no other)",
+        )
+
+
+def quantize_weights(context, graph, names) -> list[float]:
+    """Each weight matrix per-tensor symmetric int8 over its largest magnitude; their scales."""
+    scales = []
+    for name in names:
+        w = graph[name]
+        scale = float(np.float32(max(float(np.abs(w.data).max()), 1e-30) / 127.0))
+        values = np.clip(np.round(w.data / np.float32(scale)), -127, 127).astype(np.int8)
+        context.set(Tensor(name, w.shape, INT8, QParams.per_tensor(scale), values))
+        scales.append(scale)
+    return scales
+
+
+def quantize_bias(context, graph, name: str, scale: float) -> None:
+    b = graph[name]
+    values = np.clip(np.round(b.data / scale), -(2**31), 2**31 - 1).astype(np.int32)
+    context.set(Tensor(name, b.shape, "int32", QParams.per_tensor(scale), values))
+
+
+def sequence_sizes(time_major: bool, shape) -> tuple[int, int, int]:
+    """(batch, time steps, features) of a sequence tensor."""
+    first, second, features = shape
+    return (second, first, features) if time_major else (first, second, features)

@@ -1,0 +1,159 @@
+"""TINYQ_SIMPLE_RNN: a whole Keras SimpleRNN layer (tanh) over a sequence, int8.
+
+TFLite's RNN builtins have no integer kernels (TFLite Micro has none): this is tinyq's own
+operator, a CUSTOM operator with this code in .tflite, read back by tinyq only.
+inputs (x [batch, time, features], input weights [units, features], recurrent weights
+[units, units], bias [units]); output [batch, time, units], the hidden state at every step,
+starting at zero (the output zero point) on every call, per batch row.
+
+Float (Keras): h' = tanh(x W + b + h U). int8 (the gate arithmetic of TFLM's integer LSTM):
+h' = sat8(round(tanh16(sat16(FC(x) + FC(h))) s_t / s_h) + zp), both FCs requantized to int16
+Q3.12, tanh16 the int16 Tanh (Q0.15 out, s_t = 2^-15). Kernel: simple_rnn_s8."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyq import fixedpoint as fx
+from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
+from tinyq.ops.logistic import SIGMOID_TABLE_U16
+from tinyq.ops.recurrent import (
+    GATE_INPUT_SCALE,
+    GATE_OUTPUT_SCALE,
+    INT16,
+    SIGMOID_GATE,
+    check_weights,
+    fc_q312,
+    product_multiplier,
+    quantize_bias,
+    quantize_weights,
+)
+from tinyq.ops.tanh import tanh_s16
+
+
+@dataclass(frozen=True)
+class SimpleRnn:
+    pass
+
+
+@dataclass(frozen=True)
+class SimpleRnnParams:
+    input_offset: int
+    hidden_offset: int
+    hidden_zero_point: int
+    input_multiplier: tuple[int, int]  # FC(x) -> Q3.12
+    recurrent_multiplier: tuple[int, int]  # FC(h) -> Q3.12
+    output_multiplier: tuple[int, int]  # tanh (Q0.15) -> hidden scale
+
+
+@register
+class SimpleRnnOp(OpDef):
+    attrs = SimpleRnn
+    name = "TINYQ_SIMPLE_RNN"
+    custom = True
+    signatures = (Signature((INT8, INT8, INT8, "int32"), (INT8,)), Signature((FLOAT,) * 4, (FLOAT,)))
+
+    def check(self, a, ins, outs):
+        count(ins, outs, 4)
+        x, w, u, b = ins
+        y = outs[0]
+        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
+        batch, steps, features = x.shape
+        units = w.shape[0] if len(w.shape) == 2 else -1
+        expect(w.shape == (units, features), f"input weights {w.name!r}: {w.shape}, need (units, {features})")
+        expect(u.shape == (units, units), f"recurrent weights {u.name!r}: {u.shape}, need {(units, units)}")
+        check_weights([w, u])
+        expect(b.is_constant and b.shape == (units,), f"bias {b.name!r} must be a constant of ({units},)")
+        expect(y.shape == (batch, steps, units), f"output shape {y.shape}, need {(batch, steps, units)}")
+        activation_tensor(x, "input")
+        activation_tensor(y, "output")
+
+    def params(self, a, ins, outs):
+        x, w, u, _ = ins
+        y = outs[0].qparams
+        return SimpleRnnParams(
+            -x.qparams.zp,
+            -y.zp,
+            y.zp,
+            product_multiplier(x.qparams.s, w.qparams.s, GATE_INPUT_SCALE),
+            product_multiplier(y.s, u.qparams.s, GATE_INPUT_SCALE),
+            fx.quantize_multiplier(GATE_OUTPUT_SCALE / y.s),
+        )
+
+    def reference(self, a, p, ins, in_tensors, outs):
+        x, w, u, b = ins
+        x = x.astype(np.int64)
+        n, batch, steps, _ = x.shape
+        h = np.full((n, batch, w.shape[0]), p.hidden_zero_point, np.int64)
+        out = np.empty((n, batch, steps, w.shape[0]), np.int8)
+        for t in range(steps):
+            pre = fc_q312(x[:, :, t], p.input_offset, w, b, p.input_multiplier)
+            pre = np.clip(pre + fc_q312(h, p.hidden_offset, u, None, p.recurrent_multiplier), *INT16)
+            tanh = tanh_s16(pre, SIGMOID_GATE).astype(np.int64)
+            h = np.clip(
+                fx.multiply_by_quantized_multiplier(tanh, *p.output_multiplier) + p.hidden_zero_point, -128, 127
+            )
+            out[:, :, t] = h
+        return out
+
+    def forward(self, tf, op, graph, xs):
+        x, w, u, b = xs
+        y = graph[op.outputs[0]]
+        _, steps, features = graph[op.inputs[0]].shape
+        x = tf.reshape(x, (-1, steps, features))
+        h = tf.zeros((tf.shape(x)[0], y.shape[-1]), x.dtype)
+        hs = []
+        for t in range(steps):
+            h = tf.tanh(tf.matmul(x[:, t], w, transpose_b=True) + b + tf.matmul(h, u, transpose_b=True))
+            hs.append(h)
+        return tf.reshape(tf.stack(hs, axis=1), (-1,) + y.shape[1:])
+
+    def propagate_range(self, op, ranges):
+        return -1.0, 1.0
+
+    def quantize(self, op, graph, context):
+        """Weights per-tensor symmetric int8, the bias int32 at input x weight scale."""
+        scales = quantize_weights(context, graph, op.inputs[1:3])
+        quantize_bias(context, graph, op.inputs[3], context.qparams[op.inputs[0]].s * scales[0])
+        return [op]
+
+    def macs(self, op, graph):
+        x, units = graph[op.inputs[0]], graph[op.inputs[1]].shape[0]
+        return x.size // x.shape[-1] * units * (x.shape[-1] + units)
+
+    # --- C ------------------------------------------------------------------------------
+    def kernel(self, op, graph, fast):
+        batch, _, _ = graph[op.inputs[0]].shape
+        units = graph[op.inputs[1]].shape[0]
+        scratch = 2 * 2 * units + batch * units  # two int16 buffers, then the hidden states
+        return Kernel("simple_rnn_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+
+    def lower(self, ctx, kernel):
+        p = ctx.params
+        batch, steps, features = ctx.tensor(0).shape
+
+        def array(i, ctype):
+            t = ctx.tensor(i)
+            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
+
+        return {
+            "dims": [batch, steps, features, ctx.tensor(1).shape[0]],
+            "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],
+            "multipliers": [*p.input_multiplier, *p.recurrent_multiplier, *p.output_multiplier],
+            "weights": [array(1, "int8_t"), array(2, "int8_t"), array(3, "int32_t")],
+            "input": ctx.input(),
+            "output": ctx.output(),
+        }
+
+    # --- TFLite (a tinyq custom operator) -----------------------------------------------
+    def read_tflite(self, r, op, inputs, outputs):
+        if len(inputs) != 4:
+            raise Unsupported("a TINYQ_SIMPLE_RNN needs 4 operands")
+        return SimpleRnn(), inputs
+
+    def write_tflite(self, writer, op):
+        inputs = [writer.tensor(n) for n in op.inputs]
+        writer.add_custom_op(self.name, inputs, [writer.tensor(op.outputs[0])], {"activation": "tanh"})
