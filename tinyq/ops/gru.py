@@ -39,8 +39,10 @@ from tinyq.ops.recurrent import (
     INT16,
     SIGMOID_GATE,
     check_weights,
+    fc_arrays,
     fc_q312,
     mul16,
+    pairs_bytes,
     product_multiplier,
     quantize_bias,
     quantize_weights,
@@ -178,32 +180,30 @@ class GruOp(OpDef):
 
     # --- C ------------------------------------------------------------------------------
     def kernel(self, op, graph, fast):
-        batch, _, _ = graph[op.inputs[0]].shape
+        batch, _, features = graph[op.inputs[0]].shape
         units = graph[op.inputs[1]].shape[0]
-        # four int16 gate buffers (z, r, candidate FC(x), recurrent term), r h, the hidden states
-        scratch = 4 * 2 * units + units + batch * units
+        # widened x and h, four int16 gate buffers (z, r, candidate, recurrent term), r h, the hidden states
+        scratch = pairs_bytes(features) + pairs_bytes(units) + 4 * 2 * units + units + batch * units
         return Kernel("gru_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
 
     def lower(self, ctx, kernel):
         p = ctx.params
         batch, steps, features = ctx.tensor(0).shape
         units = ctx.tensor(1).shape[0]
-
-        def array(i, ctype):
-            t = ctx.tensor(i)
-            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
-
-        gates = [
-            {
-                "input_multiplier": list(p.input_multipliers[g]),
-                "recurrent_multiplier": list(p.recurrent_multipliers[g]),
-                "input_weights": array(1 + g, "int8_t"),
-                "recurrent_weights": array(4 + g, "int8_t"),
-                "input_bias": array(7 + g, "int32_t"),
-                "recurrent_bias": array(10 + g, "int32_t"),
-            }
-            for g in range(3)
-        ]
+        gates = []
+        for g in range(3):
+            w_in, b_in = fc_arrays(ctx, 1 + g, 7 + g, p.input_offset)
+            w_rec, b_rec = fc_arrays(ctx, 4 + g, 10 + g, p.hidden_offset)
+            gates.append(
+                {
+                    "input_multiplier": list(p.input_multipliers[g]),
+                    "recurrent_multiplier": list(p.recurrent_multipliers[g]),
+                    "input_weights": w_in,
+                    "recurrent_weights": w_rec,
+                    "input_bias": b_in,
+                    "recurrent_bias": b_rec,
+                }
+            )
         return {
             "dims": [batch, steps, features, units, int(ctx.op.attrs.reset_after)],
             "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],

@@ -41,8 +41,10 @@ from tinyq.ops.recurrent import (
     INT16,
     SIGMOID_GATE,
     check_weights,
+    fc_arrays,
     fc_q312,
     mul16,
+    pairs_bytes,
     product_multiplier,
     quantize_bias,
     quantize_weights,
@@ -240,37 +242,34 @@ class UnidirectionalSequenceLstmOp(OpDef):
 
     # --- C ------------------------------------------------------------------------------
     def kernel(self, op, graph, fast):
-        batch, _, _ = self.sizes(op.attrs, graph[op.inputs[0]])
+        batch, _, features = self.sizes(op.attrs, graph[op.inputs[0]])
         units = graph[op.inputs[1]].shape[0]
-        # cell state (int16), the four int16 gate buffers, then the int8 hidden state
-        scratch = 2 * batch * units + 4 * 2 * units + batch * units
+        # widened x and h, cell states (int16), five int16 gate buffers, hidden states (int8)
+        scratch = pairs_bytes(features) + pairs_bytes(units) + 2 * batch * units + 5 * 2 * units + batch * units
         return Kernel("lstm_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
 
     def lower(self, ctx, kernel):
         p, a = ctx.params, ctx.op.attrs
         batch, steps, features = self.sizes(a, ctx.tensor(0))
         units = ctx.tensor(1).shape[0]
-
-        def array(i, ctype):
-            t = ctx.tensor(i)
-            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
-
-        gates = [
-            {
-                "input_multiplier": q.input_multiplier,
-                "input_shift": q.input_shift,
-                "recurrent_multiplier": q.recurrent_multiplier,
-                "recurrent_shift": q.recurrent_shift,
-                "input_weights": array(1 + g, "int8_t"),
-                "recurrent_weights": array(5 + g, "int8_t"),
-                "bias": array(9 + g, "int32_t"),
-            }
-            for g, q in enumerate(p.gates)
-        ]
+        gates = []
+        for g, q in enumerate(p.gates):
+            w_in, b_in = fc_arrays(ctx, 1 + g, 9 + g, p.input_offset)
+            w_rec, b_rec = fc_arrays(ctx, 5 + g, None, p.hidden_offset)
+            gates.append(
+                {
+                    "input_multiplier": q.input_multiplier,
+                    "input_shift": q.input_shift,
+                    "recurrent_multiplier": q.recurrent_multiplier,
+                    "recurrent_shift": q.recurrent_shift,
+                    "input_weights": w_in,
+                    "recurrent_weights": w_rec,
+                    "input_bias": b_in,
+                    "recurrent_bias": b_rec,
+                }
+            )
         return {
             "dims": [batch, steps, features, units, int(a.time_major)],
-            "input_offset": p.input_offset,
-            "hidden_offset": p.hidden_offset,
             "hidden_zero_point": p.hidden_zero_point,
             "forget_multiplier": list(p.forget_multiplier),
             "input_multiplier": list(p.input_multiplier),

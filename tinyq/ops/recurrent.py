@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ir import QParams, Tensor
+from tinyq.ir import IRError, QParams, Tensor
 from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, expect
 from tinyq.ops.logistic import SigmoidLutParams
 
@@ -75,3 +75,30 @@ def sequence_sizes(time_major: bool, shape) -> tuple[int, int, int]:
     """(batch, time steps, features) of a sequence tensor."""
     first, second, features = shape
     return (second, first, features) if time_major else (first, second, features)
+
+
+def fc_arrays(ctx, weights: int, bias: int | None, offset: int) -> tuple[str, str]:
+    """The C arrays of one gate FC (see templates/kernels/_fc_q312.c.j2): input `weights` with
+    rows zero-padded to a multiple of 4, and the bias with the input offset folded in
+    (bias + offset x row sum, int32: the kernel adds the raw inputs)."""
+    w = ctx.tensor(weights)
+    units, depth = w.shape
+    padded = np.zeros((units, -(-depth // 4) * 4), np.int8)
+    padded[:, :depth] = w.data
+    folded = offset * w.data.astype(np.int64).sum(axis=1)
+    if bias is not None:
+        folded = folded + ctx.tensor(bias).data
+    if np.abs(folded).max(initial=0) >= 2**31:
+        raise IRError(f"{w.name!r}: the bias with the input offset folded in leaves int32")
+    what = ctx.weights_comment(w)
+    return (
+        ctx.constant(f"tq_k{weights}_{ctx.ident}", padded, "int8_t", what + ", rows padded to 4"),
+        ctx.constant(
+            f"tq_b{weights}_{ctx.ident}", folded.astype(np.int32), "int32_t", what + ": bias + offset x row sum"
+        ),
+    )
+
+
+def pairs_bytes(depth: int) -> int:
+    """Scratch of one widened vector (tq_pairs_size)."""
+    return 2 * (-(-depth // 4) * 4)

@@ -26,7 +26,9 @@ from tinyq.ops.recurrent import (
     INT16,
     SIGMOID_GATE,
     check_weights,
+    fc_arrays,
     fc_q312,
+    pairs_bytes,
     product_multiplier,
     quantize_bias,
     quantize_weights,
@@ -126,24 +128,21 @@ class SimpleRnnOp(OpDef):
 
     # --- C ------------------------------------------------------------------------------
     def kernel(self, op, graph, fast):
-        batch, _, _ = graph[op.inputs[0]].shape
+        batch, _, features = graph[op.inputs[0]].shape
         units = graph[op.inputs[1]].shape[0]
-        scratch = 2 * 2 * units + batch * units  # two int16 buffers, then the hidden states
+        # widened x and h, two int16 buffers, then the hidden states
+        scratch = pairs_bytes(features) + pairs_bytes(units) + 2 * 2 * units + batch * units
         return Kernel("simple_rnn_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
 
     def lower(self, ctx, kernel):
         p = ctx.params
         batch, steps, features = ctx.tensor(0).shape
-
-        def array(i, ctype):
-            t = ctx.tensor(i)
-            return ctx.constant(f"tq_k{i}_{ctx.ident}", t.data.reshape(-1), ctype, ctx.weights_comment(t))
-
+        w, b = fc_arrays(ctx, 1, 3, p.input_offset)
+        u, c = fc_arrays(ctx, 2, None, p.hidden_offset)
         return {
-            "dims": [batch, steps, features, ctx.tensor(1).shape[0]],
-            "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],
+            "dims": [batch, steps, features, ctx.tensor(1).shape[0], p.hidden_zero_point],
             "multipliers": [*p.input_multiplier, *p.recurrent_multiplier, *p.output_multiplier],
-            "weights": [array(1, "int8_t"), array(2, "int8_t"), array(3, "int32_t")],
+            "weights": [w, u, b, c],
             "input": ctx.input(),
             "output": ctx.output(),
         }
