@@ -19,6 +19,7 @@ from tinyq.errors import TinyqError
 from tinyq.importers.tflite import load_tflite
 from tinyq.ir import Graph
 from tinyq.report import read_report
+from tinyq.streaming import frame_outputs
 from tinyq.target import Session, target_of
 
 
@@ -76,21 +77,51 @@ def _unpack(graph: Graph, raw: bytes) -> list[np.ndarray]:
     return outputs
 
 
+def load_sequence(graph: Graph, path: Path) -> list[np.ndarray]:
+    """A streaming build's input frames from `path`: (time, features) or (1, time, features),
+    integer or float (quantized as TFLite does)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise TinyqError(f"cannot read sequence {path}: {err}") from None
+    array = loaded[loaded.files[0]] if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
+    t = graph[graph.inputs[0]]
+    features = t.shape[-1]
+    if array.ndim not in (2, 3) or array.shape[-1] != features or (array.ndim == 3 and array.shape[0] != 1):
+        raise TinyqError(f"sequence {path} has shape {array.shape}; the model takes frames of {features} features")
+    array = array.reshape(-1, features)
+    if np.issubdtype(array.dtype, np.floating):
+        array = quantize_input(array, t.qparams.s, t.qparams.zp, t.dtype)
+    elif array.dtype != np.dtype(t.dtype):
+        raise TinyqError(f"sequence {path} has dtype {array.dtype}; the model expects {t.dtype} or float values")
+    return [frame.reshape(t.shape).astype(t.dtype) for frame in array]
+
+
 def bench(
     build_dir: Path,
     *,
     input_path: Path | None = None,
+    sequence_path: Path | None = None,
     runs: int = 1,
     emulate: bool = False,
     port: str | None = None,
     baud: int | None = None,
     profile: bool = False,
 ) -> dict:
+    """Run the build once on one input (or, streaming, on each frame of a sequence from a reset)
+    and check its outputs against the integer reference."""
     report = read_report(build_dir)
     board = get_board(report.board)
     graph = load_tflite(build_dir / MODEL_FILE)
-    inputs = load_inputs(graph, input_path, {t.name: t.perm for t in report.model.inputs if t.perm})
-    expected = ref.outputs(graph, inputs)
+    if sequence_path is not None and not report.model.streaming:
+        raise TinyqError("--sequence feeds a streaming build frame by frame: build it with --streaming")
+    if sequence_path is not None:
+        frames = load_sequence(graph, sequence_path)
+        inputs, expected = [frames[0]], [o for step in frame_outputs(graph, frames) for o in step]
+    else:
+        frames = []
+        inputs = load_inputs(graph, input_path, {t.name: t.perm for t in report.model.inputs if t.perm})
+        expected = ref.outputs(graph, inputs)
     session = Session(
         b"".join(x.tobytes() for x in inputs),
         sum(graph[n].nbytes for n in graph.outputs),
@@ -99,10 +130,14 @@ def bench(
         emulate,
         port,
         baud,
+        tuple(f.tobytes() for f in frames),
     )
     result, raw = target_of(board).measure(build_dir, board, report, session)
-    outputs = _unpack(graph, raw)
-    result["bit_exact"] = all(np.array_equal(o, e) for o, e in zip(outputs, expected))
+    size = session.out_size
+    outputs = [o for i in range(max(len(frames), 1)) for o in _unpack(graph, raw[i * size : (i + 1) * size])]
+    result["bit_exact"] = len(outputs) == len(expected) and all(
+        np.array_equal(o, e.reshape(o.shape)) for o, e in zip(outputs, expected)
+    )
     result["outputs"] = [o.reshape(-1).tolist() for o in outputs]
     report.bench = result
     write_report(build_dir, report)

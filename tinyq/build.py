@@ -77,6 +77,7 @@ def make_report(
         [_tensor_info(graph, n) for n in graph.inputs],
         [_tensor_info(graph, n) for n in graph.outputs],
         sum(op.macs for op in ops),
+        any(layer.kernel.state_bytes for layer in generated.layers),
     )
     return BuildReport(
         model, board.name, ops, MemoryReport(plan.arena_bytes, generated.weights_bytes, buffers, limits), quant

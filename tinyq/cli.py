@@ -239,6 +239,11 @@ def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile,
 @click.option("--no-compile", is_flag=True, help="Render the sources and report only.")
 @click.option("--max-ram", help="RAM budget (bytes, or e.g. 256K); default: the board's RAM.")
 @click.option("--max-flash", help="Flash budget (bytes, or e.g. 1M); default: the board's flash.")
+@click.option(
+    "--streaming",
+    is_flag=True,
+    help="One frame per call: a sequence model's recurrent state stays in the arena between calls (tinyq_reset).",
+)
 @quant_options
 def build(
     model,
@@ -247,6 +252,7 @@ def build(
     no_compile,
     max_ram,
     max_flash,
+    streaming,
     calib,
     calib_samples,
     algo,
@@ -271,8 +277,13 @@ def build(
         "max_flash": default_flash if max_flash is None else parse_size(max_flash),
     }
     deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, **budgets)
+    graph = deploy.graph
+    if streaming:
+        from tinyq.streaming import streaming as streamed
+
+        graph = streamed(graph)
     report = run_build(
-        deploy.graph,
+        graph,
         board,
         Path(out_dir),
         source=str(model),
@@ -465,6 +476,12 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     help="Input .npy (.npz for several inputs), int8 or float (quantized as TFLite does); "
     "default: a fixed byte pattern.",
 )
+@click.option(
+    "--sequence",
+    "sequence_path",
+    type=click.Path(dir_okay=False),
+    help="A streaming build's sequence (.npy, time x features): reset, then one frame per call, each checked.",
+)
 @click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 100000), help="Inferences to run.")
 @click.option("--profile", is_flag=True, help="Also measure every layer.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the bench section here.")
@@ -474,6 +491,7 @@ def bench(
     port: str | None,
     baud: int | None,
     input_path: str | None,
+    sequence_path: str | None,
     runs: int,
     profile: bool,
     json_out: str | None,
@@ -486,6 +504,7 @@ def bench(
     result = run_bench(
         Path(build_dir),
         input_path=Path(input_path) if input_path else None,
+        sequence_path=Path(sequence_path) if sequence_path else None,
         runs=runs,
         emulate=emulate,
         port=port,
@@ -522,6 +541,9 @@ def print_bench(result: dict) -> None:
             ("instructions / MAC", f"{result['instructions_per_mac']:.2f}"),
             ("identical every run", str(result["instructions_all_runs_equal"]).lower()),
         ]
+    if "instructions_per_frame" in result:
+        frames = result["instructions_per_frame"]
+        rows.append(("instructions / frame", f"{min(frames):,} .. {max(frames):,} over {len(frames)} frames"))
     if "cycles" in result:
         rows += [("cycles / inference", f"{result['cycles']:,}"), ("cycles / MAC", f"{result['cycles_per_mac']:.2f}")]
     if "latency_ms" in result:

@@ -136,6 +136,7 @@ class MemoryPlan:
     arena_bytes: int
     offsets: Mapping[str, int]  # tensor name -> arena offset
     scratch: Mapping[str, tuple[int, int]]  # op name -> (offset, bytes)
+    state: Mapping[str, tuple[int, int]]  # op name -> (offset, bytes) of state kept across calls
     buffers: tuple[Buffer, ...]
     buffer_offsets: tuple[int, ...]
     leads: Mapping[tuple[int, int], int] = field(default_factory=dict)  # allowed overlaps (see ArenaPlanner)
@@ -200,9 +201,12 @@ def plan_graph(
         first = max(0, min(life[n][0] for n in names))
         last = max(life[n][1] for n in names)
         tensor_buffer[root] = planner.add_buffer(size, first, last, tuple(names))
-    scratch_ids = {}
+    scratch_ids, state_ids = {}, {}
     for i, op in enumerate(graph.ops):
         kernel = kernels[op.name]
+        if kernel.state_bytes > 0:  # alive from before the first op to after the last: never shared
+            end = len(graph.ops)
+            state_ids[op.name] = planner.add_buffer(kernel.state_bytes, -1, end, scratch_of=f"{op.name} state")
         if kernel.scratch_bytes > 0:
             scratch_ids[op.name] = planner.add_buffer(kernel.scratch_bytes, i, i, scratch_of=op.name)
         source, out = group[op.inputs[0]] if op.inputs[0] in group else None, group[op.outputs[0]]
@@ -222,6 +226,7 @@ def plan_graph(
         arena_bytes=peak,
         offsets={name: offsets[tensor_buffer[group[name]]] for name in life},
         scratch={op: (offsets[b], planner.buffers[b].size) for op, b in scratch_ids.items()},
+        state={op: (offsets[b], planner.buffers[b].size) for op, b in state_ids.items()},
         buffers=tuple(planner.buffers),
         buffer_offsets=tuple(offsets),
         leads=dict(planner.leads),

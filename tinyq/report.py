@@ -39,6 +39,7 @@ class ModelInfo:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     macs: int
+    streaming: bool = False  # one frame per call, recurrent state kept between calls (tinyq_reset)
 
 
 @dataclass(frozen=True)

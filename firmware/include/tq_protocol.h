@@ -16,6 +16,7 @@ enum {
     TQ_CMD_INVOKE = 0x03,   /* u32 runs -> i32 status, u32 runs, u32 total lo, u32 total hi, u32 last */
     TQ_CMD_READ = 0x04,     /* u32 offset, u16 length -> bytes */
     TQ_CMD_PROFILE = 0x05,  /* u16 first layer -> i32 status, u16 first, u32 ticks per layer... */
+    TQ_CMD_RESET = 0x06,    /* () -> (): a streaming build starts a new sequence */
     TQ_REPLY = 0x80,
     TQ_MSG_ERROR = 0x7F,
 };

@@ -16,6 +16,9 @@ static uint8_t output_stage[TINYQ_OUTPUT_SIZE];  /* outputs of the last run */
 static uint8_t payload[TQ_MAX_PAYLOAD];
 static uint32_t layer_ticks[TINYQ_NUM_LAYERS];
 static uint32_t layer_start;
+/* A streaming build consumes each frame once: the input bytes loaded contiguously from 0 since
+ * the last INVOKE. A frame loaded short is refused, and the state it would have advanced kept. */
+static uint32_t frame_fill;
 volatile uint8_t tq_profiling;
 
 /* The emulator's instruction-counting plugin records a count each time this
@@ -98,11 +101,17 @@ static void handle_frame(void) {
             return;
         }
         memcpy(input_stage + offset, payload + 4, count);
+        if (offset <= frame_fill && offset + count > frame_fill) frame_fill = offset + count;
         break;
     }
     case TQ_CMD_INVOKE: {
         const uint32_t runs = length == 4 ? get_u32(payload) : 0;
         if (runs == 0 || runs > 100000) { tq_send_error(seq, TQ_ERR_RANGE, "INVOKE needs 1..100000 runs"); return; }
+        if (TINYQ_STREAMING && frame_fill != TINYQ_INPUT_SIZE) {
+            tq_send_error(seq, TQ_ERR_RANGE, "INVOKE of a streaming build needs a whole new frame");
+            return;
+        }
+        frame_fill = 0;
         uint64_t total = 0;
         uint32_t ticks = 0;
         int status = 0;
@@ -145,6 +154,10 @@ static void handle_frame(void) {
             put_u32(reply + n, layer_ticks[i]);
         break;
     }
+    case TQ_CMD_RESET:
+        tinyq_reset();
+        frame_fill = 0;
+        break;
     default:
         tq_send_error(seq, TQ_ERR_COMMAND, "unknown command");
         return;

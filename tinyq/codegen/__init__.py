@@ -80,6 +80,7 @@ def generate(graph: ir.Graph, *, fast: bool = True) -> GeneratedModel:
         model_hash=model_hash,
         input_bytes=sum(t["bytes"] for t in inputs),
         output_bytes=sum(t["bytes"] for t in outputs),
+        streaming=any(k.state_bytes for k in chosen.values()),
     )
     files = {
         f"{SOURCE}/tinyq_model.c": env.get_template("model.c.j2").render(context),

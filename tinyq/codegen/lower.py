@@ -108,6 +108,10 @@ class LayerContext:
         ctype = _CTYPES[self.graph[name].dtype]
         return f"({'const ' if const else ''}{ctype} *)(tq_arena + {self.plan.offsets[name]})"
 
+    def state(self) -> str:
+        """The op's state kept in the arena across calls (its kernel's state_bytes)."""
+        return f"(tq_arena + {self.plan.state[self.op.name][0]})"
+
     def input(self, i: int = 0) -> str:
         return self.pointer(self.op.inputs[i], const=True)
 

@@ -93,6 +93,7 @@ class Kernel:
     template: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     scratch_bytes: int = 0  # the Python twin of the kernel's *_get_buffer_size
+    state_bytes: int = 0  # kept in the arena across calls (a streaming layer's state), cleared by tinyq_reset
     in_place: InPlace = InPlace.NEVER
     overlap_lead: int | None = None  # output may start this many bytes before its dying input
     reference_because: str | None = None  # why a fast kernel was not taken (None: it was, or none exists)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
-from tinyq.ops.logistic import SIGMOID_TABLE_U16, logistic_s16
+from tinyq.ops.logistic import logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
@@ -46,6 +46,8 @@ from tinyq.ops.recurrent import (
     product_multiplier,
     quantize_bias,
     quantize_weights,
+    state_args,
+    stateful_kernel,
 )
 from tinyq.ops.tanh import tanh_s16
 
@@ -56,6 +58,7 @@ ONE_Q15 = 1 << 15  # 1.0 in Q0.15 (one past int16: 1 - z is formed in int32)
 @dataclass(frozen=True)
 class Gru:
     reset_after: bool = True
+    streaming: bool = False  # the hidden state persists from call to call (tinyq_reset clears it)
 
 
 @dataclass(frozen=True)
@@ -179,12 +182,15 @@ class GruOp(OpDef):
         return x.size // x.shape[-1] * 3 * units * (x.shape[-1] + units)
 
     # --- C ------------------------------------------------------------------------------
-    def kernel(self, op, graph, fast):
+    def buffers(self, op, graph) -> tuple[int, int]:
+        """(scratch, state) bytes: widened x and h, four int16 gate buffers (z, r, candidate,
+        recurrent term) and r h; the hidden states."""
         batch, _, features = graph[op.inputs[0]].shape
         units = graph[op.inputs[1]].shape[0]
-        # widened x and h, four int16 gate buffers (z, r, candidate, recurrent term), r h, the hidden states
-        scratch = pairs_bytes(features) + pairs_bytes(units) + 4 * 2 * units + units + batch * units
-        return Kernel("gru_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+        return pairs_bytes(features) + pairs_bytes(units) + 4 * 2 * units + units, batch * units
+
+    def kernel(self, op, graph, fast):
+        return stateful_kernel("gru_s8", *self.buffers(op, graph), op.attrs.streaming)
 
     def lower(self, ctx, kernel):
         p = ctx.params
@@ -209,18 +215,21 @@ class GruOp(OpDef):
             "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],
             "multipliers": [*p.reset_multiplier, *p.keep_multiplier, *p.update_multiplier],
             "gates": gates,
+            "hidden_zero_point": p.hidden_zero_point,
             "input": ctx.input(),
             "output": ctx.output(),
-        }
+        } | state_args(ctx, kernel, self.buffers(ctx.op, ctx.graph)[0])
 
     # --- TFLite (a tinyq custom operator) -----------------------------------------------
     def read_tflite(self, r, op, inputs, outputs):
         options = r.custom_options(op)
         if len(inputs) != 13 or not isinstance(options.get("reset_after"), bool):
             raise Unsupported("a TINYQ_GRU needs 13 operands and a boolean reset_after option")
-        return Gru(options["reset_after"]), inputs
+        return Gru(options["reset_after"], bool(options.get("streaming", False))), inputs
 
     def write_tflite(self, writer, op):
         inputs = [writer.tensor(n) for n in op.inputs]
         outputs = [writer.tensor(op.outputs[0])]
-        writer.add_custom_op(self.name, inputs, outputs, {"reset_after": op.attrs.reset_after})
+        writer.add_custom_op(
+            self.name, inputs, outputs, {"reset_after": op.attrs.reset_after, "streaming": op.attrs.streaming}
+        )

@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq.ir import QParams
-from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, expect
-from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams, logistic_s16
+from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
@@ -49,6 +49,8 @@ from tinyq.ops.recurrent import (
     quantize_bias,
     quantize_weights,
     sequence_sizes,
+    state_args,
+    stateful_kernel,
 )
 from tinyq.ops.tanh import tanh_s16
 
@@ -69,6 +71,7 @@ class UnidirectionalSequenceLstm:
     cell_scale: float | None = None  # of the int16 cell state (zero point 0); None in a float graph
     cell_clip: float = 0.0  # |c| clipped to this (0: no clipping)
     time_major: bool = False
+    streaming: bool = False  # the state persists from call to call (tinyq_reset clears it)
 
 
 @dataclass(frozen=True)
@@ -241,12 +244,15 @@ class UnidirectionalSequenceLstmOp(OpDef):
         return rows * 4 * units * (x.shape[-1] + units)
 
     # --- C ------------------------------------------------------------------------------
-    def kernel(self, op, graph, fast):
+    def buffers(self, op, graph) -> tuple[int, int]:
+        """(scratch, state) bytes: widened x and h and five int16 gate buffers; the cell states
+        (int16) and hidden states (int8)."""
         batch, _, features = self.sizes(op.attrs, graph[op.inputs[0]])
         units = graph[op.inputs[1]].shape[0]
-        # widened x and h, cell states (int16), five int16 gate buffers, hidden states (int8)
-        scratch = pairs_bytes(features) + pairs_bytes(units) + 2 * batch * units + 5 * 2 * units + batch * units
-        return Kernel("lstm_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+        return pairs_bytes(features) + pairs_bytes(units) + 5 * 2 * units, 3 * batch * units
+
+    def kernel(self, op, graph, fast):
+        return stateful_kernel("lstm_s8", *self.buffers(op, graph), op.attrs.streaming)
 
     def lower(self, ctx, kernel):
         p, a = ctx.params, ctx.op.attrs
@@ -279,7 +285,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
             "gates": gates,
             "input": ctx.input(),
             "output": ctx.output(),
-        }
+        } | state_args(ctx, kernel, self.buffers(ctx.op, ctx.graph)[0])
 
     # --- TFLite -------------------------------------------------------------------------
     def read_tflite(self, r, op, inputs, outputs):

@@ -12,8 +12,9 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import IRError, QParams, Tensor
+from tinyq.ops import Kernel
 from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, expect
-from tinyq.ops.logistic import SigmoidLutParams
+from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams
 
 GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
 GATE_OUTPUT_SCALE = 2.0**-15  # Q0.15: the gate outputs
@@ -102,3 +103,22 @@ def fc_arrays(ctx, weights: int, bias: int | None, offset: int) -> tuple[str, st
 def pairs_bytes(depth: int) -> int:
     """Scratch of one widened vector (tq_pairs_size)."""
     return 2 * (-(-depth // 4) * 4)
+
+
+def stateful_kernel(name: str, buffer_bytes: int, state_bytes: int, streaming: bool) -> Kernel:
+    """A recurrent kernel's record: its buffers in scratch, its state in scratch too (cleared on
+    every call) or, streaming, in the arena across calls."""
+    return Kernel(
+        name,
+        options={"table": SIGMOID_TABLE_U16},
+        scratch_bytes=buffer_bytes + (0 if streaming else state_bytes),
+        state_bytes=state_bytes if streaming else 0,
+        specialized=True,
+    )
+
+
+def state_args(ctx, kernel: Kernel, buffer_bytes: int) -> dict:
+    """Where the kernel finds its state and whether it clears it on each call."""
+    if kernel.state_bytes:
+        return {"state": f"(uint8_t *){ctx.state()}", "reset": 0}
+    return {"state": f"((uint8_t *)ctx->buf + {buffer_bytes})", "reset": 1}

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
-from tinyq.ops.logistic import SIGMOID_TABLE_U16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
@@ -32,13 +31,15 @@ from tinyq.ops.recurrent import (
     product_multiplier,
     quantize_bias,
     quantize_weights,
+    state_args,
+    stateful_kernel,
 )
 from tinyq.ops.tanh import tanh_s16
 
 
 @dataclass(frozen=True)
 class SimpleRnn:
-    pass
+    streaming: bool = False  # the hidden state persists from call to call (tinyq_reset clears it)
 
 
 @dataclass(frozen=True)
@@ -127,12 +128,14 @@ class SimpleRnnOp(OpDef):
         return x.size // x.shape[-1] * units * (x.shape[-1] + units)
 
     # --- C ------------------------------------------------------------------------------
-    def kernel(self, op, graph, fast):
+    def buffers(self, op, graph) -> tuple[int, int]:
+        """(scratch, state) bytes: widened x and h, two int16 buffers; the hidden states."""
         batch, _, features = graph[op.inputs[0]].shape
         units = graph[op.inputs[1]].shape[0]
-        # widened x and h, two int16 buffers, then the hidden states
-        scratch = pairs_bytes(features) + pairs_bytes(units) + 2 * 2 * units + batch * units
-        return Kernel("simple_rnn_s8", options={"table": SIGMOID_TABLE_U16}, scratch_bytes=scratch, specialized=True)
+        return pairs_bytes(features) + pairs_bytes(units) + 2 * 2 * units, batch * units
+
+    def kernel(self, op, graph, fast):
+        return stateful_kernel("simple_rnn_s8", *self.buffers(op, graph), op.attrs.streaming)
 
     def lower(self, ctx, kernel):
         p = ctx.params
@@ -143,16 +146,19 @@ class SimpleRnnOp(OpDef):
             "dims": [batch, steps, features, ctx.tensor(1).shape[0], p.hidden_zero_point],
             "multipliers": [*p.input_multiplier, *p.recurrent_multiplier, *p.output_multiplier],
             "weights": [w, u, b, c],
+            "hidden_zero_point": p.hidden_zero_point,
             "input": ctx.input(),
             "output": ctx.output(),
-        }
+        } | state_args(ctx, kernel, self.buffers(ctx.op, ctx.graph)[0])
 
     # --- TFLite (a tinyq custom operator) -----------------------------------------------
     def read_tflite(self, r, op, inputs, outputs):
         if len(inputs) != 4:
             raise Unsupported("a TINYQ_SIMPLE_RNN needs 4 operands")
-        return SimpleRnn(), inputs
+        return SimpleRnn(bool(r.custom_options(op).get("streaming", False))), inputs
 
     def write_tflite(self, writer, op):
         inputs = [writer.tensor(n) for n in op.inputs]
-        writer.add_custom_op(self.name, inputs, [writer.tensor(op.outputs[0])], {"activation": "tanh"})
+        writer.add_custom_op(
+            self.name, inputs, [writer.tensor(op.outputs[0])], {"activation": "tanh", "streaming": op.attrs.streaming}
+        )

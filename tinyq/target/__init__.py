@@ -29,6 +29,7 @@ class Session:
     emulate: bool
     port: str | None
     baud: int | None
+    frames: tuple[bytes, ...] = ()  # a streaming build's sequence, one input frame per call (from a RESET)
 
 
 class Target:
@@ -57,6 +58,8 @@ class HostTarget(Target):
         return None
 
     def measure(self, build_dir, board, report, session):
+        if session.frames:
+            raise TinyqError("a sequence runs on an emulated or real board; the host runner takes one input")
         raw, ns = host.run(build_dir, session.packed, session.runs)
         return {"target": "host", "runs": session.runs, "latency_ms": ns / 1e6}, raw
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tinyq.errors import TinyqError
 from tinyq.target.link import MAX_PAYLOAD, Link
 
-INFO, LOAD, INVOKE, READ, PROFILE = 0x01, 0x02, 0x03, 0x04, 0x05
+INFO, LOAD, INVOKE, READ, PROFILE, RESET = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 CHUNK = MAX_PAYLOAD - 8
 
 
@@ -70,6 +70,20 @@ class Device:
             raise TinyqError("the device reset while outputs were read; its outputs are lost")
         return bytes(data)
 
+    def stream(self, frames: tuple[bytes, ...], out_size: int, timeout: float) -> tuple[list[Invocation], bytes]:
+        """RESET, then each frame loaded, invoked once and its outputs read: a streaming build's
+        sequence. A device reset part-way loses the state, so it fails the run."""
+        boots = self.link.stats.boots
+        self.link.request(RESET)
+        invocations, outputs = [], bytearray()
+        for frame in frames:
+            self.load(frame)
+            invocations.append(self.invoke(1, timeout=timeout))
+            outputs += self.read(out_size)
+        if self.link.stats.boots != boots:
+            raise TinyqError("the device reset during the sequence: its recurrent state is lost")
+        return invocations, bytes(outputs)
+
     def profile(self, layers: int, timeout: float = 60.0) -> list[int]:
         ticks: list[int] = []
         self._reloaded_after_reset()
@@ -89,16 +103,19 @@ def invoke_timeout(report, runs: int) -> float:
 
 
 def run_session(device: Device, report, session, profile: bool):
-    """INFO (the board must run this build), LOAD, INVOKE, READ and optionally PROFILE:
-    (info, invocation, output bytes, per-layer ticks or None)."""
+    """INFO (the board must run this build), LOAD, INVOKE, READ and optionally PROFILE (or a
+    streaming build's frames): (info, last invocation, output bytes, per-layer ticks or None)."""
     info = device.info()
     if info.get("model") != report.model.hash:
         raise TinyqError(
             f"the board runs model {info.get('model')!r}, this build is {report.model.hash!r}: "
             "flash this build first (tinyq flash)"
         )
-    device.load(session.packed)
     timeout = invoke_timeout(report, session.runs)
+    if session.frames:
+        invocations, raw = device.stream(session.frames, session.out_size, timeout)
+        return info, invocations[-1], raw, None
+    device.load(session.packed)
     invocation = device.invoke(session.runs, timeout=timeout)
     raw = device.read(session.out_size)
     layer_ticks = device.profile(len(report.ops), timeout=timeout) if profile else None

@@ -198,7 +198,7 @@ def measure(elf: Path, build_dir: Path, board: Board, report, session) -> tuple[
         device = Device(Link(emu.serial, timeout=10.0))
         info, invocation, raw, layer_ticks = run_session(device, report, session, session.profile)
         marks = emu.marks()
-    runs = session.runs
+    runs = len(session.frames) or session.runs
     per_run = [marks[i + 1] - marks[i] for i in range(0, 2 * runs, 2)]
     counter_hz = int(info["counter_hz"])
     result = {
@@ -207,6 +207,7 @@ def measure(elf: Path, build_dir: Path, board: Board, report, session) -> tuple[
         "instructions": per_run[0],
         "instructions_per_mac": per_run[0] / max(report.model.macs, 1),
         "instructions_all_runs_equal": len(set(per_run)) == 1,
+        **({"instructions_per_frame": per_run} if session.frames else {}),
         "counter_ticks": invocation.last_ticks,
         "counter_ticks_expected": per_run[0] * NS_PER_INSTRUCTION * counter_hz / 1e9,
     }
