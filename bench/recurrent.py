@@ -2,7 +2,9 @@
 (LSTM, GRU, SimpleRNN) against tinyq's int8 deployment (int16 cell state for the LSTM) measured with the integer
 reference on the 10,000 test images, with top-1 agreement and output SQNR; each model built for
 mps2_an386 (Cortex-M4) and run in QEMU for instructions per inference, arena and flash,
-bit-exact with the reference.
+bit-exact with the reference. Then each model built --streaming and fed one test image row
+by row (28 frames, after a RESET): instructions per frame, every frame bit-exact with the
+reference of the rows so far, the last frame equal to the whole-image inference.
 Run: python bench/recurrent.py
 """
 
@@ -25,12 +27,22 @@ from tinyq.quant import parse_config, quantize
 from tinyq.quant.evaluate import dequantize, integer_outputs, sqnr_db
 from tinyq.report import QuantSummary
 from tinyq.sim import FloatRunner
+from tinyq.streaming import streaming
 
 from common import print_table, write_results
 
 BOARD = "mps2_an386"
 MODELS = ("lstm", "gru", "simple_rnn")
 EPOCHS = 15
+
+
+def _streamed(graph, image: np.ndarray, out_dir: Path) -> dict:
+    """The model built --streaming, fed the image's 28 rows one per call in QEMU."""
+    report = build(streaming(graph), get_board(BOARD), out_dir, source="streaming", log=lambda m: None)
+    np.save(out_dir / "rows.npy", image.reshape(28, 28))
+    run = bench(out_dir, emulate=True, sequence_path=out_dir / "rows.npy")
+    whole = integer_outputs(graph, image[None], quiet=True)[0].reshape(-1).tolist()
+    return run | {"arena_bytes": report.memory.arena_bytes, "last_equals_whole": run["outputs"][-1] == whole}
 
 
 def main() -> None:
@@ -57,6 +69,7 @@ def main() -> None:
                 log=lambda m: None,
             )
             run = bench(Path(tmp) / name, emulate=True)
+            streamed = _streamed(graph, x_test[0], Path(tmp) / f"{name}_streaming")
             float_acc = 100 * float(np.mean(floats.argmax(-1) == y_test))
             int8_acc = 100 * float(np.mean(out.argmax(-1) == y_test))
             rows.append(
@@ -74,12 +87,16 @@ def main() -> None:
                     "flash_bytes": report.memory.flash_bytes,
                     "instructions": run["instructions"],
                     "bit_exact": run["bit_exact"],
+                    "frame_instructions_max": max(streamed["instructions_per_frame"]),
+                    "frame_arena_bytes": streamed["arena_bytes"],
+                    "frames_bit_exact": streamed["bit_exact"] and streamed["last_equals_whole"],
                 }
             )
             print(f"{name}: done", file=sys.stderr)
     columns = [("model", "s"), ("float_accuracy_pct", ".2f"), ("int8_accuracy_pct", ".2f"), ("drop_points", ".2f")]
     columns += [("agreement_pct", ".2f"), ("sqnr_db", ".1f"), ("quantize_s", ".1f"), ("eval_s", ".1f")]
     columns += [("macs", ","), ("arena_bytes", ","), ("flash_bytes", ","), ("instructions", ","), ("bit_exact", "")]
+    columns += [("frame_instructions_max", ","), ("frame_arena_bytes", ","), ("frames_bit_exact", "")]
     print_table(rows, columns)
     print(f"JSON: {write_results('recurrent', rows)}")
 

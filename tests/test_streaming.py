@@ -173,3 +173,22 @@ def test_sequence_needs_a_streaming_build(keras, tmp_path):
     np.save(tmp_path / "sequence.npy", np.zeros((5, FEATURES), np.int8))
     with pytest.raises(TinyqError, match="build it with --streaming"):
         bench(tmp_path / "fw", sequence_path=tmp_path / "sequence.npy")
+
+
+def test_an_image_read_row_by_row_streams(keras):
+    """A (1, rows, columns, 1) input reshaped into a sequence of rows (the Fashion-MNIST form):
+    each frame is one row, and the last frame's outputs are the whole image's."""
+    from tinyq.data import Dataset
+    from tinyq.importers.keras import float_model_from_keras
+    from tinyq.quant import parse_config, quantize
+
+    keras.utils.set_random_seed(5)
+    x = keras.Input((STEPS, FEATURES, 1))
+    y = keras.layers.Dense(3)(keras.layers.LSTM(6)(keras.layers.Reshape((STEPS, FEATURES))(x)))
+    calib = Dataset(np.random.default_rng(5).uniform(0, 1, (100, STEPS, FEATURES, 1)).astype(np.float32))
+    graph = quantize(float_model_from_keras(keras.Model(x, y)), calib, parse_config("minmax", "w8a8"), quiet=True).graph
+    image = np.random.default_rng(6).integers(-128, 128, (1, STEPS, FEATURES, 1)).astype(np.int8)
+    framed = streaming(graph)
+    assert framed[framed.inputs[0]].shape == (1, 1, FEATURES, 1)
+    frames = [image[:, t : t + 1] for t in range(STEPS)]
+    assert np.array_equal(frame_outputs(framed, frames)[-1][0], ref.outputs(graph, [image])[0])

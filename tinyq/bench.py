@@ -78,7 +78,7 @@ def _unpack(graph: Graph, raw: bytes) -> list[np.ndarray]:
 
 
 def load_sequence(graph: Graph, path: Path) -> list[np.ndarray]:
-    """A streaming build's input frames from `path`: (time, features) or (1, time, features),
+    """A streaming build's input frames from `path`: (time, features...) or (1, time, features...),
     integer or float (quantized as TFLite does)."""
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -86,10 +86,11 @@ def load_sequence(graph: Graph, path: Path) -> list[np.ndarray]:
         raise TinyqError(f"cannot read sequence {path}: {err}") from None
     array = loaded[loaded.files[0]] if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
     t = graph[graph.inputs[0]]
-    features = t.shape[-1]
-    if array.ndim not in (2, 3) or array.shape[-1] != features or (array.ndim == 3 and array.shape[0] != 1):
+    features = t.size  # one step of one sequence
+    steps = array.shape[1] if array.ndim > 2 and array.shape[0] == 1 and array.size > features else array.shape[0]
+    if array.ndim < 2 or array.size != steps * features:
         raise TinyqError(f"sequence {path} has shape {array.shape}; the model takes frames of {features} features")
-    array = array.reshape(-1, features)
+    array = array.reshape(steps, features)
     if np.issubdtype(array.dtype, np.floating):
         array = quantize_input(array, t.qparams.s, t.qparams.zp, t.dtype)
     elif array.dtype != np.dtype(t.dtype):

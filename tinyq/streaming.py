@@ -1,10 +1,10 @@
 """Streaming builds (`--streaming`): a sequence model that consumes one frame per call.
 
-The model's sequence input (1, time, features) becomes one frame (1, 1, features); its
+The model's sequence input (1, time, features...) becomes one frame (1, 1, features...); its
 recurrent layers keep their state in the arena from call to call (tinyq_reset clears it), so
 frame t's outputs are the model's outputs over the frames so far. Between the input and the
 last recurrent layer only layers that act on each time step alone may stand (dense layers,
-elementwise ones); a layer taking the last step (return_sequences=False) takes the current
+elementwise ones, reshapes within a step); a layer taking the last step (return_sequences=False) takes the current
 frame. Convolutions over time would need ring buffers, which tinyq does not build yet.
 
 `with_steps(graph, n)` is the same rewrite to any length: the integer reference of a streaming
@@ -28,6 +28,7 @@ from tinyq.ops.lstm import UnidirectionalSequenceLstm
 from tinyq.ops.mul import Mul
 from tinyq.ops.quantize import Quantize
 from tinyq.ops.relu import LeakyRelu, Relu, Relu6
+from tinyq.ops.reshape import Reshape
 from tinyq.ops.simple_rnn import SimpleRnn
 from tinyq.ops.slice import Slice
 from tinyq.ops.sub import Sub
@@ -44,8 +45,8 @@ def _refuse(message: str):
 
 def with_steps(graph: ir.Graph, steps: int) -> ir.Graph:
     """The graph over `steps` time steps of its sequence input (see the module docstring)."""
-    if len(graph.inputs) != 1 or len(graph[graph.inputs[0]].shape) != 3 or graph[graph.inputs[0]].shape[0] != 1:
-        _refuse("needs one sequence input of shape (1, time, features)")
+    if len(graph.inputs) != 1 or len(graph[graph.inputs[0]].shape) < 3 or graph[graph.inputs[0]].shape[0] != 1:
+        _refuse("needs one sequence input of shape (1, time, features...)")
     source = graph.inputs[0]
     length = graph[source].shape[1]
     timed, tensors, ops_out = {source}, dict(graph.tensors), []
@@ -66,6 +67,8 @@ def with_steps(graph: ir.Graph, steps: int) -> ir.Graph:
             if any(n not in timed and not graph[n].is_constant for n in op.inputs):
                 _refuse(f"{where} mixes the sequence with a tensor that is not one")
             timed.update(op.outputs)
+        elif isinstance(attrs, Reshape) and graph[op.outputs[0]].shape[:2] == graph[op.inputs[0]].shape[:2]:
+            timed.update(op.outputs)  # regroups each step's features (a (1, 28, 28, 1) image as 28 rows)
         elif isinstance(attrs, Slice) and attrs.size[1] == 1 and attrs.begin[1] == length - 1:
             begin = list(attrs.begin)
             begin[1] = steps - 1

@@ -31,14 +31,14 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ops import OpDef, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
+from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.logistic import logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
     INT16,
     SIGMOID_GATE,
-    check_weights,
+    check_layer,
     fc_arrays,
     fc_q312,
     mul16,
@@ -85,23 +85,7 @@ class GruOp(OpDef):
 
     def check(self, a, ins, outs):
         count(ins, outs, 13)
-        x, y = ins[0], outs[0]
-        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
-        batch, steps, features = x.shape
-        units = ins[1].shape[0] if len(ins[1].shape) == 2 else -1
-        expect(units > 0, f"weights {ins[1].name!r} must be 2-D [units, features]")
-        for gate, w in zip(GATES, ins[1:4]):
-            expect(
-                w.shape == (units, features), f"{gate} input weights {w.name!r}: {w.shape}, need {(units, features)}"
-            )
-        for gate, w in zip(GATES, ins[4:7]):
-            expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
-        check_weights(ins[1:7])
-        for b in ins[7:13]:
-            expect(b.is_constant and b.shape == (units,), f"bias {b.name!r} must be a constant of ({units},)")
-        expect(y.shape == (batch, steps, units), f"output shape {y.shape}, need {(batch, steps, units)}")
-        activation_tensor(x, "input")
-        activation_tensor(y, "output")
+        check_layer(ins[0], outs[0], GATES, ins[1:4], ins[4:7], ins[7:13])
 
     def params(self, a, ins, outs):
         x, y = ins[0].qparams, outs[0].qparams

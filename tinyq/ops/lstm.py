@@ -33,14 +33,14 @@ import numpy as np
 
 from tinyq.ir import QParams
 from tinyq.ops import OpDef, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, clamp_int8, count, expect
+from tinyq.ops.common import FLOAT, INT8, clamp_int8, count, expect
 from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
     INT16,
     SIGMOID_GATE,
-    check_weights,
+    check_layer,
     fc_arrays,
     fc_q312,
     mul16,
@@ -122,23 +122,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
     def check(self, a, ins, outs):
         x, y = ins[0], outs[0]
         count(ins, outs, 13, 2 if x.dtype == FLOAT else 1)
-        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
-        batch, steps, features = self.sizes(a, x)
-        units = ins[1].shape[0] if len(ins[1].shape) == 2 else -1
-        expect(units > 0, f"weights {ins[1].name!r} must be 2-D [units, features]")
-        for gate, w in zip(GATES, ins[1:5]):
-            expect(
-                w.shape == (units, features), f"{gate} input weights {w.name!r}: {w.shape}, need {(units, features)}"
-            )
-        for gate, w in zip(GATES, ins[5:9]):
-            expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
-        check_weights(ins[1:9])
-        for gate, b in zip(GATES, ins[9:13]):
-            expect(b.is_constant and b.shape == (units,), f"{gate} bias {b.name!r} must be a constant of ({units},)")
-        want = (steps, batch, units) if a.time_major else (batch, steps, units)
-        expect(y.shape == want, f"output shape {y.shape}, need {want}")
-        activation_tensor(x, "input")
-        activation_tensor(y, "output")
+        check_layer(x, y, GATES, ins[1:5], ins[5:9], ins[9:13], a.time_major)
         expect(a.cell_clip >= 0, f"cell clip {a.cell_clip} is negative")
         if x.dtype == FLOAT:
             expect(outs[1].shape == y.shape, f"cell state output {outs[1].shape} differs from {y.shape}")

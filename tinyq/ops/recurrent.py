@@ -13,7 +13,7 @@ import numpy as np
 from tinyq import fixedpoint as fx
 from tinyq.ir import IRError, QParams, Tensor
 from tinyq.ops import Kernel
-from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, expect
+from tinyq.ops.common import FLOAT, INT8, INT16_MAX, INT16_MIN, activation_tensor, expect
 from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams
 
 GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
@@ -122,3 +122,24 @@ def state_args(ctx, kernel: Kernel, buffer_bytes: int) -> dict:
     if kernel.state_bytes:
         return {"state": f"(uint8_t *){ctx.state()}", "reset": 0}
     return {"state": f"((uint8_t *)ctx->buf + {buffer_bytes})", "reset": 1}
+
+
+def check_layer(x: Tensor, y: Tensor, gates, w_in, w_rec, biases, time_major: bool = False) -> None:
+    """The rules every recurrent op shares: a 3-D sequence in and out, per gate input weights
+    [units, features] and recurrent weights [units, units] (per-tensor symmetric when integer),
+    constant biases [units], per-tensor activations."""
+    expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
+    batch, steps, features = sequence_sizes(time_major, x.shape)
+    units = w_in[0].shape[0] if len(w_in[0].shape) == 2 else -1
+    expect(units > 0, f"weights {w_in[0].name!r} must be 2-D [units, features]")
+    for gate, w in zip(gates, w_in):
+        expect(w.shape == (units, features), f"{gate} input weights {w.name!r}: {w.shape}, need {(units, features)}")
+    for gate, w in zip(gates, w_rec):
+        expect(w.shape == (units, units), f"{gate} recurrent weights {w.name!r}: {w.shape}, need {(units, units)}")
+    check_weights([*w_in, *w_rec])
+    for b in biases:
+        expect(b.is_constant and b.shape == (units,), f"bias {b.name!r} must be a constant of ({units},)")
+    want = (steps, batch, units) if time_major else (batch, steps, units)
+    expect(y.shape == want, f"output shape {y.shape}, need {want}")
+    activation_tensor(x, "input")
+    activation_tensor(y, "output")

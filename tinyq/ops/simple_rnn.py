@@ -18,13 +18,13 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ops import OpDef, Signature, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, activation_tensor, count, expect
+from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
     INT16,
     SIGMOID_GATE,
-    check_weights,
+    check_layer,
     fc_arrays,
     fc_q312,
     pairs_bytes,
@@ -61,18 +61,7 @@ class SimpleRnnOp(OpDef):
 
     def check(self, a, ins, outs):
         count(ins, outs, 4)
-        x, w, u, b = ins
-        y = outs[0]
-        expect(len(x.shape) == 3, f"input {x.name!r} must be 3-D (batch, time, features), not {x.shape}")
-        batch, steps, features = x.shape
-        units = w.shape[0] if len(w.shape) == 2 else -1
-        expect(w.shape == (units, features), f"input weights {w.name!r}: {w.shape}, need (units, {features})")
-        expect(u.shape == (units, units), f"recurrent weights {u.name!r}: {u.shape}, need {(units, units)}")
-        check_weights([w, u])
-        expect(b.is_constant and b.shape == (units,), f"bias {b.name!r} must be a constant of ({units},)")
-        expect(y.shape == (batch, steps, units), f"output shape {y.shape}, need {(batch, steps, units)}")
-        activation_tensor(x, "input")
-        activation_tensor(y, "output")
+        check_layer(ins[0], outs[0], ("the",), ins[1:2], ins[2:3], ins[3:4])
 
     def params(self, a, ins, outs):
         x, w, u, _ = ins
