@@ -154,8 +154,20 @@ KERAS_RECURRENT = {
     "simple_rnn_sequence_out": lambda L, x: L.SimpleRNN(8, return_sequences=True)(x),
     "simple_rnn_into_lstm": lambda L, x: L.LSTM(5)(L.SimpleRNN(6, return_sequences=True)(x)),
     "gru_into_simple_rnn": lambda L, x: L.SimpleRNN(3)(L.GRU(9, return_sequences=True)(x)),
+    "lstm_go_backwards_last_step": lambda L, x: L.LSTM(6, go_backwards=True)(x),
+    "simple_rnn_go_backwards_sequence": lambda L, x: L.SimpleRNN(5, go_backwards=True, return_sequences=True)(x),
+    "bidirectional_lstm_concat_sequence": lambda L, x: L.Bidirectional(L.LSTM(5, return_sequences=True))(x),
+    "bidirectional_gru_sum_last_step": lambda L, x: L.Dense(3)(L.Bidirectional(L.GRU(4), merge_mode="sum")(x)),
+    "bidirectional_simple_rnn_ave": lambda L, x: L.Bidirectional(
+        L.SimpleRNN(4, return_sequences=True), merge_mode="ave"
+    )(x),
+    "bidirectional_lstm_mul_last_step": lambda L, x: L.Bidirectional(L.LSTM(3), merge_mode="mul")(x),
 }
-RECURRENT_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "TINYQ_GRU", "TINYQ_SIMPLE_RNN"}
+RECURRENT_OPS = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "TINYQ_GRU",
+    "TINYQ_SIMPLE_RNN",
+}  # (and REVERSE_V2 for backward layers)
 
 
 @pytest.fixture(scope="module")
@@ -225,13 +237,13 @@ def test_tinyq_quantized_keras_recurrent_models_are_bit_exact_everywhere(name, k
 @pytest.mark.parametrize(
     "layer, message",
     [
-        (lambda L: L.LSTM(4, go_backwards=True), "backward recurrent layers are not supported"),
+        (lambda L: L.Bidirectional(L.LSTM(4), merge_mode=None), "merge_mode None is not supported"),
         (lambda L: L.LSTM(4, activation="relu"), "activation 'relu' is not supported"),
         (lambda L: L.LSTM(4, recurrent_activation="hard_sigmoid"), "recurrent_activation 'hard_sigmoid'"),
         (lambda L: L.GRU(4, return_state=True), "return_state recurrent layers are not supported"),
         (lambda L: L.SimpleRNN(4, activation="relu"), "activation 'relu' is not supported"),
     ],
-    ids=["go_backwards", "relu_activation", "hard_sigmoid_gates", "gru_return_state", "relu_rnn"],
+    ids=["bidirectional_unmerged", "relu_activation", "hard_sigmoid_gates", "gru_return_state", "relu_rnn"],
 )
 def test_keras_recurrent_forms_tinyq_does_not_deploy_are_refused(layer, message, keras):
     from tinyq.errors import TinyqError

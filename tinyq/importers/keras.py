@@ -48,6 +48,7 @@ from tinyq.ops.prelu import Prelu
 from tinyq.ops.relu import LeakyRelu, Relu, Relu6
 from tinyq.ops.reshape import Reshape
 from tinyq.ops.resize import ResizeBilinear, ResizeNearestNeighbor, nearest_sources
+from tinyq.ops.reverse import ReverseV2
 from tinyq.ops.rsqrt import Rsqrt
 from tinyq.ops.simple_rnn import SimpleRnn
 from tinyq.ops.slice import Slice
@@ -786,10 +787,18 @@ def _recurrent_config(layer, activations: dict[str, str]) -> dict:
     for key, want in activations.items():
         if config.get(key) != want:
             raise TinyqError(f"layer {layer.name!r}: {key} {config.get(key)!r} is not supported (only {want!r})")
-    for key, why in (("go_backwards", "backward"), ("stateful", "stateful"), ("return_state", "return_state")):
+    for key, why in (("stateful", "stateful"), ("return_state", "return_state")):
         if config.get(key):
             raise TinyqError(f"layer {layer.name!r}: {why} recurrent layers are not supported")
     return config
+
+
+def _sequence_of(cv: Converter, layer, config: dict, x: str) -> str:
+    """The sequence the layer reads: go_backwards reads it last step first (REVERSE_V2), and so
+    returns its sequence in that order, as Keras does."""
+    if not config.get("go_backwards"):
+        return x
+    return cv.emit(f"{layer.name}_reversed", ReverseV2((1,)), [x], cv.tensors[x].shape)
 
 
 def _last_step(cv: Converter, layer, sequence: str) -> str:
@@ -808,11 +817,12 @@ def _lstm(cv: Converter, layer, ins, keras_in):
     w_in = _gate_blocks(cv, layer, layer.cell.kernel.numpy(), gates, "kernel")
     w_rec = _gate_blocks(cv, layer, layer.cell.recurrent_kernel.numpy(), gates, "recurrent")
     b = _gate_blocks(cv, layer, bias, gates, "bias")
-    _, steps, _ = cv.tensors[ins[0]].shape
+    x = _sequence_of(cv, layer, config, ins[0])
+    _, steps, _ = cv.tensors[x].shape
     shape = (1, steps, units)
     out = cv.new(layer.name, shape)
     cell = cv.new(f"{layer.name}/cell_state", shape)
-    cv.ops.append(ir.Op(layer.name, UnidirectionalSequenceLstm(), (ins[0], *w_in, *w_rec, *b), (out, cell)))
+    cv.ops.append(ir.Op(layer.name, UnidirectionalSequenceLstm(), (x, *w_in, *w_rec, *b), (out, cell)))
     return out if config["return_sequences"] else _last_step(cv, layer, out)
 
 
@@ -839,8 +849,9 @@ def _gru(cv: Converter, layer, ins, keras_in):
         *_gate_blocks(cv, layer, bias[0], gates, "bias"),
         *_gate_blocks(cv, layer, bias[1], gates, "recurrent_bias"),
     ]
-    _, steps, _ = cv.tensors[ins[0]].shape
-    out = cv.emit(layer.name, Gru(config["reset_after"]), [ins[0], *operands], (1, steps, units))
+    x = _sequence_of(cv, layer, config, ins[0])
+    _, steps, _ = cv.tensors[x].shape
+    out = cv.emit(layer.name, Gru(config["reset_after"]), [x, *operands], (1, steps, units))
     return out if config["return_sequences"] else _last_step(cv, layer, out)
 
 
@@ -853,9 +864,39 @@ def _simple_rnn(cv: Converter, layer, ins, keras_in):
         cv.constant(f"{layer.name}/recurrent", layer.cell.recurrent_kernel.numpy().T),
         cv.constant(f"{layer.name}/bias", bias),
     ]
-    _, steps, _ = cv.tensors[ins[0]].shape
-    out = cv.emit(layer.name, SimpleRnn(), [ins[0], *operands], (1, steps, units))
+    x = _sequence_of(cv, layer, config, ins[0])
+    _, steps, _ = cv.tensors[x].shape
+    out = cv.emit(layer.name, SimpleRnn(), [x, *operands], (1, steps, units))
     return out if config["return_sequences"] else _last_step(cv, layer, out)
+
+
+BIDIRECTIONAL_MERGES = {"concat": Concatenation, "sum": Add, "mul": Mul}
+
+
+def _bidirectional(cv: Converter, layer, ins, keras_in):
+    """The forward layer, and the backward one on the reversed sequence (its sequence output
+    reversed back, as Keras aligns it), merged: CONCATENATION, ADD, MUL, or ADD then x 0.5."""
+    mode = layer.merge_mode
+    if mode not in (*BIDIRECTIONAL_MERGES, "ave"):
+        raise TinyqError(f"layer {layer.name!r}: merge_mode {mode!r} is not supported (concat, sum, mul, ave are)")
+    halves = []
+    for half in (layer.forward_layer, layer.backward_layer):
+        kind = type(half).__name__
+        if kind not in ("LSTM", "GRU", "SimpleRNN"):
+            raise TinyqError(
+                f"layer {layer.name!r}: a Bidirectional {kind} is not supported (LSTM, GRU, SimpleRNN are)"
+            )
+        halves.append(LAYERS[kind](cv, half, ins, keras_in))
+    forward, backward = halves
+    shape = cv.tensors[forward].shape
+    if layer.return_sequences:
+        backward = cv.emit(f"{layer.backward_layer.name}_aligned", ReverseV2((1,)), [backward], shape)
+    if mode == "concat":
+        return cv.emit(layer.name, Concatenation(len(shape) - 1), [forward, backward], cv.out_shape)
+    if mode == "ave":
+        total = cv.emit(f"{layer.name}_sum", Add(), [forward, backward], shape)
+        return cv.emit(layer.name, Mul(), [total, cv.constant(f"{layer.name}/half", [0.5])], shape)
+    return cv.emit(layer.name, BIDIRECTIONAL_MERGES[mode](), [forward, backward], shape)
 
 
 def _dropout(cv: Converter, layer, ins, keras_in):
@@ -914,6 +955,7 @@ LAYERS = {
     "LSTM": _lstm,
     "GRU": _gru,
     "SimpleRNN": _simple_rnn,
+    "Bidirectional": _bidirectional,
     "Dropout": _dropout,
     "SpatialDropout1D": _dropout,
     "SpatialDropout2D": _dropout,

@@ -17,6 +17,7 @@ def _transpose_after_op(tf, x, perm):
 T = ("LEAKY_RELU", "TRANSPOSE")
 
 ROWS = [
+    Case("s16_reverse_last_axis", (4, 6), lambda tf, x: tf.reverse(x, [-1]), ("REVERSE_V2",), tf=True, int16=True),
     # RESHAPE (SQUEEZE is imported as it)
     Case("s16_reshape_flatten", (4, 5, 3), lambda tf, x: tf.reshape(x, [1, 60]), ("RESHAPE",), tf=True, int16=True),
     Case("s16_reshape_squeeze", (1, 6, 1, 4), lambda tf, x: tf.squeeze(x, [1, 3]), ("RESHAPE",), tf=True, int16=True),

@@ -117,6 +117,17 @@ ROWS = [
     Case("split_two_axis1", (6, 2, 3), lambda tf, x: tf.split(x, 2, axis=1), ("SPLIT",), tf=True),
     Case("split_v_sizes", (4, 6), lambda tf, x: tf.split(x, [1, 3, 2], axis=-1), ("SPLIT_V",), tf=True),
     Case("split_v_rest", (5, 4, 3), lambda tf, x: tf.split(x, [2, -1], axis=1), ("SPLIT_V",), tf=True),
+    # REVERSE_V2 (a Bidirectional layer's backward half reads its sequence reversed)
+    Case(
+        "reverse_time_axis", (7, 5), lambda tf, x: tf.reverse(tf.nn.leaky_relu(x, 0.25), [1]), ("REVERSE_V2",), tf=True
+    ),
+    Case(
+        "reverse_two_adjacent_axes_rank4",
+        (3, 4, 5),
+        lambda tf, x: tf.reverse(tf.nn.leaky_relu(x, 0.25), [1, 2]),
+        ("REVERSE_V2",),
+        tf=True,
+    ),
     # CAST (the converter makes int8 <-> int32 casts only between integer tensors)
     Case(
         "cast_int32_int8_int32",
