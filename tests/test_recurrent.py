@@ -282,3 +282,29 @@ def test_tinyq_quantized_gru_and_simple_rnn_in_qemu_match_the_reference(keras, t
         result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
         assert result["bit_exact"]
         assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+
+
+def test_qat_of_a_keras_lstm_classifier_deploys_bit_exact_in_tflm(keras, tmp_path):
+    """QAT runs on recurrent models: the activations around the LSTM learn their quantizers (its
+    weights and int16 gate arithmetic train in float; its cell state is not fake-quantized), and the
+    converted model is a valid int8 LSTM that TFLM runs with the reference's outputs."""
+    from support.cli import tinyq
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, (256, 11, 6)).astype(np.float32)
+    y = (x[:, :, 0].sum(axis=1) > 0).astype(np.int64)
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((11, 6))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.LSTM(8)(inputs)))
+    model.save(tmp_path / "lstm.keras")
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    result = tinyq(
+        "qat", tmp_path / "lstm.keras", "--data", tmp_path / "train.npz", "--epochs", "1", "-o", tmp_path / "q"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Gradients do not exist" not in result.stderr
+    written = (tmp_path / "q" / "model_int8.tflite").read_bytes()
+    graph = parse_tflite(written)
+    assert [op.attrs.cell_scale > 0 for op in lstm_ops(graph)] == [True]
+    for inputs in random_inputs(graph, 3, seed=8):
+        assert np.array_equal(tflm_outputs(written, inputs, 1)[0], ref.outputs(graph, inputs)[0])

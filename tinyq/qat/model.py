@@ -100,13 +100,17 @@ def build_model_class():
                 self.weight_scales[op.name] = self._variable(
                     f"{op.name}_wscale", np.reshape(weight_scales[op.name], shape), learnable
                 )
+            # an op's internal state (an LSTM's cell state) is never an int8 tensor: not fake-quantized,
+            # its range only tracked for the conversion (the quantize facet reads it)
+            self.state = {op.outputs[i] for op in graph.ops for i in ops.definition(op).state_outputs}
             self.act_scales, self.act_offsets, self.act_lo, self.act_hi = {}, {}, {}, {}
             for name in sorted({g for g in self.groups.values() if g is not None}):
                 q = qparams[name]
-                self.act_scales[name] = self._variable(f"{_key(name)}_scale", np.float32(q.s), learnable)
+                trained = learnable and name not in self.state
+                self.act_scales[name] = self._variable(f"{_key(name)}_scale", np.float32(q.s), trained)
                 # int16 activations are symmetric: the zero point stays 0, not a trained offset
                 self.act_offsets[name] = self._variable(
-                    f"{_key(name)}_offset", np.float32(q.zp), learnable and activation_bits == 8
+                    f"{_key(name)}_offset", np.float32(q.zp), trained and activation_bits == 8
                 )
                 if not learnable:
                     lo, hi = (self.act_min - q.zp) * q.s, (self.act_max - q.zp) * q.s
@@ -265,6 +269,8 @@ def build_model_class():
                 group = self.groups.get(name, name)
                 if not self.learnable and training and group == name:
                     self._track(tf, name, value)
+                if name in self.state:
+                    return value
                 scale, zp = self.act_params(tf, name)
                 factor = (
                     1.0 / math.sqrt(graph[name].size * self.act_max) if self.learnable and group is not None else 1.0
