@@ -4,16 +4,14 @@ numpy reference: one firmware holding one converter-made model of each; and the 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from tinyq import ref
 from tinyq.importers.tflite import parse_tflite
 
 from support.cases import CASES, convert
-from support.env import require_tool
 from support.graphs import side_by_side
 from support.inputs import random_inputs
+from support.qemu_sample import assert_bit_exact_in_qemu
 
 SAMPLE = [
     "transpose_conv_s2_same_odd",
@@ -58,20 +56,9 @@ SAMPLE_16X8 = [
 
 
 def _sample_in_qemu(names, board, case_dir, tmp_path):
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        require_tool(tool)
-    from tinyq.bench import bench
-    from tinyq.boards import get_board
-    from tinyq.build import build
-
     cases = {c.name: c for c in CASES}
     graph = side_by_side({n: parse_tflite(convert(cases[n], case_dir).read_bytes()) for n in names}, "heavy_ops")
-    build(graph, get_board(board), tmp_path / "fw", source="operator sample", log=lambda message: None)
-    for i, inputs in enumerate(random_inputs(graph, 2, seed=5)):
-        np.savez(tmp_path / f"x{i}.npz", *inputs)
-        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
-        assert result["bit_exact"]
-        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+    assert_bit_exact_in_qemu(graph, board, tmp_path, random_inputs(graph, 2, seed=5), "operator sample")
 
 
 def test_heavy_ops_in_qemu_match_the_reference(case_dir, tmp_path):

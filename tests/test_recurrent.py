@@ -15,10 +15,10 @@ from tinyq.exporters.tflite import to_tflite
 from tinyq.importers.tflite import parse_tflite
 from tinyq.ops import definition
 
-from support.env import require_tool
 from support.graphs import side_by_side
 from support.hostlib import HostModel
 from support.inputs import random_inputs
+from support.qemu_sample import assert_bit_exact_in_qemu
 from support.recurrent import LSTM_CASES, lstm_tflite, ramp_input
 from support.tflm import assert_every_tensor_matches, tflm_outputs
 
@@ -124,21 +124,10 @@ QEMU_SAMPLE = [
 @pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
 def test_converter_lstm_models_in_qemu_match_the_reference(board, lstm_dir, tmp_path):
     """Four LSTM models side by side in one firmware, built by the Arm toolchain, run in QEMU."""
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        require_tool(tool)
-    from tinyq.bench import bench
-    from tinyq.boards import get_board
-    from tinyq.build import build
-
     cases = {c.name: c for c in LSTM_CASES}
     graph = side_by_side({n: parse_tflite(lstm_tflite(cases[n], lstm_dir).read_bytes()) for n in QEMU_SAMPLE}, "lstms")
-    build(graph, get_board(board), tmp_path / "fw", source="LSTM sample", log=lambda message: None)
     ramps = [ramp_input(cases[n].input_shape, cases[n].time_major) for n in QEMU_SAMPLE]
-    for i, inputs in enumerate(random_inputs(graph, 2, seed=7) + [ramps]):
-        np.savez(tmp_path / f"x{i}.npz", *inputs)
-        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
-        assert result["bit_exact"]
-        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+    assert_bit_exact_in_qemu(graph, board, tmp_path, random_inputs(graph, 2, seed=7) + [ramps], "LSTM sample")
 
 
 # --- Keras recurrent layers, imported and quantized by tinyq -------------------------------
@@ -258,30 +247,16 @@ def test_keras_recurrent_forms_tinyq_does_not_deploy_are_refused(layer, message,
 def test_tinyq_quantized_gru_and_simple_rnn_in_qemu_match_the_reference(keras, tmp_path):
     """GRU (both reset forms), SimpleRNN and an LSTM quantized by tinyq, side by side in one firmware
     built by the Arm toolchain, run in QEMU (Cortex-M4)."""
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        require_tool(tool)
-    from tinyq.bench import bench
-    from tinyq.boards import get_board
-    from tinyq.build import build
     from tinyq.data import Dataset
     from tinyq.importers.keras import float_model_from_keras
     from tinyq.quant import parse_config, quantize
 
     calib = Dataset(np.random.default_rng(2).uniform(-2, 2, (100, 11, 6)).astype(np.float32))
     names = ["gru_reset_after", "gru_reset_before_last_step", "simple_rnn_into_lstm"]
-    graphs = {
-        n: quantize(
-            float_model_from_keras(keras_recurrent(keras, n)), calib, parse_config("minmax", "w8a8"), quiet=True
-        )
-        for n in names
-    }
+    config = parse_config("minmax", "w8a8")
+    graphs = {n: quantize(float_model_from_keras(keras_recurrent(keras, n)), calib, config, quiet=True) for n in names}
     graph = side_by_side({n: r.graph for n, r in graphs.items()}, "recurrent")
-    build(graph, get_board("mps2_an386"), tmp_path / "fw", source="recurrent sample", log=lambda message: None)
-    for i, inputs in enumerate(random_inputs(graph, 2, seed=11)):
-        np.savez(tmp_path / f"x{i}.npz", *inputs)
-        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
-        assert result["bit_exact"]
-        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+    assert_bit_exact_in_qemu(graph, "mps2_an386", tmp_path, random_inputs(graph, 2, seed=11), "recurrent sample")
 
 
 def test_qat_of_a_keras_lstm_classifier_deploys_bit_exact_in_tflm(keras, tmp_path):

@@ -19,10 +19,10 @@ from tinyq.ir import Activation, QParams, Tensor
 from tinyq.ops import kernel_params
 from tinyq.ops.svdf import Svdf, SvdfOp
 
-from support.env import require_tool
 from support.graphs import side_by_side
 from support.hostlib import HostModel
 from support.inputs import random_inputs
+from support.qemu_sample import assert_bit_exact_in_qemu
 from support.tflm import assert_every_tensor_matches, tflm_outputs, tflm_tensors
 
 TIME_SCALE = 2.0**-14  # of the int16 time weights: |w| up to 2
@@ -273,16 +273,5 @@ def test_tflm_has_no_int16_activation_svdf(capfd):
 
 def test_svdf_models_in_qemu_match_the_reference(tmp_path):
     """Four SVDF layers side by side in one firmware, built by the Arm toolchain, run in QEMU (Cortex-M4)."""
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        require_tool(tool)
-    from tinyq.bench import bench
-    from tinyq.boards import get_board
-    from tinyq.build import build
-
     graph = side_by_side({c.name: svdf_graph(c) for c in CASES[1:5]}, "svdfs")
-    build(graph, get_board("mps2_an386"), tmp_path / "fw", source="SVDF sample", log=lambda message: None)
-    for i, inputs in enumerate(random_inputs(graph, 2, seed=13)):
-        np.savez(tmp_path / f"x{i}.npz", *inputs)
-        result = bench(tmp_path / "fw", emulate=True, input_path=tmp_path / f"x{i}.npz")
-        assert result["bit_exact"]
-        assert result["outputs"] == [o.reshape(-1).tolist() for o in ref.outputs(graph, inputs)]
+    assert_bit_exact_in_qemu(graph, "mps2_an386", tmp_path, random_inputs(graph, 2, seed=13), "SVDF sample")
