@@ -196,7 +196,7 @@ class GruOp(OpDef):
             )
         return {
             "dims": [batch, steps, features, units, int(ctx.op.attrs.reset_after)],
-            "offsets": [p.input_offset, p.hidden_offset, p.hidden_zero_point],
+            "offsets": [p.hidden_offset, p.hidden_zero_point],
             "multipliers": [*p.reset_multiplier, *p.keep_multiplier, *p.update_multiplier],
             "gates": gates,
             "hidden_zero_point": p.hidden_zero_point,
