@@ -18,12 +18,14 @@ from tinyq.importers.tflite import parse_tflite
 from tinyq.ir import Activation, QParams, Tensor
 from tinyq.ops import kernel_params
 from tinyq.ops.svdf import Svdf, SvdfOp
+from tinyq.streaming import frame_outputs, streaming
 
+from support.env import require_tool
 from support.graphs import side_by_side
 from support.hostlib import HostModel
 from support.inputs import random_inputs
 from support.qemu_sample import assert_bit_exact_in_qemu
-from support.tflm import assert_every_tensor_matches, tflm_outputs, tflm_tensors
+from support.tflm import assert_every_tensor_matches, tflm_frames, tflm_outputs, tflm_tensors
 
 TIME_SCALE = 2.0**-14  # of the int16 time weights: |w| up to 2
 
@@ -275,3 +277,43 @@ def test_svdf_models_in_qemu_match_the_reference(tmp_path):
     """Four SVDF layers side by side in one firmware, built by the Arm toolchain, run in QEMU (Cortex-M4)."""
     graph = side_by_side({c.name: svdf_graph(c) for c in CASES[1:5]}, "svdfs")
     assert_bit_exact_in_qemu(graph, "mps2_an386", tmp_path, random_inputs(graph, 2, seed=13), "SVDF sample")
+
+
+def svdf_frames(graph, count: int, seed: int) -> list[np.ndarray]:
+    return [inputs[0] for inputs in random_inputs(graph, count, seed=seed)]
+
+
+@pytest.mark.parametrize("case", CASES[1:], ids=lambda c: c.name)
+def test_streaming_svdf_keeps_its_state_as_tflm_does(case, tmp_path):
+    """Built --streaming, the state persists from call to call: frame by frame from a reset, the
+    reference and the host C give what one TFLM interpreter gives over the same invocations."""
+    graph = svdf_graph(case)
+    framed = streaming(graph)
+    frames = svdf_frames(graph, case.memory + 4, seed=len(case.name))
+    expected = [step[0] for step in frame_outputs(graph, frames)]
+    theirs = tflm_frames(to_tflite(graph), frames, ["y"])
+    assert all(np.array_equal(t["y"].reshape(e.shape), e) for t, e in zip(theirs, expected))
+    fresh = ref.outputs(graph, [frames[-1]])[0]
+    assert np.array_equal(expected[-1], fresh) == (case.memory == 1)  # the state matters with a memory
+    host = HostModel(framed, tmp_path)
+    assert all(np.array_equal(host.run([f])[0], e) for f, e in zip(frames, expected))
+    host.lib.tinyq_reset()
+    assert np.array_equal(host.run([frames[0]])[0], expected[0])
+
+
+def test_streaming_svdf_in_qemu_matches_tflm(tmp_path):
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
+        require_tool(tool)
+    from tinyq.bench import bench
+    from tinyq.boards import get_board
+    from tinyq.build import build
+
+    graph = svdf_graph(CASES[1])
+    frames = svdf_frames(graph, 14, seed=5)
+    report = build(streaming(graph), get_board("mps2_an386"), tmp_path / "fw", source="svdf", log=lambda m: None)
+    assert report.model.streaming and report.memory.arena_bytes > 0
+    np.save(tmp_path / "sequence.npy", np.concatenate(frames))
+    result = bench(tmp_path / "fw", emulate=True, sequence_path=tmp_path / "sequence.npy")
+    theirs = tflm_frames(to_tflite(graph), frames, ["y"])
+    assert result["outputs"] == [t["y"].reshape(-1).tolist() for t in theirs]
+    assert result["bit_exact"] and len(result["instructions_per_frame"]) == len(frames)

@@ -56,15 +56,16 @@ def make_report(
             macs(op, graph),
             weight_bytes(op, graph),
             list(graph[op.inputs[0]].shape),
-            list(graph[op.outputs[0]].shape),
-            op.outputs[0],
-            plan.offsets[op.outputs[0]],
+            list(graph[result].shape),
+            result,
+            plan.offsets[result],
             layer.kernel.name,
             layer.scratch_bytes,
             layer.kernel.reference_because,
-            graph[op.outputs[0]].dtype,
+            graph[result].dtype,
         )
         for op, layer in zip(graph.ops, generated.layers)
+        for result in [(op.outputs or op.inputs)[0]]  # a variable's assignment: the value it stores
     ]
     buffers = [
         BufferReport(off, b.size, b.first, b.last, b.tensors, b.scratch_of)

@@ -49,7 +49,9 @@ def keras_layers() -> list[str]:
 
 def missing_from_tflm() -> list[str]:
     """TFLite Micro's builtin operators tinyq does not read."""
-    read = {r["operator"] for r in operator_rows()}
+    from tinyq.importers.tflite import VARIABLE_SETUP
+
+    read = {r["operator"] for r in operator_rows()} | set(VARIABLE_SETUP)
     return [name for name in TFLM_BUILTINS if name not in read]
 
 
@@ -77,6 +79,9 @@ def markdown() -> str:
         "",
         "## Conversion artefacts cleaned up at import",
         "",
+        "- VAR_HANDLE and CALL_ONCE (TFLite Micro's streaming models): each variable is named by its",
+        "  handle, its initial value taken from CALL_ONCE's init subgraph (constants assigned, nothing",
+        "  else); READ_VARIABLE and ASSIGN_VARIABLE then keep it in the arena from call to call.",
         "- SHAPE, and STRIDED_SLICE / PACK / CONCATENATION on constant shapes (a dynamic batch's",
         "  Reshape target): folded to constants.",
         "- DEQUANTIZE then QUANTIZE to the same quantization: dropped (different quantizations stay:",

@@ -270,4 +270,7 @@ def verify(graph: Graph) -> Graph:
     for name in graph.outputs:
         if name not in available:
             raise IRError(f"graph output {name!r} is never produced")
+    from tinyq.ops.variable import check_variables  # the op modules import this module
+
+    check_variables(graph)
     return graph

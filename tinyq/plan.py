@@ -177,6 +177,8 @@ def plan_graph(
         return max(life[m][1] for m in members[group[name]]) == i and name not in graph.outputs
 
     for i, op in enumerate(graph.ops):
+        if not op.outputs:  # a variable's assignment: its input goes to the op's state
+            continue
         out, mode = op.outputs[0], kernels[op.name].in_place
         if mode == InPlace.ALIAS:
             merge(op.inputs[0], out)
@@ -209,14 +211,10 @@ def plan_graph(
             state_ids[op.name] = planner.add_buffer(kernel.state_bytes, -1, end, scratch_of=f"{op.name} state")
         if kernel.scratch_bytes > 0:
             scratch_ids[op.name] = planner.add_buffer(kernel.scratch_bytes, i, i, scratch_of=op.name)
+        if kernel.overlap_lead is None:
+            continue
         source, out = group[op.inputs[0]] if op.inputs[0] in group else None, group[op.outputs[0]]
-        if (
-            in_place
-            and kernel.overlap_lead is not None
-            and source is not None
-            and source != out
-            and dies_at(op.inputs[0], i)
-        ):
+        if in_place and source is not None and source != out and dies_at(op.inputs[0], i):
             planner.allow_overlap(tensor_buffer[out], tensor_buffer[source], kernel.overlap_lead)
     offsets, peak = planner.plan()
     conflicts = find_overlaps(planner.buffers, offsets, planner.leads)

@@ -2,7 +2,9 @@
 
 The model's sequence input (1, time, features...) becomes one frame (1, 1, features...); its
 recurrent layers keep their state in the arena from call to call (tinyq_reset clears it), so
-frame t's outputs are the model's outputs over the frames so far. Between the input and the
+frame t's outputs are the model's outputs over the frames so far. A model that already takes
+one frame per call (TFLite Micro's streaming form: SVDF layers, variables read and assigned by
+the model) is built as it is, its SVDF layers keeping their state. Between the input and the
 last recurrent layer only layers that act on each time step alone may stand (dense layers,
 elementwise ones, reshapes within a step); a layer taking the last step (return_sequences=False) takes the current
 frame. Convolutions over time would need ring buffers, which tinyq does not build yet.
@@ -19,6 +21,7 @@ import numpy as np
 
 from tinyq import ir, ref
 from tinyq.errors import TinyqError
+from tinyq.ops import State
 from tinyq.ops.add import Add
 from tinyq.ops.fully_connected import FullyConnected
 from tinyq.ops.gru import Gru
@@ -32,7 +35,9 @@ from tinyq.ops.reshape import Reshape
 from tinyq.ops.simple_rnn import SimpleRnn
 from tinyq.ops.slice import Slice
 from tinyq.ops.sub import Sub
+from tinyq.ops.svdf import Svdf
 from tinyq.ops.tanh import Tanh
+from tinyq.ops.variable import has_variables
 
 RECURRENT = (UnidirectionalSequenceLstm, Gru, SimpleRnn)
 # act on each time step alone: a (1, time, x) input gives a (1, time, y) output, step by step
@@ -80,26 +85,41 @@ def with_steps(graph: ir.Graph, steps: int) -> ir.Graph:
             )
         ops_out.append(op)
     if not recurrent:
-        _refuse("the model has no recurrent layer (LSTM, GRU, SimpleRNN) to keep state")
+        _refuse("the model has no recurrent layer (LSTM, GRU, SimpleRNN), SVDF or variable to keep state")
     for name in timed:
         t = tensors[name]
         tensors[name] = ir.Tensor(name, (1, steps, *t.shape[2:]), t.dtype, t.qparams, t.data)
     return ir.verify(graph.replace(tensors=tensors, ops=tuple(ops_out)))
 
 
+def _frame_wise(graph: ir.Graph) -> bool:
+    """The model already takes one frame per call, its state in SVDF layers or variables."""
+    return not any(isinstance(op.attrs, RECURRENT) for op in graph.ops) and (
+        has_variables(graph) or any(isinstance(op.attrs, Svdf) for op in graph.ops)
+    )
+
+
 def streaming(graph: ir.Graph) -> ir.Graph:
-    """The graph built to consume one frame per call, its recurrent state kept between calls."""
-    framed = with_steps(graph, 1)
+    """The graph built to consume one frame per call, its recurrent state kept between calls (a
+    model of SVDF layers or variables, TFLite Micro's streaming form, as it is: its SVDF layers
+    keep their state)."""
+    if _frame_wise(graph):
+        framed, kinds = graph, (Svdf,)
+    else:
+        framed, kinds = with_steps(graph, 1), RECURRENT
     ops = tuple(
-        replace(op, attrs=replace(op.attrs, streaming=True)) if isinstance(op.attrs, RECURRENT) else op
-        for op in framed.ops
+        replace(op, attrs=replace(op.attrs, streaming=True)) if isinstance(op.attrs, kinds) else op for op in framed.ops
     )
     return framed.replace(ops=ops)
 
 
 def frame_outputs(graph: ir.Graph, frames: list[np.ndarray]) -> list[list[np.ndarray]]:
     """The integer reference of a streaming build fed `frames` (each one input frame) from a
-    reset: for frame t, the outputs of the graph over frames 0..t (a sequence output's last step)."""
+    reset: for frame t, the outputs of the graph over frames 0..t (a sequence output's last step).
+    A model already frame-wise (SVDF, variables) runs frame by frame, its state carried."""
+    if _frame_wise(graph):
+        state, framed = State(), streaming(graph)
+        return [ref.outputs(framed, [frame], state=state) for frame in frames]
     results = []
     for t in range(len(frames)):
         prefix = with_steps(graph, t + 1)

@@ -48,3 +48,17 @@ def assert_every_tensor_matches(model: bytes, graph, inputs) -> int:
             f"first at {bad[0]}: tinyq {value.flat[bad[0]]} vs TFLM {expected.flat[bad[0]]}"
         )
     return len(mine)
+
+
+def tflm_frames(model: bytes, frames: list[np.ndarray], names) -> list[dict[str, np.ndarray]]:
+    """Run TFLM once per frame on one interpreter (its variables kept from call to call); for each
+    frame, {IR tensor name: value} of the tensors `names` (not a resource handle: TFLM's
+    GetTensor crashes on one)."""
+    interpreter = _interpreter(model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    index = {name: i for i, name in enumerate(tensor_names(model))}
+    results = []
+    for frame in frames:
+        interpreter.set_input(frame, 0)
+        interpreter.invoke()
+        results.append({name: np.array(interpreter.GetTensor(index[name], 0)["tensor_data"]) for name in names})
+    return results

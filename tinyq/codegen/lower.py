@@ -83,7 +83,7 @@ def choose_kernels(graph: ir.Graph, fast: bool = True) -> dict[str, Kernel]:
     """The kernel of every op (fast ones where they are bit-exact, unless `fast` is off)."""
     kernels = {}
     for op in graph.ops:
-        if graph[op.outputs[0]].dtype == "float32" and ops.kernel_params(op, graph) is None:
+        if graph[(op.outputs or op.inputs)[0]].dtype == "float32" and ops.kernel_params(op, graph) is None:
             raise TinyqError(f"{op.name}: float {op.kind} cannot be generated; quantize the model first")
         kernels[op.name] = ops.definition(op).kernel(op, graph, fast)
     return kernels
@@ -108,9 +108,10 @@ class LayerContext:
         ctype = _CTYPES[self.graph[name].dtype]
         return f"({'const ' if const else ''}{ctype} *)(tq_arena + {self.plan.offsets[name]})"
 
-    def state(self) -> str:
-        """The op's state kept in the arena across calls (its kernel's state_bytes)."""
-        return f"(tq_arena + {self.plan.state[self.op.name][0]})"
+    def state(self, owner: str | None = None) -> str:
+        """The state kept in the arena across calls (its kernel's state_bytes) of this op, or of
+        op `owner` (a variable's assignment writes where its read keeps the value)."""
+        return f"(tq_arena + {self.plan.state[owner or self.op.name][0]})"
 
     def input(self, i: int = 0) -> str:
         return self.pointer(self.op.inputs[i], const=True)
@@ -148,13 +149,14 @@ def lower(graph: ir.Graph, plan: MemoryPlan, consts: Constants, kernels: dict[st
         except ir.IRError as err:
             raise TinyqError(f"{op.name}: {err}") from None
         scratch_off, scratch_size = plan.scratch.get(op.name, (0, 0))
-        out = graph[op.outputs[0]]
+        out = graph[(op.outputs or op.inputs)[0]]
+        arrow = "->" if op.outputs else "<-"
         layers.append(
             Layer(
                 index=index,
                 ident=ident,
                 kernel=kernel,
-                comment=c_comment(f"{op.kind} {op.name} -> {out.name} {list(out.shape)}"),
+                comment=c_comment(f"{op.kind} {op.name} {arrow} {out.name} {list(out.shape)}"),
                 scratch=f"tq_arena + {scratch_off}" if scratch_size else "0",
                 scratch_bytes=scratch_size,
                 args=args,

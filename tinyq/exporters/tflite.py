@@ -29,6 +29,7 @@ _TYPES = {
     "int16": tflite.TensorType.INT16,
     "int8": tflite.TensorType.INT8,
     "int4": tflite.TensorType.INT4,
+    "resource": tflite.TensorType.RESOURCE,
 }
 _ACT = {ir.Activation.NONE: 0, ir.Activation.RELU: 1, ir.Activation.RELU_N1_TO_1: 2, ir.Activation.RELU6: 3}
 _PADDINGS = {SAME: tflite.Padding.SAME, VALID: tflite.Padding.VALID}
@@ -43,6 +44,8 @@ class _Writer:
         self.buffers: list[bytes] = [b""]  # buffer 0 is the empty sentinel
         self.ops: list[tuple[int, list[int], list[int], int, int]] = []
         self.opcodes: list[tuple[int, str | None]] = []  # (builtin code, custom code)
+        self.resources: dict[str, int] = {}  # variable -> its VAR_HANDLE's resource tensor
+        self.initial: dict[str, str] = {}  # variable -> the constant tensor CALL_ONCE assigns it
 
     # --- tensors ---------------------------------------------------------
     def tensor(self, name: str) -> int:
@@ -66,14 +69,28 @@ class _Writer:
         """A variable tensor only the file holds (an LSTM's state, which the op updates in place)."""
         return self._add(name, shape, dtype, qparams, None, variable=True)
 
-    def _add(self, name, shape, dtype, qparams, data, variable: bool = False) -> int:
+    def resource(self, variable: str, initial: str | None = None) -> int:
+        """The resource tensor of a variable (its VAR_HANDLE written at first use); a read names
+        the constant the init subgraph assigns it."""
+        if initial is not None:
+            self.initial[variable] = initial
+        if variable not in self.resources:
+            self.resources[variable] = self._add(f"{variable}/handle", (), "resource", None, None)
+            self.add_op("VAR_HANDLE", [], [self.resources[variable]], self._handle_options(variable))
+        return self.resources[variable]
+
+    def _handle_options(self, variable: str) -> tuple[int, int]:
+        return self.options("VarHandleOptions", SharedName=self.b.CreateString(variable))
+
+    def _add(self, name, shape, dtype, qparams, data, variable: bool = False, into: list | None = None) -> int:
         buffer = 0
         if data is not None:
             self.buffers.append(data)
             buffer = len(self.buffers) - 1
         record = {"name": name, "shape": list(shape), "type": _TYPES[dtype], "q": qparams, "buffer": buffer}
-        self.tensors.append(record | {"variable": variable})
-        return len(self.tensors) - 1
+        tensors = self.tensors if into is None else into
+        tensors.append(record | {"variable": variable})
+        return len(tensors) - 1
 
     # --- ops -------------------------------------------------------------
     def opcode(self, code: int, custom: str | None = None) -> int:
@@ -124,11 +141,26 @@ class _Writer:
         tflite.QuantizationParametersAddQuantizedDimension(self.b, q.axis or 0)
         return tflite.QuantizationParametersEnd(self.b)
 
-    def finish(self) -> bytes:
+    def _init_subgraph(self) -> tuple[list[dict], list[tuple]]:
+        """Subgraph 1, which the first operator (CALL_ONCE) runs once: each variable's
+        VAR_HANDLE and the ASSIGN_VARIABLE of its initial value."""
+        tensors, init_ops = [], []
+        for variable, constant in self.initial.items():
+            t = self.graph[constant]
+            handle = self._add(f"{variable}/handle", (), "resource", None, None, into=tensors)
+            value = self._add(t.name, t.shape, t.dtype, t.qparams, np.ascontiguousarray(t.data).tobytes(), into=tensors)
+            init_ops.append((self.opcode(Op.VAR_HANDLE), [], [handle], *self._handle_options(variable), None))
+            init_ops.append((self.opcode(Op.ASSIGN_VARIABLE), [handle, value], [], 0, None, None))
+        self.ops.insert(
+            0, (self.opcode(Op.CALL_ONCE), [], [], *self.options("CallOnceOptions", InitSubgraphIndex=1), None)
+        )
+        return tensors, init_ops
+
+    def _subgraph(self, title: str, tensors: list[dict], operators: list[tuple], inputs, outputs) -> int:
         b = self.b
         op_offsets = []
-        for opcode, inputs, outputs, opt_type, opt, custom in self.ops:
-            ins, outs = self._vector(inputs, np.int32), self._vector(outputs, np.int32)
+        for opcode, op_inputs, op_outputs, opt_type, opt, custom in operators:
+            ins, outs = self._vector(op_inputs, np.int32), self._vector(op_outputs, np.int32)
             custom_options = self._vector(np.frombuffer(custom, np.uint8), np.uint8) if custom else None
             tflite.OperatorStart(b)
             tflite.OperatorAddOpcodeIndex(b, opcode)
@@ -141,7 +173,7 @@ class _Writer:
                 tflite.OperatorAddCustomOptions(b, custom_options)
             op_offsets.append(tflite.OperatorEnd(b))
         tensor_offsets = []
-        for t in self.tensors:
+        for t in tensors:
             name = b.CreateString(t["name"])
             shape = self._vector(t["shape"], np.int32)
             quant = self._quantization(t["q"]) if t["q"] is not None else None
@@ -155,19 +187,28 @@ class _Writer:
             if t["variable"]:
                 tflite.TensorAddIsVariable(b, True)
             tensor_offsets.append(tflite.TensorEnd(b))
-        g = self.graph
-        tensors = self._offset_vector(tflite.SubGraphStartTensorsVector, tensor_offsets)
-        operators = self._offset_vector(tflite.SubGraphStartOperatorsVector, op_offsets)
-        inputs = self._vector([self.index[n] for n in g.inputs], np.int32)
-        outputs = self._vector([self.index[n] for n in g.outputs], np.int32)
-        sg_name = b.CreateString("main")
+        tensor_vector = self._offset_vector(tflite.SubGraphStartTensorsVector, tensor_offsets)
+        operator_vector = self._offset_vector(tflite.SubGraphStartOperatorsVector, op_offsets)
+        input_vector, output_vector = self._vector(inputs, np.int32), self._vector(outputs, np.int32)
+        sg_name = b.CreateString(title)
         tflite.SubGraphStart(b)
-        tflite.SubGraphAddTensors(b, tensors)
-        tflite.SubGraphAddInputs(b, inputs)
-        tflite.SubGraphAddOutputs(b, outputs)
-        tflite.SubGraphAddOperators(b, operators)
+        tflite.SubGraphAddTensors(b, tensor_vector)
+        tflite.SubGraphAddInputs(b, input_vector)
+        tflite.SubGraphAddOutputs(b, output_vector)
+        tflite.SubGraphAddOperators(b, operator_vector)
         tflite.SubGraphAddName(b, sg_name)
-        subgraph = tflite.SubGraphEnd(b)
+        return tflite.SubGraphEnd(b)
+
+    def finish(self) -> bytes:
+        b, g = self.b, self.graph
+        init = self._init_subgraph() if self.resources else None
+        subgraphs = [
+            self._subgraph(
+                "main", self.tensors, self.ops, [self.index[n] for n in g.inputs], [self.index[n] for n in g.outputs]
+            )
+        ]
+        if init is not None:
+            subgraphs.append(self._subgraph("init", *init, [], []))
         buffer_offsets = []
         for data in self.buffers:
             vec = self._vector(np.frombuffer(data, np.uint8), np.uint8) if data else None
@@ -186,13 +227,13 @@ class _Writer:
             tflite.OperatorCodeAddVersion(b, 1)
             code_offsets.append(tflite.OperatorCodeEnd(b))
         codes = self._offset_vector(tflite.ModelStartOperatorCodesVector, code_offsets)
-        subgraphs = self._offset_vector(tflite.ModelStartSubgraphsVector, [subgraph])
+        subgraph_vector = self._offset_vector(tflite.ModelStartSubgraphsVector, subgraphs)
         buffers = self._offset_vector(tflite.ModelStartBuffersVector, buffer_offsets)
         description = b.CreateString(f"tinyq: {g.name}")
         tflite.ModelStart(b)
         tflite.ModelAddVersion(b, 3)
         tflite.ModelAddOperatorCodes(b, codes)
-        tflite.ModelAddSubgraphs(b, subgraphs)
+        tflite.ModelAddSubgraphs(b, subgraph_vector)
         tflite.ModelAddBuffers(b, buffers)
         tflite.ModelAddDescription(b, description)
         b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")

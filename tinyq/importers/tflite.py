@@ -1,6 +1,7 @@
 """Import a `.tflite` flatbuffer (int8 or float) into the IR.
 
-Only subgraph 0 is read. Each builtin operator is read by its op module's
+Subgraph 0 is the model (and a CALL_ONCE's subgraph, if any, the initial values of its
+variables: see tinyq/ops/variable.py). Each builtin operator is read by its op module's
 `read_tflite` facet (tinyq/ops), through the reader's helpers here; an
 operator no op module reads is an error naming it, its index and the
 supported set, and `verify` refuses dtypes the kernels do not implement. A
@@ -50,6 +51,7 @@ _ACTIVATIONS = {
 }
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _PADDINGS = {tflite.Padding.SAME: SAME, tflite.Padding.VALID: VALID}
+VARIABLE_SETUP = ("VAR_HANDLE", "CALL_ONCE")  # read by the importer: the model's variables and their initial values
 
 
 def _readers() -> dict[int | str, ops.OpDef]:
@@ -189,6 +191,9 @@ class _Reader:
         self.sg = self.model.Subgraphs(0)
         self.names = _unique_names(self.sg)
         self.tensors: dict[str, ir.Tensor] = {}
+        self.resources: dict[int, str] = {}  # a VAR_HANDLE's resource tensor -> the variable's name
+        self.initial: dict[str, ir.Tensor] = {}  # what CALL_ONCE's init subgraph assigns each variable
+        self.initial_index: dict[str, int] = {}
 
     # --- tensors -------------------------------------------------------
     def _raw(self, index: int):
@@ -274,15 +279,18 @@ class _Reader:
                 code = kind = (oc.CustomCode() or b"").decode(errors="replace") or "CUSTOM"
             inputs = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outputs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
-            if not outputs:
-                raise TinyqError(f"operator {kind} at index {i} has no outputs")
             if kind == "SHAPE" and len(inputs) == 1:  # of a static shape: a constant
                 self._fold(outputs[0], np.array(self.tensor(inputs[0]).shape))
+                continue
+            if kind in VARIABLE_SETUP:
+                self._variable_handle(op, outputs) if kind == "VAR_HANDLE" else self._init_subgraph(op)
                 continue
             if code not in readers:
                 raise TinyqError(
                     f"unsupported operator {kind} at index {i}; tinyq supports {', '.join(supported_ops())}"
                 )
+            if not outputs and all(s.outputs for s in readers[code].signatures):
+                raise TinyqError(f"operator {kind} at index {i} has no outputs")
             try:
                 attrs, in_indices = readers[code].read_tflite(self, op, inputs, outputs)
             except ops.Unsupported as err:
@@ -299,6 +307,56 @@ class _Reader:
         outputs = [self.tensor(int(t)).name for t in self.sg.OutputsAsNumpy()] if self.sg.OutputsLength() else []
         graph = ir.Graph(self.name, self.tensors, tuple(graph_ops), tuple(inputs), tuple(outputs))
         return folded_into_convolutions(_with_input_transposes_folded(_without_quantize_round_trips(graph)))
+
+    # --- resource variables: VAR_HANDLE names one, CALL_ONCE's subgraph initialises them --
+    def _handle_name(self, op) -> str:
+        o = self.options(op, "VarHandleOptions")
+        container, shared = (o.Container() or b"").decode(), (o.SharedName() or b"").decode()
+        if not shared:
+            raise ops.Unsupported("VAR_HANDLE without a shared name")
+        return f"{container}/{shared}" if container else shared
+
+    def _variable_handle(self, op, outputs: list[int]) -> None:
+        self.resources[outputs[0]] = self._handle_name(op)
+
+    def _init_subgraph(self, op) -> None:
+        """CALL_ONCE's subgraph: VAR_HANDLE and ASSIGN_VARIABLE of constants, nothing else."""
+        index = self.options(op, "CallOnceOptions").InitSubgraphIndex()
+        if not 0 < index < self.model.SubgraphsLength():
+            raise TinyqError(f"CALL_ONCE names subgraph {index}, which the model does not have")
+        sg, handles = self.model.Subgraphs(index), {}
+        for i in range(sg.OperatorsLength()):
+            init_op = sg.Operators(i)
+            oc = self.model.OperatorCodes(init_op.OpcodeIndex())
+            kind = _OP_NAMES.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+            ins = [int(v) for v in init_op.InputsAsNumpy()] if init_op.InputsLength() else []
+            if kind == "VAR_HANDLE":
+                handles[int(init_op.OutputsAsNumpy()[0])] = self._handle_name(init_op)
+                continue
+            value = sg.Tensors(ins[1]) if kind == "ASSIGN_VARIABLE" and len(ins) == 2 else None
+            dtype = _DTYPES.get(value.Type()) if value is not None else None
+            shape = tuple(int(d) for d in value.ShapeAsNumpy()) if value is not None and value.ShapeLength() else ()
+            data = self._buffer(value, dtype, shape) if dtype else None
+            if data is None or ins[0] not in handles:
+                raise TinyqError(
+                    f"CALL_ONCE's init subgraph {index} runs {kind} (operator {i}); tinyq takes initial "
+                    "values that are constants assigned to variables"
+                )
+            name = handles[ins[0]]
+            self.initial[name] = ir.Tensor(f"{name}/initial", shape, dtype, self._qparams(value), data)
+
+    def variable(self, resource: int) -> tuple[str, int]:
+        """The variable a resource tensor names, and the index of its initial value."""
+        if resource not in self.resources:
+            raise ops.Unsupported(f"tensor {resource} is not the resource of a VAR_HANDLE before it")
+        name = self.resources[resource]
+        if name not in self.initial:
+            raise ops.Unsupported(f"variable {name!r} has no initial value (CALL_ONCE assigns it none)")
+        if name not in self.initial_index:
+            self.tensors[self.initial[name].name] = self.initial[name]
+            self.names.append(self.initial[name].name)
+            self.initial_index[name] = len(self.names) - 1
+        return name, self.initial_index[name]
 
     # --- conversion artefacts: shape arithmetic on static shapes, folded ---------------
     def _fold(self, index: int, value: np.ndarray) -> None:

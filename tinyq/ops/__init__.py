@@ -110,6 +110,13 @@ class Kernel:
         return f"kernels/{self.template}.c.j2"
 
 
+class State(dict):
+    """What ops that keep state from call to call hold between the reference's calls, by name;
+    `samples` is the leading sample axis of the current call."""
+
+    samples: int = 1
+
+
 class OpDef:
     """One op kind. Subclasses set the class attributes and implement the facets their
     signatures claim: float signatures need `forward`; integer ones `params`,
@@ -143,6 +150,11 @@ class OpDef:
         """The numpy reference: inputs carry a leading sample axis (constants do not). An op
         with several outputs returns a tuple, one array per output."""
         raise NotImplementedError
+
+    def reference_with_state(self, attrs, params, ins, in_tensors, outs, state: State):
+        """The reference of an op that keeps state from call to call: it reads and updates
+        `state` (its entries, by name, carried by the caller of ref.run). Default: stateless."""
+        return self.reference(attrs, params, ins, in_tensors, outs)
 
     # --- float semantics ------------------------------------------------------------
     def forward(self, tf, op: Op, graph: Graph, xs: list):
@@ -240,7 +252,7 @@ def by_name(name: str) -> OpDef | None:
 
 def per_output(op: Op, result) -> list:
     """A reference or forward result as one value per output of `op`."""
-    values = list(result) if len(op.outputs) > 1 else [result]
+    values = list(result) if len(op.outputs) != 1 else [result]
     if len(values) != len(op.outputs):
         raise AssertionError(f"{op.name}: {len(values)} results for {len(op.outputs)} outputs")
     return values
@@ -249,6 +261,6 @@ def per_output(op: Op, result) -> list:
 def kernel_params(op: Op, graph: Graph):
     """The integer parameters of an op's kernel (None for a float op)."""
     ins, outs = [graph[n] for n in op.inputs], [graph[n] for n in op.outputs]
-    if outs[0].dtype == "float32" and all(t.dtype == "float32" for t in ins):
+    if all(t.dtype == "float32" for t in ins + outs):
         return None
     return definition(op).params(op.attrs, ins, outs)

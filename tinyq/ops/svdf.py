@@ -8,12 +8,15 @@ int8 state, and per-channel weights (TFLM reads the first scale only) are refuse
 
 State: TFLite's variable activation state [batch, memory x filters], one row of `memory`
 slots per filter, newest last; int16, symmetric, at `state_scale`. TFLM zeros it when the
-interpreter is built, and tinyq runs every invocation from that fresh state, so it lives in
-the kernel's scratch and is zeroed at every call.
+interpreter is built and keeps it from invocation to invocation. tinyq runs every invocation
+from that fresh state (the state in the kernel's scratch, zeroed at every call), or, in a
+streaming build (`streaming`), keeps it in the arena from call to call as TFLM does, until
+tinyq_reset zeros it.
 
 One invocation, as TFLM's EvalIntegerSvdfReference (svdf_common.cc):
-- the state of every batch row shifts left by one slot (the oldest dropped); from the fresh
-  zero state that moves only zeros;
+- the state of every filter shifts left by one slot (the oldest dropped; TFLM shifts the whole
+  buffer by one value, and the value crossing into a filter's newest slot is overwritten next);
+  from the fresh zero state that moves only zeros;
 - feature: for each filter f, the int32 dot product of the feature weights with x - zp_x,
   requantized (MultiplyByQuantizedMultiplier, double rounding) by s_x s_wf / s_state,
   clamped to int16, is the newest slot of the filter's state;
@@ -28,7 +31,7 @@ The fused activation is kept in the file but TFLM's integer SVDF applies none: t
 only clamped to int8. TFLM requires a bias scale within 1e-5 of s_state s_wt, and an int8
 SVDF without a bias crashes its Prepare (it reads the absent bias's scale): tinyq's IR allows
 no bias (zeros), and the file it writes holds zeros.
-Kernel: svdf_s8 (one template; the state in its scratch)."""
+Kernel: svdf_s8 (one template; the state in its scratch, or streaming in the arena's state)."""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, QParams
-from tinyq.ops import Kernel, OpDef, Signature, Unsupported, register
+from tinyq.ops import Kernel, OpDef, Signature, State, Unsupported, register
 from tinyq.ops.common import INT8, INT16, INT16_MAX, INT16_MIN, activation_tensor, clamp_int8, expect
 
 STATE_SLOT = 4  # TFLite's operand slot of the variable activation state
@@ -51,6 +54,7 @@ class Svdf:
     state_scale: float  # of the int16 activation state (zero point 0)
     rank: int = 1
     activation: Activation = Activation.NONE  # written to the file; TFLM's integer SVDF applies none
+    streaming: bool = False  # the state persists from call to call (tinyq_reset clears it), as in TFLM
 
 
 @dataclass(frozen=True)
@@ -127,16 +131,22 @@ class SvdfOp(OpDef):
         return SvdfParams(x.qparams.zp, *feature, *output, y.qparams.zp)
 
     def reference(self, a, p, ins, in_tensors, outs):
+        return self.reference_with_state(a, p, ins, in_tensors, outs, State())
+
+    def reference_with_state(self, a, p, ins, in_tensors, outs, kept):
         x = ins[0].astype(np.int64)  # (n, batch, input size)
         w_feature, w_time = ins[1].astype(np.int64), ins[2].astype(np.int64)
         filters, memory = w_time.shape
         units = filters // a.rank
         n, batch, _ = x.shape
-        # the fresh state, already shifted: zeros, the newest slot written below
         state = np.zeros((n, batch, filters, memory), np.int64)
+        if a.streaming and outs[0].name in kept:  # every filter's slots shift by one, the oldest dropped
+            state[..., :-1] = kept[outs[0].name][..., 1:]
         feature = (x - p.input_zero_point) @ w_feature.T
         newest = fx.multiply_by_quantized_multiplier(feature, p.feature_multiplier, p.feature_shift)
         state[..., -1] = np.clip(newest, INT16_MIN, INT16_MAX)
+        if a.streaming:
+            kept[outs[0].name] = state
         per_filter = (state * w_time).sum(axis=-1)
         bias = ins[3].astype(np.int64) if len(ins) == 4 else np.zeros(units, np.int64)
         acc = fx.wrap32(bias + per_filter.reshape(n, batch, units, a.rank).sum(axis=-1))  # TFLM's int32 sums
@@ -152,7 +162,9 @@ class SvdfOp(OpDef):
     def kernel(self, op, graph, fast):
         batch = graph[op.inputs[0]].shape[0]
         filters, memory = graph[op.inputs[2]].shape
-        return Kernel("svdf_s8", scratch_bytes=2 * batch * filters * memory)  # the int16 state
+        state = 2 * batch * filters * memory  # int16
+        streaming = op.attrs.streaming
+        return Kernel("svdf_s8", scratch_bytes=0 if streaming else state, state_bytes=state if streaming else 0)
 
     def lower(self, ctx, kernel):
         p, a = ctx.params, ctx.op.attrs
@@ -169,6 +181,9 @@ class SvdfOp(OpDef):
             "bias": ctx.operand(3) if len(ctx.op.inputs) == 4 else "NULL",
             "input": ctx.input(),
             "output": ctx.output(),
+            "state": f"(int16_t *){ctx.state()}" if a.streaming else "(int16_t *)ctx->buf",
+            "reset": int(not a.streaming),
+            "state_bytes": 2 * batch * filters * memory,
         }
 
     # --- TFLite -------------------------------------------------------------------------
