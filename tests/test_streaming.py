@@ -151,12 +151,23 @@ def test_a_frame_of_the_wrong_size_is_refused_by_bench(keras, tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        (lambda L, x: L.LSTM(4)(L.Conv1D(5, 3)(x)), "combines time steps"),
+        (lambda L, x: L.LSTM(4)(L.Conv1D(5, 3)(x)), "not a causal convolution over time"),
+        (lambda L, x: L.LSTM(4)(L.Conv1D(5, 3, strides=2, padding="causal")(x)), "not a causal convolution"),
+        (lambda L, x: L.LSTM(4)(L.MaxPooling1D(2)(x)), "combines time steps"),
+        (lambda L, x: L.LSTM(4)(L.DepthwiseConv1D(3)(L.ZeroPadding1D((2, 0))(x))), "PAD .* combines time steps"),
         (lambda L, x: L.Dense(3)(L.Flatten()(L.LSTM(4, return_sequences=True)(x))), "combines time steps"),
         (lambda L, x: L.Dense(3)(L.Flatten()(x)), "combines time steps"),
         (lambda L, x: L.Dense(3)(x), "no recurrent layer"),
     ],
-    ids=["conv_over_time", "flatten_of_a_sequence", "no_sequence_layer", "dense_only"],
+    ids=[
+        "valid_conv_over_time",
+        "strided_causal_conv",
+        "pooling_over_time",
+        "zero_padding_then_conv",
+        "flatten_of_a_sequence",
+        "no_sequence_layer",
+        "dense_only",
+    ],
 )
 def test_streaming_refuses_models_whose_layers_mix_time_steps(body, message, keras):
     graph = quantized(keras, body)
@@ -192,3 +203,57 @@ def test_an_image_read_row_by_row_streams(keras):
     assert framed[framed.inputs[0]].shape == (1, 1, FEATURES, 1)
     frames = [image[:, t : t + 1] for t in range(STEPS)]
     assert np.array_equal(frame_outputs(framed, frames)[-1][0], ref.outputs(graph, [image])[0])
+
+
+CAUSAL_BODIES = {
+    "conv_dilated_conv_gru": lambda L, x: L.Dense(4)(
+        L.GRU(5, return_sequences=True)(
+            L.Conv1D(6, 2, padding="causal", dilation_rate=2)(L.Conv1D(8, 3, padding="causal", activation="relu")(x))
+        )
+    ),
+    "conv_simple_rnn_last": lambda L, x: L.Dense(3)(
+        L.SimpleRNN(6)(L.Conv1D(7, 4, padding="causal", activation="relu6")(x))
+    ),
+    "tcn_only": lambda L, x: L.Dense(2)(
+        L.Conv1D(5, 3, padding="causal", dilation_rate=3, activation="relu")(L.Conv1D(9, 1)(x))
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CAUSAL_BODIES)
+def test_causal_convolutions_stream_through_ring_buffers(name, keras, tmp_path):
+    """Causal convolutions over time keep ring buffers of their last input frames (a variable
+    each): frame by frame, the reference and the host C give the whole sequence's reference at
+    every step, past the training length; tinyq_reset starts the rings over."""
+    from support.hostlib import HostModel
+
+    graph = quantized(keras, CAUSAL_BODIES[name])
+    framed = streaming(graph)
+    assert {"READ_VARIABLE", "ASSIGN_VARIABLE"} <= {op.kind for op in framed.ops}
+    steps = 3 * STEPS
+    sequence = np.random.default_rng(7).integers(-128, 128, (1, steps, FEATURES)).astype(np.int8)
+    whole = ref.outputs(with_steps(graph, steps), [sequence])[0]
+    frames = [sequence[:, t : t + 1] for t in range(steps)]
+    streamed = [step[0] for step in frame_outputs(framed, frames)]
+    if whole.ndim == 3:  # a sequence output: step t of the whole run
+        assert all(np.array_equal(whole[:, t : t + 1], s) for t, s in enumerate(streamed))
+    else:  # the last step's head: the prefix runs
+        assert np.array_equal(streamed[-1], whole)
+    host = HostModel(framed, tmp_path)
+    assert all(np.array_equal(host.run([f])[0], s) for f, s in zip(frames, streamed))
+    host.lib.tinyq_reset()
+    assert all(np.array_equal(host.run([f])[0], s) for f, s in zip(frames[:4], streamed))
+
+
+def test_ring_buffers_in_qemu_equal_the_whole_sequence(keras, tmp_path):
+    from tinyq.bench import bench
+
+    graph = quantized(keras, CAUSAL_BODIES["conv_dilated_conv_gru"])
+    steps = 2 * STEPS
+    sequence = np.random.default_rng(8).integers(-128, 128, (steps, FEATURES)).astype(np.int8)
+    np.save(tmp_path / "sequence.npy", sequence)
+    out, report = built(graph, tmp_path)
+    result = bench(out, emulate=True, sequence_path=tmp_path / "sequence.npy")
+    whole = ref.outputs(with_steps(graph, steps), [sequence[None]])[0]
+    assert result["outputs"] == [whole[:, t].reshape(-1).tolist() for t in range(steps)]
+    assert result["bit_exact"] and len(result["instructions_per_frame"]) == steps

@@ -1,17 +1,26 @@
 """Streaming builds (`--streaming`): a sequence model that consumes one frame per call.
 
 The model's sequence input (1, time, features...) becomes one frame (1, 1, features...); its
-recurrent layers keep their state in the arena from call to call (tinyq_reset clears it), so
-frame t's outputs are the model's outputs over the frames so far. A model that already takes
-one frame per call (TFLite Micro's streaming form: SVDF layers, variables read and assigned by
-the model) is built as it is, its SVDF layers keeping their state. Between the input and the
-last recurrent layer only layers that act on each time step alone may stand (dense layers,
-elementwise ones, reshapes within a step); a layer taking the last step (return_sequences=False) takes the current
-frame. Convolutions over time would need ring buffers, which tinyq does not build yet.
+state lives in the arena from call to call (tinyq_reset clears it), so frame t's outputs are the
+model's outputs over the frames so far. State is of two kinds:
+- recurrent layers (LSTM, GRU, SimpleRNN) keep their hidden (and cell) state;
+- a causal convolution over time (Keras Conv1D, DepthwiseConv1D or SeparableConv1D with
+  padding="causal", stride 1: a 2-D convolution of kernel height 1 over the unit-height image
+  (1, 1, time, channels), padded (kernel - 1) x dilation steps on the left) gets a ring buffer
+  of the last (kernel - 1) x dilation input frames, as TFLite Micro's streaming models hold
+  one: a variable (tinyq/ops/variable.py) read and joined with the new frame, the convolution
+  over that window, the window's newest steps assigned back. Its initial value is the input's
+  zero point: the zeros causal padding reads.
+Between the input and the last stateful layer only these and layers that act on each time step
+alone may stand (dense layers, elementwise ones, reshapes within a step); a layer taking the last
+step (return_sequences=False) takes the current frame. A model that already takes one frame per
+call (TFLite Micro's streaming form: SVDF layers, variables read and assigned by the model) is
+built as it is, its SVDF layers keeping their state.
 
-`with_steps(graph, n)` is the same rewrite to any length: the integer reference of a streaming
-build's frame t is the reference of `with_steps(graph, t + 1)` on the frames so far, which is
-how `tinyq bench --sequence` checks a run frame for frame."""
+`with_steps(graph, n)` is the same model over any number of steps (a sequence graph, no ring
+buffers): the integer reference of a streaming build's frame t is that of `with_steps(graph,
+t + 1)` on the frames so far, which is how the tests check streaming against whole sequences.
+`frame_outputs` is the reference of a streaming build itself, frame by frame, its state carried."""
 
 from __future__ import annotations
 
@@ -23,6 +32,9 @@ from tinyq import ir, ref
 from tinyq.errors import TinyqError
 from tinyq.ops import State
 from tinyq.ops.add import Add
+from tinyq.ops.concatenation import Concatenation
+from tinyq.ops.conv import Conv2D
+from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.ops.fully_connected import FullyConnected
 from tinyq.ops.gru import Gru
 from tinyq.ops.hard_swish import HardSwish
@@ -37,92 +49,156 @@ from tinyq.ops.slice import Slice
 from tinyq.ops.sub import Sub
 from tinyq.ops.svdf import Svdf
 from tinyq.ops.tanh import Tanh
-from tinyq.ops.variable import has_variables
+from tinyq.ops.variable import AssignVariable, ReadVariable, has_variables
 
 RECURRENT = (UnidirectionalSequenceLstm, Gru, SimpleRnn)
+STATEFUL = (*RECURRENT, Svdf)  # ops whose state a streaming build keeps from call to call
+CONVOLUTIONS = (Conv2D, DepthwiseConv2D)
 # act on each time step alone: a (1, time, x) input gives a (1, time, y) output, step by step
 STEP_WISE = (FullyConnected, Add, Sub, Mul, Logistic, Tanh, Relu, Relu6, LeakyRelu, HardSwish, Quantize)
+IMAGE_TIME_AXIS = 2  # of a unit-height image (1, 1, time, channels)
 
 
 def _refuse(message: str):
     raise TinyqError(f"--streaming: {message}")
 
 
+def _span(op: ir.Op) -> int:
+    """Past steps a causal convolution over time reads: (kernel - 1) x dilation."""
+    return op.attrs.padding.left
+
+
+def _causal_over_time(op: ir.Op, graph: ir.Graph) -> bool:
+    a, kernel = op.attrs, graph[op.inputs[1]].shape[1:3]
+    return (
+        kernel[0] == 1 and tuple(a.stride) == (1, 1) and a.padding == ir.Padding2D(left=(kernel[1] - 1) * a.dilation[1])
+    )
+
+
+def _reshaped_time_axis(axis: int, before: tuple, after: tuple) -> int | None:
+    """Where the time axis of `before` is in `after`, for a reshape that keeps every step's values
+    together: one that regroups within a step, or inserts or drops a unit axis before time."""
+    if after[: axis + 1] == before[: axis + 1]:
+        return axis
+    if after == before[:axis] + (1,) + before[axis:]:
+        return axis + 1
+    if axis > 1 and before[axis - 1] == 1 and after == before[: axis - 1] + before[axis:]:
+        return axis - 1
+    return None
+
+
 def with_steps(graph: ir.Graph, steps: int) -> ir.Graph:
     """The graph over `steps` time steps of its sequence input (see the module docstring)."""
+    return _with_steps(graph, steps)[0]
+
+
+def _with_steps(graph: ir.Graph, steps: int) -> tuple[ir.Graph, set[str]]:
+    """with_steps, and the names of the causal convolutions over time it met."""
     if len(graph.inputs) != 1 or len(graph[graph.inputs[0]].shape) < 3 or graph[graph.inputs[0]].shape[0] != 1:
         _refuse("needs one sequence input of shape (1, time, features...)")
     source = graph.inputs[0]
     length = graph[source].shape[1]
-    timed, tensors, ops_out = {source}, dict(graph.tensors), []
-    recurrent = 0
+    timed = {source: 1}  # tensor -> its time axis
+    tensors, ops_out, stateful, convolutions = dict(graph.tensors), [], 0, set()
     for op in graph.ops:
         reads = [n for n in op.inputs if n in timed]
         if not reads:
             ops_out.append(op)
             continue
-        where = f"{op.kind} {op.name}"
-        attrs = op.attrs
+        where, attrs, axis = f"{op.kind} {op.name}", op.attrs, timed[reads[0]]
+        out_axis = None
         if isinstance(attrs, RECURRENT):
-            if op.inputs[0] not in timed or getattr(attrs, "time_major", False):
+            if timed.get(op.inputs[0]) != 1 or getattr(attrs, "time_major", False):
                 _refuse(f"{where} must read the (batch-major) sequence")
-            recurrent += 1
-            timed.update(op.outputs)
+            stateful, out_axis = stateful + 1, 1
         elif isinstance(attrs, STEP_WISE):
-            if any(n not in timed and not graph[n].is_constant for n in op.inputs):
+            if any(timed.get(n) != axis and not graph[n].is_constant for n in op.inputs):
                 _refuse(f"{where} mixes the sequence with a tensor that is not one")
-            timed.update(op.outputs)
-        elif isinstance(attrs, Reshape) and graph[op.outputs[0]].shape[:2] == graph[op.inputs[0]].shape[:2]:
-            timed.update(op.outputs)  # regroups each step's features (a (1, 28, 28, 1) image as 28 rows)
-        elif isinstance(attrs, Slice) and attrs.size[1] == 1 and attrs.begin[1] == length - 1:
+            out_axis = axis
+        elif isinstance(attrs, Reshape):
+            out_axis = _reshaped_time_axis(axis, graph[op.inputs[0]].shape, graph[op.outputs[0]].shape)
+        elif isinstance(attrs, CONVOLUTIONS) and axis == IMAGE_TIME_AXIS and op.inputs[0] in timed:
+            if not _causal_over_time(op, graph):
+                _refuse(f"{where} is not a causal convolution over time (padding='causal', stride 1)")
+            stateful, out_axis = stateful + (_span(op) > 0), axis
+            convolutions.add(op.name)
+        elif isinstance(attrs, Slice) and attrs.size[axis] == 1 and attrs.begin[axis] == length - 1:
             begin = list(attrs.begin)
-            begin[1] = steps - 1
+            begin[axis] = steps - 1
             op = replace(op, attrs=replace(attrs, begin=tuple(begin)))
-        else:
+        if out_axis is None and not isinstance(attrs, Slice):
             _refuse(
-                f"{where} combines time steps; tinyq streams models whose layers act on each step alone up to "
-                "the last recurrent layer (convolutions over time would need ring buffers, not built yet)"
+                f"{where} combines time steps; tinyq streams models whose layers act on each step alone, "
+                "causal convolutions over time and recurrent layers up to the last stateful layer"
             )
+        if out_axis is not None:
+            timed.update(dict.fromkeys(op.outputs, out_axis))
         ops_out.append(op)
-    if not recurrent:
-        _refuse("the model has no recurrent layer (LSTM, GRU, SimpleRNN), SVDF or variable to keep state")
-    for name in timed:
+    if not stateful:
+        _refuse("the model has no recurrent layer (LSTM, GRU, SimpleRNN), causal convolution, SVDF or variable")
+    for name, axis in timed.items():
         t = tensors[name]
-        tensors[name] = ir.Tensor(name, (1, steps, *t.shape[2:]), t.dtype, t.qparams, t.data)
-    return ir.verify(graph.replace(tensors=tensors, ops=tuple(ops_out)))
+        shape = list(t.shape)
+        shape[axis] = steps
+        tensors[name] = ir.Tensor(name, tuple(shape), t.dtype, t.qparams, t.data)
+    return ir.verify(graph.replace(tensors=tensors, ops=tuple(ops_out))), convolutions
 
 
-def _frame_wise(graph: ir.Graph) -> bool:
-    """The model already takes one frame per call, its state in SVDF layers or variables."""
-    return not any(isinstance(op.attrs, RECURRENT) for op in graph.ops) and (
-        has_variables(graph) or any(isinstance(op.attrs, Svdf) for op in graph.ops)
+def _ring_buffer(op: ir.Op, graph: ir.Graph) -> tuple[list[ir.Tensor], list[ir.Op]]:
+    """A causal convolution over one frame as a ring buffer of its last `span` input frames."""
+    x, span = graph[op.inputs[0]], _span(op)
+    ring_shape = (*x.shape[:IMAGE_TIME_AXIS], span, *x.shape[IMAGE_TIME_AXIS + 1 :])
+    window_shape = (*x.shape[:IMAGE_TIME_AXIS], span + 1, *x.shape[IMAGE_TIME_AXIS + 1 :])
+    zero_point = x.qparams.zp if x.qparams else 0
+    names = {part: f"{op.name}/ring_{part}" for part in ("initial", "read", "window", "kept")}
+    tensors = [
+        ir.Tensor(names["initial"], ring_shape, x.dtype, x.qparams, np.full(ring_shape, zero_point, x.dtype)),
+        ir.Tensor(names["read"], ring_shape, x.dtype, x.qparams),
+        ir.Tensor(names["window"], window_shape, x.dtype, x.qparams),
+        ir.Tensor(names["kept"], ring_shape, x.dtype, x.qparams),
+    ]
+    begin = [0] * len(ring_shape)
+    begin[IMAGE_TIME_AXIS] = 1
+    variable = f"{op.name}/ring"
+    ops = [
+        ir.Op(f"{op.name}_ring_read", ReadVariable(variable), (names["initial"],), (names["read"],)),
+        ir.Op(f"{op.name}_ring_join", Concatenation(IMAGE_TIME_AXIS), (names["read"], x.name), (names["window"],)),
+        replace(op, attrs=replace(op.attrs, padding=ir.Padding2D()), inputs=(names["window"], *op.inputs[1:])),
+        ir.Op(f"{op.name}_ring_shift", Slice(tuple(begin), ring_shape), (names["window"],), (names["kept"],)),
+        ir.Op(f"{op.name}_ring_write", AssignVariable(variable), (names["kept"],), ()),
+    ]
+    return tensors, ops
+
+
+def mark_streaming(graph: ir.Graph) -> ir.Graph:
+    """Every recurrent and SVDF layer keeps its state from call to call."""
+    ops = tuple(
+        replace(op, attrs=replace(op.attrs, streaming=True)) if isinstance(op.attrs, STATEFUL) else op
+        for op in graph.ops
     )
+    return graph.replace(ops=ops)
 
 
 def streaming(graph: ir.Graph) -> ir.Graph:
-    """The graph built to consume one frame per call, its recurrent state kept between calls (a
-    model of SVDF layers or variables, TFLite Micro's streaming form, as it is: its SVDF layers
-    keep their state)."""
-    if _frame_wise(graph):
-        framed, kinds = graph, (Svdf,)
-    else:
-        framed, kinds = with_steps(graph, 1), RECURRENT
-    ops = tuple(
-        replace(op, attrs=replace(op.attrs, streaming=True)) if isinstance(op.attrs, kinds) else op for op in framed.ops
-    )
-    return framed.replace(ops=ops)
+    """The graph built to consume one frame per call, its state kept between calls."""
+    if not any(isinstance(op.attrs, RECURRENT) for op in graph.ops) and (
+        has_variables(graph) or any(isinstance(op.attrs, Svdf) for op in graph.ops)
+    ):
+        return mark_streaming(graph)  # frame-wise already
+    framed, convolutions = _with_steps(graph, 1)
+    tensors, ops = [], []
+    for op in framed.ops:
+        if op.name in convolutions and _span(op) > 0:
+            more_tensors, more_ops = _ring_buffer(op, framed)
+            tensors += more_tensors
+            ops += more_ops
+        else:
+            ops.append(op)
+    return ir.verify(mark_streaming(framed.with_tensors(*tensors).replace(ops=tuple(ops))))
 
 
 def frame_outputs(graph: ir.Graph, frames: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """The integer reference of a streaming build fed `frames` (each one input frame) from a
-    reset: for frame t, the outputs of the graph over frames 0..t (a sequence output's last step).
-    A model already frame-wise (SVDF, variables) runs frame by frame, its state carried."""
-    if _frame_wise(graph):
-        state, framed = State(), streaming(graph)
-        return [ref.outputs(framed, [frame], state=state) for frame in frames]
-    results = []
-    for t in range(len(frames)):
-        prefix = with_steps(graph, t + 1)
-        outputs = ref.outputs(prefix, [np.concatenate(frames[: t + 1], axis=1)])
-        results.append([o[:, -1:] if prefix[n].shape != graph[n].shape else o for n, o in zip(prefix.outputs, outputs)])
-    return results
+    """The integer reference of a streaming build (`graph`, as built) fed `frames` one per call
+    from a reset: each frame's outputs, the state carried from frame to frame."""
+    framed, state = mark_streaming(graph), State()
+    return [ref.outputs(framed, [frame], state=state) for frame in frames]

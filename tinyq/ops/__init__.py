@@ -116,6 +116,15 @@ class State(dict):
 
     samples: int = 1
 
+    def carried(self, key: str, persists: bool, initial):
+        """What a stateful op left under `key` on the last call, if its state persists (a
+        streaming build), else `initial`."""
+        return self.get(key, initial) if persists else initial
+
+    def keep(self, key: str, persists: bool, value) -> None:
+        if persists:
+            self[key] = value
+
 
 class OpDef:
     """One op kind. Subclasses set the class attributes and implement the facets their

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.logistic import logistic_s16
 from tinyq.ops.recurrent import (
@@ -101,11 +101,14 @@ class GruOp(OpDef):
         )
 
     def reference(self, a, p, ins, in_tensors, outs):
+        return self.reference_with_state(a, p, ins, in_tensors, outs, State())
+
+    def reference_with_state(self, a, p, ins, in_tensors, outs, state):
         x = ins[0].astype(np.int64)
         w_in, w_rec, b_in, b_rec = ins[1:4], ins[4:7], ins[7:10], ins[10:13]
         n, batch, steps, _ = x.shape
         units = w_in[0].shape[0]
-        h = np.full((n, batch, units), p.hidden_zero_point, np.int64)
+        h = state.carried(outs[0].name, a.streaming, np.full((n, batch, units), p.hidden_zero_point, np.int64))
         out = np.empty((n, batch, steps, units), np.int8)
 
         def fc_x(g, xt):
@@ -128,6 +131,7 @@ class GruOp(OpDef):
             new = fx.multiply_by_quantized_multiplier((ONE_Q15 - z) * candidate, *p.update_multiplier)
             h = np.clip(keep + new + p.hidden_zero_point, -128, 127)
             out[:, :, t] = h
+        state.keep(outs[0].name, a.streaming, h)
         return out
 
     def forward(self, tf, op, graph, xs):

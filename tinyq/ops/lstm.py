@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq.ir import QParams
-from tinyq.ops import OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, clamp_int8, count, expect
 from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
 from tinyq.ops.recurrent import (
@@ -150,14 +150,17 @@ class UnidirectionalSequenceLstmOp(OpDef):
         )
 
     def reference(self, a, p, ins, in_tensors, outs):
+        return self.reference_with_state(a, p, ins, in_tensors, outs, State())
+
+    def reference_with_state(self, a, p, ins, in_tensors, outs, state):
         x = ins[0].astype(np.int64)
         if a.time_major:  # (n, time, batch, features) -> (n, batch, time, features)
             x = x.transpose(0, 2, 1, 3)
         w_in, w_rec, biases = ins[1:5], ins[5:9], ins[9:13]
         n, batch, steps, _ = x.shape
         units = w_in[0].shape[0]
-        h = np.full((n, batch, units), p.hidden_zero_point, np.int64)
-        c = np.zeros((n, batch, units), np.int64)
+        fresh = (np.full((n, batch, units), p.hidden_zero_point, np.int64), np.zeros((n, batch, units), np.int64))
+        h, c = state.carried(outs[0].name, a.streaming, fresh)
         out = np.empty((n, batch, steps, units), np.int8)
 
         def gate(g, xt, h, activation):
@@ -178,6 +181,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
             cell = tanh_s16(c, p.cell_tanh).astype(np.int64)
             h = mul16(cell, o, p.output_multiplier, -128, 127, p.hidden_zero_point)
             out[:, :, t] = clamp_int8(h)
+        state.keep(outs[0].name, a.streaming, (h, c))
         return out.transpose(0, 2, 1, 3) if a.time_major else out
 
     def forward(self, tf, op, graph, xs):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import OpDef, Signature, Unsupported, register
+from tinyq.ops import OpDef, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
@@ -76,10 +76,13 @@ class SimpleRnnOp(OpDef):
         )
 
     def reference(self, a, p, ins, in_tensors, outs):
+        return self.reference_with_state(a, p, ins, in_tensors, outs, State())
+
+    def reference_with_state(self, a, p, ins, in_tensors, outs, state):
         x, w, u, b = ins
         x = x.astype(np.int64)
         n, batch, steps, _ = x.shape
-        h = np.full((n, batch, w.shape[0]), p.hidden_zero_point, np.int64)
+        h = state.carried(outs[0].name, a.streaming, np.full((n, batch, w.shape[0]), p.hidden_zero_point, np.int64))
         out = np.empty((n, batch, steps, w.shape[0]), np.int8)
         for t in range(steps):
             pre = fc_q312(x[:, :, t], p.input_offset, w, b, p.input_multiplier)
@@ -89,6 +92,7 @@ class SimpleRnnOp(OpDef):
                 fx.multiply_by_quantized_multiplier(tanh, *p.output_multiplier) + p.hidden_zero_point, -128, 127
             )
             out[:, :, t] = h
+        state.keep(outs[0].name, a.streaming, h)
         return out
 
     def forward(self, tf, op, graph, xs):

@@ -140,13 +140,12 @@ class SvdfOp(OpDef):
         units = filters // a.rank
         n, batch, _ = x.shape
         state = np.zeros((n, batch, filters, memory), np.int64)
-        if a.streaming and outs[0].name in kept:  # every filter's slots shift by one, the oldest dropped
-            state[..., :-1] = kept[outs[0].name][..., 1:]
+        # every filter's slots shift by one, the oldest dropped
+        state[..., :-1] = kept.carried(outs[0].name, a.streaming, state)[..., 1:]
         feature = (x - p.input_zero_point) @ w_feature.T
         newest = fx.multiply_by_quantized_multiplier(feature, p.feature_multiplier, p.feature_shift)
         state[..., -1] = np.clip(newest, INT16_MIN, INT16_MAX)
-        if a.streaming:
-            kept[outs[0].name] = state
+        kept.keep(outs[0].name, a.streaming, state)
         per_filter = (state * w_time).sum(axis=-1)
         bias = ins[3].astype(np.int64) if len(ins) == 4 else np.zeros(units, np.int64)
         acc = fx.wrap32(bias + per_filter.reshape(n, batch, units, a.rank).sum(axis=-1))  # TFLM's int32 sums
