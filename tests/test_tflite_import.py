@@ -166,3 +166,6 @@ def test_a_pad_before_a_convolution_becomes_its_padding(case_dir, tmp_path):
         assert np.array_equal(model.run(inputs)[0], ours)
     float_graph = float_model_from_keras(keras_models.build(keras, "zero_padding")).graph
     assert [op.kind for op in float_graph.ops] == ["CONV_2D"]
+    # ZeroPadding1D pads the sequence before the 1-D layer's reshape to a unit-height image
+    float_graph = float_model_from_keras(keras_models.build(keras, "zero_padding_1d_depthwise_causal")).graph
+    assert "PAD" not in {op.kind for op in float_graph.ops}

@@ -103,6 +103,10 @@ CASES = {
         lambda L, x: L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(4, 1)(x)),
     ),
     "zero_padding_1d": ((8, 2), lambda L, x: L.Conv1D(3, 3)(L.ZeroPadding1D((1, 2))(x))),
+    "zero_padding_1d_depthwise_causal": (
+        (9, 3),
+        lambda L, x: L.SeparableConv1D(4, 2)(L.ZeroPadding1D((1, 0))(L.DepthwiseConv1D(3)(L.ZeroPadding1D((2, 0))(x)))),
+    ),
     "cropping_1d": ((9, 3), lambda L, x: L.Cropping1D((1, 2))(L.SpatialDropout1D(0.3)(L.Conv1D(3, 1)(x)))),
     "cropping_2d": ((7, 8, 3), lambda L, x: L.Cropping2D(((1, 0), (2, 1)))(L.Conv2D(3, 1)(x))),
     "upsampling_1d": ((5, 3), lambda L, x: L.UpSampling1D(3)(L.Conv1D(3, 1)(x))),

@@ -101,6 +101,7 @@ def folded_into_convolutions(graph):
     SAME produces; every window still reads the input)."""
     from tinyq.ir import Op, Padding2D
 
+    graph = _pads_after_unit_height(graph)
     consumers = graph.consumers()
     producers = graph.producers()
     rename, kept = {}, []
@@ -134,3 +135,31 @@ def _merged_padding(pad, conv, graph, consumers) -> tuple[int, int, int, int] | 
     if max(merged[:2]) >= extent_h or max(merged[2:]) >= extent_w:
         return None
     return merged
+
+
+def _pads_after_unit_height(graph):
+    """A 1-D layer's PAD of the sequence (Keras's ZeroPadding1D, the causal padding of layers that
+    take none) before the RESHAPE to the unit-height image its convolution reads: the RESHAPE
+    first, then the PAD of the image's width, which `folded_into_convolutions` can fold."""
+    from tinyq.ir import Op, Tensor
+
+    consumers, producers = graph.consumers(), graph.producers()
+    ops, tensors = [], []
+    for op in graph.ops:
+        pad = producers.get(op.inputs[0]) if op.kind == "RESHAPE" else None
+        x = graph[pad.inputs[0]] if pad is not None and pad.kind == "PAD" else None
+        if (
+            x is None
+            or len(x.shape) != 3
+            or len(consumers[pad.outputs[0]]) != 1
+            or pad.outputs[0] in graph.outputs
+            or graph[op.outputs[0]].shape != (x.shape[0], 1, *graph[pad.outputs[0]].shape[1:])
+        ):
+            ops.append(op)
+            continue
+        image = Tensor(f"{op.outputs[0]}/unpadded", (x.shape[0], 1, *x.shape[1:]), x.dtype, x.qparams)
+        tensors.append(image)
+        ops.remove(pad)
+        paddings = ((0, 0), (0, 0), *pad.attrs.paddings[1:])
+        ops += [Op(op.name, op.attrs, (x.name,), (image.name,)), Op(pad.name, Pad(paddings), (image.name,), op.outputs)]
+    return graph.with_tensors(*tensors).replace(ops=tuple(ops)).pruned()
