@@ -24,38 +24,22 @@ t + 1)` on the frames so far, which is how the tests check streaming against who
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
 from tinyq import ir, ref
 from tinyq.errors import TinyqError
-from tinyq.ops import State
-from tinyq.ops.add import Add
+from tinyq.ops import OverTime, State, definition
 from tinyq.ops.concatenation import Concatenation
 from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
-from tinyq.ops.fully_connected import FullyConnected
-from tinyq.ops.gru import Gru
-from tinyq.ops.hard_swish import HardSwish
-from tinyq.ops.logistic import Logistic
-from tinyq.ops.lstm import UnidirectionalSequenceLstm
-from tinyq.ops.mul import Mul
-from tinyq.ops.quantize import Quantize
-from tinyq.ops.relu import LeakyRelu, Relu, Relu6
 from tinyq.ops.reshape import Reshape
-from tinyq.ops.simple_rnn import SimpleRnn
 from tinyq.ops.slice import Slice
-from tinyq.ops.sub import Sub
 from tinyq.ops.svdf import Svdf
-from tinyq.ops.tanh import Tanh
 from tinyq.ops.variable import AssignVariable, ReadVariable, has_variables
 
-RECURRENT = (UnidirectionalSequenceLstm, Gru, SimpleRnn)
-STATEFUL = (*RECURRENT, Svdf)  # ops whose state a streaming build keeps from call to call
 CONVOLUTIONS = (Conv2D, DepthwiseConv2D)
-# act on each time step alone: a (1, time, x) input gives a (1, time, y) output, step by step
-STEP_WISE = (FullyConnected, Add, Sub, Mul, Logistic, Tanh, Relu, Relu6, LeakyRelu, HardSwish, Quantize)
 IMAGE_TIME_AXIS = 2  # of a unit-height image (1, 1, time, channels)
 
 
@@ -106,12 +90,12 @@ def _with_steps(graph: ir.Graph, steps: int) -> tuple[ir.Graph, set[str]]:
             ops_out.append(op)
             continue
         where, attrs, axis = f"{op.kind} {op.name}", op.attrs, timed[reads[0]]
-        out_axis = None
-        if isinstance(attrs, RECURRENT):
+        out_axis, over_time = None, definition(op).over_time
+        if over_time == OverTime.RECURRENT:
             if timed.get(op.inputs[0]) != 1 or getattr(attrs, "time_major", False):
                 _refuse(f"{where} must read the (batch-major) sequence")
             stateful, out_axis = stateful + 1, 1
-        elif isinstance(attrs, STEP_WISE):
+        elif over_time == OverTime.STEP_WISE:
             if any(timed.get(n) != axis and not graph[n].is_constant for n in op.inputs):
                 _refuse(f"{where} mixes the sequence with a tensor that is not one")
             out_axis = axis
@@ -170,20 +154,24 @@ def _ring_buffer(op: ir.Op, graph: ir.Graph) -> tuple[list[ir.Tensor], list[ir.O
     return tensors, ops
 
 
+def _stateful(op: ir.Op) -> bool:
+    """An op whose state a streaming build keeps from call to call (its attrs' `streaming`)."""
+    return "streaming" in {f.name for f in fields(op.attrs)}
+
+
 def mark_streaming(graph: ir.Graph) -> ir.Graph:
     """Every recurrent and SVDF layer keeps its state from call to call."""
-    ops = tuple(
-        replace(op, attrs=replace(op.attrs, streaming=True)) if isinstance(op.attrs, STATEFUL) else op
-        for op in graph.ops
-    )
+    ops = tuple(replace(op, attrs=replace(op.attrs, streaming=True)) if _stateful(op) else op for op in graph.ops)
     return graph.replace(ops=ops)
+
+
+def _recurrent(graph: ir.Graph) -> bool:
+    return any(definition(op).over_time == OverTime.RECURRENT for op in graph.ops)
 
 
 def streaming(graph: ir.Graph) -> ir.Graph:
     """The graph built to consume one frame per call, its state kept between calls."""
-    if not any(isinstance(op.attrs, RECURRENT) for op in graph.ops) and (
-        has_variables(graph) or any(isinstance(op.attrs, Svdf) for op in graph.ops)
-    ):
+    if not _recurrent(graph) and (has_variables(graph) or any(isinstance(op.attrs, Svdf) for op in graph.ops)):
         return mark_streaming(graph)  # frame-wise already
     framed, convolutions = _with_steps(graph, 1)
     tensors, ops = [], []

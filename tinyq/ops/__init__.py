@@ -75,6 +75,14 @@ class InPlace(enum.Enum):
     ALIAS = "alias"  # always the first input's memory (RESHAPE: same bytes)
 
 
+class OverTime(enum.Enum):
+    """How an op meets the time axis of a sequence in a streaming build (tinyq/streaming.py)."""
+
+    MIXES = "mixes"  # combines time steps: refused on the sequence path (unless the pass has a rule for it)
+    STEP_WISE = "step-wise"  # acts on each time step alone
+    RECURRENT = "recurrent"  # consumes the sequence step by step, its state kept (its attrs' `streaming`)
+
+
 class OutputQuant(enum.Enum):
     """How post-training quantization sets an op's output quantization."""
 
@@ -137,6 +145,7 @@ class OpDef:
     signatures: tuple[Signature, ...] = ()
     tflite_aliases: tuple[str, ...] = ()  # more builtin operators imported as this op
     output_quant: OutputQuant = OutputQuant.OWN
+    over_time: OverTime = OverTime.MIXES
     fixed_quant: tuple[float, int] = (1 / 256, -128)  # (scale, zero point) of a FIXED output
     fixed_quant_int16: tuple[float, int] = (1 / 32768, 0)  # the same at 16x8 (TFLM's int16 kernels)
     # Outputs of the float op only, exposing internal state to calibration (an LSTM's cell state):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from tinyq.ops import InPlace, Kernel, OpDef, Signature
+from tinyq.ops import InPlace, Kernel, OpDef, OverTime, Signature
 from tinyq.ops.common import (
     FLOAT,
     INT8,
@@ -33,6 +33,7 @@ BINARY_WITH_INT16 = (
 class BinaryOp(OpDef):
     """An elementwise op of two broadcast operands with a fused activation."""
 
+    over_time = OverTime.STEP_WISE
     signatures = (Signature((INT8, INT8), (INT8,)), Signature((FLOAT, FLOAT), (FLOAT,)))
     options_table: str  # the TFLite options table, e.g. "AddOptions"
     kernel_name: str  # the portable C kernel

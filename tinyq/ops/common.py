@@ -8,7 +8,7 @@ import numpy as np
 
 from tinyq import fixedpoint as fx
 from tinyq.ir import Activation, IRError, Tensor
-from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, Signature
+from tinyq.ops import InPlace, Kernel, OpDef, OutputQuant, OverTime, Signature
 
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -78,6 +78,7 @@ class UnaryOp(OpDef):
     """One int8 (or float) input, one output of its shape, each output element read from the
     same input element (so the kernel may write over its input)."""
 
+    over_time = OverTime.STEP_WISE
     signatures = (Signature((INT8,), (INT8,)), Signature((FLOAT,), (FLOAT,)))
     kernel_name: str
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq.ir import Activation
-from tinyq.ops import Unsupported, register
+from tinyq.ops import OverTime, Unsupported, register
 from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
 from tinyq.ops.common import INT16, activate, activation_tensor, count, expect
 
@@ -43,6 +43,7 @@ def fc_overlap_lead(op, graph) -> int:
 class FullyConnectedOp(AffineOp):
     attrs = FullyConnected
     name = "FULLY_CONNECTED"
+    over_time = OverTime.STEP_WISE
 
     def acc64(self, x, b):
         return x.dtype == INT16  # TFLM's int16 path takes an int64 bias (or none) only

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import OpDef, Signature, State, Unsupported, register
+from tinyq.ops import OpDef, OverTime, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.logistic import logistic_s16
 from tinyq.ops.recurrent import (
@@ -77,6 +77,7 @@ class GruParams:
 class GruOp(OpDef):
     attrs = Gru
     name = "TINYQ_GRU"
+    over_time = OverTime.RECURRENT
     custom = True
     signatures = (
         Signature((INT8,) + (INT8,) * 6 + ("int32",) * 6, (INT8,)),

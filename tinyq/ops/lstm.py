@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq.ir import QParams
-from tinyq.ops import OpDef, Signature, State, Unsupported, register
+from tinyq.ops import OpDef, OverTime, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, clamp_int8, count, expect
 from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
 from tinyq.ops.recurrent import (
@@ -106,6 +106,7 @@ def cell_tanh_params(cell_scale: float) -> SigmoidLutParams:
 class UnidirectionalSequenceLstmOp(OpDef):
     attrs = UnidirectionalSequenceLstm
     name = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    over_time = OverTime.RECURRENT
     # A float LSTM also outputs its cell state at every step, for calibration to range it; the
     # quantized op drops it (the state lives in the kernel).
     signatures = (

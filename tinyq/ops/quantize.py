@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import MAX_MULTIPLIER, InPlace, Kernel, OpDef, Signature, register
+from tinyq.ops import MAX_MULTIPLIER, InPlace, Kernel, OpDef, OverTime, Signature, register
 from tinyq.ops.common import (
     FLOAT,
     INT8,
@@ -77,6 +77,7 @@ def _check(ins, outs) -> None:
 class QuantizeOp(OpDef):
     attrs = Quantize
     name = "QUANTIZE"
+    over_time = OverTime.STEP_WISE
     signatures = (
         Signature((FLOAT,), (INT8,)),
         Signature((INT8,), (INT8,)),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyq import fixedpoint as fx
-from tinyq.ops import OpDef, Signature, State, Unsupported, register
+from tinyq.ops import OpDef, OverTime, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
@@ -56,6 +56,7 @@ class SimpleRnnParams:
 class SimpleRnnOp(OpDef):
     attrs = SimpleRnn
     name = "TINYQ_SIMPLE_RNN"
+    over_time = OverTime.RECURRENT
     custom = True
     signatures = (Signature((INT8, INT8, INT8, "int32"), (INT8,)), Signature((FLOAT,) * 4, (FLOAT,)))
 
