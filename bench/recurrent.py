@@ -1,11 +1,11 @@
 """Recurrent models on Fashion-MNIST as sequences (28 time steps of 28 pixels): float accuracy
-(LSTM, GRU, SimpleRNN, and causal Conv1D layers into a GRU) against tinyq's int8 deployment (int16 cell state for the LSTM) measured with the integer
-reference on the 10,000 test images, with top-1 agreement and output SQNR; each model built for
-mps2_an386 (Cortex-M4) and run in QEMU for instructions per inference, arena and flash,
-bit-exact with the reference. Then each model built --streaming and fed one test image row
-by row (28 frames, after a RESET; the convolutions keep ring buffers of past rows):
-instructions per frame, every frame bit-exact with the
-reference of the rows so far, the last frame equal to the whole-image inference.
+(LSTM, GRU, SimpleRNN, and causal Conv1D layers into a GRU) against tinyq's int8 deployment
+(int16 cell state for the LSTM) measured with the integer reference on the 10,000 test images,
+with top-1 agreement and output SQNR; each model built for mps2_an386 (Cortex-M4) and run in
+QEMU for instructions per inference, arena and flash, bit-exact with the reference. Then each
+model built --streaming and fed one test image row by row (28 frames, after a RESET; the
+convolutions keep ring buffers of past rows): instructions per frame, every frame bit-exact
+with the reference of the rows so far, the last frame equal to the whole-image inference.
 Run: python bench/recurrent.py
 """
 
