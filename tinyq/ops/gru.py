@@ -36,7 +36,7 @@ from tinyq.ops.logistic import logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
-    INT16,
+    INT16_RANGE,
     SIGMOID_GATE,
     check_layer,
     fc_arrays,
@@ -120,14 +120,14 @@ class GruOp(OpDef):
 
         for t in range(steps):
             xt = x[:, :, t]
-            z = logistic_s16(np.clip(fc_x(0, xt) + fc_h(0, h), *INT16), SIGMOID_GATE).astype(np.int64)
-            r = logistic_s16(np.clip(fc_x(1, xt) + fc_h(1, h), *INT16), SIGMOID_GATE).astype(np.int64)
+            z = logistic_s16(np.clip(fc_x(0, xt) + fc_h(0, h), *INT16_RANGE), SIGMOID_GATE).astype(np.int64)
+            r = logistic_s16(np.clip(fc_x(1, xt) + fc_h(1, h), *INT16_RANGE), SIGMOID_GATE).astype(np.int64)
             if a.reset_after:
                 recurrent = mul16(r, fc_h(2, h), p.reset_multiplier)
             else:
                 reset_h = mul16(r, h + p.hidden_offset, p.reset_multiplier, -128, 127, p.hidden_zero_point)
                 recurrent = fc_h(2, reset_h)
-            candidate = tanh_s16(np.clip(fc_x(2, xt) + recurrent, *INT16), SIGMOID_GATE).astype(np.int64)
+            candidate = tanh_s16(np.clip(fc_x(2, xt) + recurrent, *INT16_RANGE), SIGMOID_GATE).astype(np.int64)
             keep = fx.multiply_by_quantized_multiplier(z * (h + p.hidden_offset), *p.keep_multiplier)
             new = fx.multiply_by_quantized_multiplier((ONE_Q15 - z) * candidate, *p.update_multiplier)
             h = np.clip(keep + new + p.hidden_zero_point, -128, 127)

@@ -4,25 +4,29 @@ inputs (x [batch, time, features] (or [time, batch, features] when time major), 
 weights of the input, forget, cell and output gates [units, features], their recurrent
 weights [units, units], their int32 biases [units]); output [batch, time, units] (or time
 major), the hidden state at every step. int8 activations with per-tensor symmetric int8
-weights (TFLite's 8x8_16 form). TFLite's peephole, projection, layer-norm and CIFG variants
+weights and int32 biases (TFLite's 8x8_16 form), or 16x8: int16 activations (zero point 0),
+int8 weights, int64 biases. TFLite's peephole, projection, layer-norm and CIFG variants
 are refused: TFLite Micro runs none of them.
 
-State: the hidden state h is int8 at the output's quantization (TFLM copies h to the output
-each step, so the two must agree); the cell state c is int16, symmetric, at `cell_scale`
-(the converter picks a power of two). Both start at zero (h at the output zero point, as
-TFLM resets its variable tensors) at every invocation, for each batch row.
+State: the hidden state h is held at the output's type and quantization (TFLM copies h to
+the output each step, so the two must agree); the cell state c is int16, symmetric, at
+`cell_scale` (the converter picks a power of two). Both start at zero (h at the output zero
+point, as TFLM resets its variable tensors) at every invocation, for each batch row.
 
 One step, as TFLM's lstm_eval.h (every intermediate symmetric int16):
 - gate g = act(FC(x_t) + FC(h)): each FC is an int8 x int8 dot product (the input offset
   -zp_x, the recurrent one -zp_h; bias only on the input side) requantized to int16 at 2^-12
   (multiplier s_x s_w / 2^-12), the two added with int16 saturation; act is the int16
-  Logistic (input, forget, output gates) or Tanh (cell gate), Q3.12 in, Q0.15 out;
+  Logistic (input, forget, output gates) or Tanh (cell gate), Q3.12 in, Q0.15 out. In 16x8
+  the dot products are int16 x int8 summed in int64 (with the int64 bias) and requantized by
+  the int64 MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits), as TFLM's 16x8 FC;
 - c = sat16(sat16(f c 2^-15 / 1) + sat16(i g 2^-30 / s_c)), each product requantized by its
   multiplier, then clipped to +-cell_clip / s_c when cell_clip > 0;
-- h = sat8(tanh(c) o 2^-30 / s_h + zp_h), tanh(c) being the int16 Tanh of c rescaled from
-  s_c to 2^-12 (multiplier 3 and a rounding right shift when s_c < 2^-12, else 3 << shift).
+- h = sat(tanh(c) o 2^-30 / s_h + zp_h) to int8 (int16 in 16x8), tanh(c) being the int16
+  Tanh of c rescaled from s_c to 2^-12 (multiplier 3 and a rounding right shift when
+  s_c < 2^-12, else 3 << shift).
 Gates are computed in the order forget, input, cell, then the cell update, output, hidden.
-Kernel: lstm_s8 (one template; state and gate buffers in its scratch)."""
+Kernels: lstm_s8 and lstm_s16 (one template; state and gate buffers in their scratch)."""
 
 from __future__ import annotations
 
@@ -33,12 +37,12 @@ import numpy as np
 
 from tinyq.ir import QParams
 from tinyq.ops import OpDef, OverTime, Signature, State, Unsupported, register
-from tinyq.ops.common import FLOAT, INT8, clamp_int8, count, expect
+from tinyq.ops.common import FLOAT, INT8, INT16, INTEGER_RANGES, NUMPY_TYPES, count, expect
 from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
-    INT16,
+    INT16_RANGE,
     SIGMOID_GATE,
     check_layer,
     fc_arrays,
@@ -111,6 +115,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
     # quantized op drops it (the state lives in the kernel).
     signatures = (
         Signature((INT8,) + (INT8,) * 8 + ("int32",) * 4, (INT8,)),
+        Signature((INT16,) + (INT8,) * 8 + ("int64",) * 4, (INT16,)),
         Signature((FLOAT,) * 13, (FLOAT, FLOAT)),
     )
     state_outputs = (1,)
@@ -154,7 +159,8 @@ class UnidirectionalSequenceLstmOp(OpDef):
         return self.reference_with_state(a, p, ins, in_tensors, outs, State())
 
     def reference_with_state(self, a, p, ins, in_tensors, outs, state):
-        x = ins[0].astype(np.int64)
+        x, kind = ins[0].astype(np.int64), outs[0].dtype
+        wide = kind == INT16
         if a.time_major:  # (n, time, batch, features) -> (n, batch, time, features)
             x = x.transpose(0, 2, 1, 3)
         w_in, w_rec, biases = ins[1:5], ins[5:9], ins[9:13]
@@ -162,26 +168,26 @@ class UnidirectionalSequenceLstmOp(OpDef):
         units = w_in[0].shape[0]
         fresh = (np.full((n, batch, units), p.hidden_zero_point, np.int64), np.zeros((n, batch, units), np.int64))
         h, c = state.carried(outs[0].name, a.streaming, fresh)
-        out = np.empty((n, batch, steps, units), np.int8)
+        out = np.empty((n, batch, steps, units), NUMPY_TYPES[kind])
 
         def gate(g, xt, h, activation):
             q = p.gates[g]
-            a_in = fc_q312(xt, p.input_offset, w_in[g], biases[g], (q.input_multiplier, q.input_shift))
-            a_rec = fc_q312(h, p.hidden_offset, w_rec[g], None, (q.recurrent_multiplier, q.recurrent_shift))
-            return activation(np.clip(a_in + a_rec, *INT16), SIGMOID_GATE).astype(np.int64)
+            a_in = fc_q312(xt, p.input_offset, w_in[g], biases[g], (q.input_multiplier, q.input_shift), wide)
+            a_rec = fc_q312(h, p.hidden_offset, w_rec[g], None, (q.recurrent_multiplier, q.recurrent_shift), wide)
+            return activation(np.clip(a_in + a_rec, *INT16_RANGE), SIGMOID_GATE).astype(np.int64)
 
         for t in range(steps):
             xt = x[:, :, t]
             f = gate(1, xt, h, logistic_s16)
             i = gate(0, xt, h, logistic_s16)
             g = gate(2, xt, h, tanh_s16)
-            c = np.clip(mul16(f, c, p.forget_multiplier) + mul16(i, g, p.input_multiplier), *INT16)
+            c = np.clip(mul16(f, c, p.forget_multiplier) + mul16(i, g, p.input_multiplier), *INT16_RANGE)
             if p.quantized_cell_clip:
                 c = np.clip(c, -p.quantized_cell_clip, p.quantized_cell_clip)
             o = gate(3, xt, h, logistic_s16)
             cell = tanh_s16(c, p.cell_tanh).astype(np.int64)
-            h = mul16(cell, o, p.output_multiplier, -128, 127, p.hidden_zero_point)
-            out[:, :, t] = clamp_int8(h)
+            h = mul16(cell, o, p.output_multiplier, *INTEGER_RANGES[kind], p.hidden_zero_point)
+            out[:, :, t] = h
         state.keep(outs[0].name, a.streaming, (h, c))
         return out.transpose(0, 2, 1, 3) if a.time_major else out
 
@@ -214,15 +220,18 @@ class UnidirectionalSequenceLstmOp(OpDef):
 
     def quantize(self, op, graph, context):
         """Each weight matrix per-tensor symmetric int8 over its largest magnitude (TFLM's LSTM
-        takes no other), the biases int32 at input scale x input weight scale, and the cell
-        state int16 at the power of two that covers its calibrated extremes (as the TFLite
-        converter chooses it); the cell state output is dropped."""
+        takes no other), the biases int32 (int64 beside int16 activations) at input scale x
+        input weight scale, and the cell state int16 at the power of two that covers its
+        calibrated extremes (as the TFLite converter chooses it); the cell state output is
+        dropped."""
         x_scale = context.qparams[op.inputs[0]].s
         weight_scales = quantize_weights(context, graph, op.inputs[1:9])
+        bias_dtype = "int64" if context.dtype == INT16 else "int32"
         for name, w_scale in zip(op.inputs[9:13], weight_scales):
-            quantize_bias(context, graph, name, x_scale * w_scale)
+            quantize_bias(context, graph, name, x_scale * w_scale, bias_dtype)
         cell = context.qparams[op.outputs[1]]
-        peak = max(abs((-128 - cell.zp) * cell.s), abs((127 - cell.zp) * cell.s), MIN_CELL_PEAK)
+        lo, hi = INTEGER_RANGES[context.tensors[op.outputs[1]].dtype]
+        peak = max(abs((lo - cell.zp) * cell.s), abs((hi - cell.zp) * cell.s), MIN_CELL_PEAK)
         del context.tensors[op.outputs[1]]
         cell_scale = 2.0 ** math.ceil(math.log2(peak)) / 32768.0
         return [replace(op, attrs=replace(op.attrs, cell_scale=cell_scale), outputs=op.outputs[:1])]
@@ -235,22 +244,26 @@ class UnidirectionalSequenceLstmOp(OpDef):
     # --- C ------------------------------------------------------------------------------
     def buffers(self, op, graph) -> tuple[int, int]:
         """(scratch, state) bytes: widened x and h and five int16 gate buffers; the cell states
-        (int16) and hidden states (int8)."""
+        (int16) and hidden states (int8, or int16 in 16x8)."""
         batch, _, features = self.sizes(op.attrs, graph[op.inputs[0]])
         units = graph[op.inputs[1]].shape[0]
-        return pairs_bytes(features) + pairs_bytes(units) + 5 * 2 * units, 3 * batch * units
+        hidden_bytes = np.dtype(NUMPY_TYPES[graph[op.outputs[0]].dtype]).itemsize
+        return pairs_bytes(features) + pairs_bytes(units) + 5 * 2 * units, (2 + hidden_bytes) * batch * units
 
     def kernel(self, op, graph, fast):
-        return stateful_kernel("lstm_s8", *self.buffers(op, graph), op.attrs.streaming)
+        wide = graph[op.inputs[0]].dtype == INT16
+        name = "lstm_s16" if wide else "lstm_s8"
+        return stateful_kernel(name, *self.buffers(op, graph), op.attrs.streaming, "lstm", {"wide": wide})
 
     def lower(self, ctx, kernel):
         p, a = ctx.params, ctx.op.attrs
         batch, steps, features = self.sizes(a, ctx.tensor(0))
         units = ctx.tensor(1).shape[0]
+        wide = ctx.tensor(0).dtype == INT16
         gates = []
         for g, q in enumerate(p.gates):
-            w_in, b_in = fc_arrays(ctx, 1 + g, 9 + g, p.input_offset)
-            w_rec, b_rec = fc_arrays(ctx, 5 + g, None, p.hidden_offset)
+            w_in, b_in = fc_arrays(ctx, 1 + g, 9 + g, p.input_offset, wide)
+            w_rec, b_rec = fc_arrays(ctx, 5 + g, None, p.hidden_offset, wide)
             gates.append(
                 {
                     "input_multiplier": q.input_multiplier,
@@ -304,7 +317,7 @@ class UnidirectionalSequenceLstmOp(OpDef):
         x, y = writer.graph[op.inputs[0]], writer.graph[op.outputs[0]]
         batch, _, _ = self.sizes(a, x)
         units = writer.graph[op.inputs[1]].shape[0]
-        hidden = writer.variable(f"{op.name}/hidden_state", (batch, units), INT8, y.qparams)
+        hidden = writer.variable(f"{op.name}/hidden_state", (batch, units), y.dtype, y.qparams)
         cell = writer.variable(f"{op.name}/cell_state", (batch, units), "int16", QParams.per_tensor(a.cell_scale))
         t = [writer.tensor(n) for n in op.inputs]
         operands = [t[0], *t[1:9], -1, -1, -1, *t[9:13], -1, -1, hidden, cell, -1, -1, -1, -1]

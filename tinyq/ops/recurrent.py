@@ -19,7 +19,7 @@ from tinyq.ops.logistic import SIGMOID_TABLE_U16, SigmoidLutParams
 GATE_INPUT_SCALE = 2.0**-12  # Q3.12: the FC outputs, the input of the gate nonlinearities
 GATE_OUTPUT_SCALE = 2.0**-15  # Q0.15: the gate outputs
 SIGMOID_GATE = SigmoidLutParams(0, 0)  # Logistic and Tanh of Q3.12 (multiplier 3, no shift)
-INT16 = (INT16_MIN, INT16_MAX)
+INT16_RANGE = (INT16_MIN, INT16_MAX)
 
 
 def product_multiplier(s1: float, s2: float, out: float) -> tuple[int, int]:
@@ -27,13 +27,15 @@ def product_multiplier(s1: float, s2: float, out: float) -> tuple[int, int]:
     return fx.quantize_multiplier(float(s1) * float(s2) / float(out))
 
 
-def fc_q312(x, offset: int, w, bias, multiplier: tuple[int, int]):
+def fc_q312(x, offset: int, w, bias, multiplier: tuple[int, int], wide: bool = False):
     """(x + offset) . w^T (+ bias) requantized and saturated to int16: one FC of a gate.
-    x (..., depth) int64, w (units, depth)."""
+    x (..., depth) int64, w (units, depth). `wide`: an int16 x, whose sum TFLM keeps in int64
+    and requantizes with the int64 MultiplyByQuantizedMultiplier (its 16x8 FC)."""
     acc = (x + offset) @ w.astype(np.int64).T
     if bias is not None:
         acc = acc + bias.astype(np.int64)
-    return np.clip(fx.multiply_by_quantized_multiplier(acc, *multiplier), *INT16)
+    requantize = fx.multiply_by_quantized_multiplier_int64 if wide else fx.multiply_by_quantized_multiplier
+    return np.clip(requantize(acc, *multiplier), *INT16_RANGE)
 
 
 def mul16(a, b, multiplier: tuple[int, int], lo: int = INT16_MIN, hi: int = INT16_MAX, offset: int = 0):
@@ -66,10 +68,11 @@ def quantize_weights(context, graph, names) -> list[float]:
     return scales
 
 
-def quantize_bias(context, graph, name: str, scale: float) -> None:
-    b = graph[name]
-    values = np.clip(np.round(b.data / scale), -(2**31), 2**31 - 1).astype(np.int32)
-    context.set(Tensor(name, b.shape, "int32", QParams.per_tensor(scale), values))
+def quantize_bias(context, graph, name: str, scale: float, dtype: str = "int32") -> None:
+    """int32 (int64 beside int16 activations, as TFLM's 16x8 kernels read it) at `scale`."""
+    b, info = graph[name], np.iinfo(dtype)
+    values = np.clip(np.round(b.data.astype(np.float64) / scale), info.min, info.max).astype(dtype)
+    context.set(Tensor(name, b.shape, dtype, QParams.per_tensor(scale), values))
 
 
 def sequence_sizes(time_major: bool, shape) -> tuple[int, int, int]:
@@ -78,10 +81,11 @@ def sequence_sizes(time_major: bool, shape) -> tuple[int, int, int]:
     return (second, first, features) if time_major else (first, second, features)
 
 
-def fc_arrays(ctx, weights: int, bias: int | None, offset: int) -> tuple[str, str]:
+def fc_arrays(ctx, weights: int, bias: int | None, offset: int, wide: bool = False) -> tuple[str, str]:
     """The C arrays of one gate FC (see templates/kernels/_fc_q312.c.j2): input `weights` with
     rows zero-padded to a multiple of 4, and the bias with the input offset folded in
-    (bias + offset x row sum, int32: the kernel adds the raw inputs)."""
+    (bias + offset x row sum, int32: the kernel adds the raw inputs; int64 when `wide`, for an
+    int16 input, whose offset is 0)."""
     w = ctx.tensor(weights)
     units, depth = w.shape
     padded = np.zeros((units, -(-depth // 4) * 4), np.int8)
@@ -89,13 +93,17 @@ def fc_arrays(ctx, weights: int, bias: int | None, offset: int) -> tuple[str, st
     folded = offset * w.data.astype(np.int64).sum(axis=1)
     if bias is not None:
         folded = folded + ctx.tensor(bias).data
-    if np.abs(folded).max(initial=0) >= 2**31:
+    if not wide and np.abs(folded).max(initial=0) >= 2**31:
         raise IRError(f"{w.name!r}: the bias with the input offset folded in leaves int32")
     what = ctx.weights_comment(w)
+    bias_type = np.int64 if wide else np.int32
     return (
         ctx.constant(f"tq_k{weights}_{ctx.ident}", padded, "int8_t", what + ", rows padded to 4"),
         ctx.constant(
-            f"tq_b{weights}_{ctx.ident}", folded.astype(np.int32), "int32_t", what + ": bias + offset x row sum"
+            f"tq_b{weights}_{ctx.ident}",
+            folded.astype(bias_type),
+            f"{np.dtype(bias_type).name}_t",
+            what + ": bias + offset x row sum",
         ),
     )
 
@@ -105,12 +113,15 @@ def pairs_bytes(depth: int) -> int:
     return 2 * (-(-depth // 4) * 4)
 
 
-def stateful_kernel(name: str, buffer_bytes: int, state_bytes: int, streaming: bool) -> Kernel:
+def stateful_kernel(
+    name: str, buffer_bytes: int, state_bytes: int, streaming: bool, template: str = "", options=None
+) -> Kernel:
     """A recurrent kernel's record: its buffers in scratch, its state in scratch too (cleared on
     every call) or, streaming, in the arena across calls."""
     return Kernel(
         name,
-        options={"table": SIGMOID_TABLE_U16},
+        template,
+        options={"table": SIGMOID_TABLE_U16} | (options or {}),
         scratch_bytes=buffer_bytes + (0 if streaming else state_bytes),
         state_bytes=state_bytes if streaming else 0,
         specialized=True,

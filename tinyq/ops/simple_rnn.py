@@ -22,7 +22,7 @@ from tinyq.ops.common import FLOAT, INT8, count
 from tinyq.ops.recurrent import (
     GATE_INPUT_SCALE,
     GATE_OUTPUT_SCALE,
-    INT16,
+    INT16_RANGE,
     SIGMOID_GATE,
     check_layer,
     fc_arrays,
@@ -87,7 +87,7 @@ class SimpleRnnOp(OpDef):
         out = np.empty((n, batch, steps, w.shape[0]), np.int8)
         for t in range(steps):
             pre = fc_q312(x[:, :, t], p.input_offset, w, b, p.input_multiplier)
-            pre = np.clip(pre + fc_q312(h, p.hidden_offset, u, None, p.recurrent_multiplier), *INT16)
+            pre = np.clip(pre + fc_q312(h, p.hidden_offset, u, None, p.recurrent_multiplier), *INT16_RANGE)
             tanh = tanh_s16(pre, SIGMOID_GATE).astype(np.int64)
             h = np.clip(
                 fx.multiply_by_quantized_multiplier(tanh, *p.output_multiplier) + p.hidden_zero_point, -128, 127
