@@ -56,6 +56,39 @@ def test_the_cell_clip_case_reaches_the_clip(lstm_dir):
     assert not np.array_equal(ref.outputs(graph, ramp)[0], ref.outputs(unclipped, ramp)[0])
 
 
+FLOAT_CASES = ["lstm_u8_t5_f3", "lstm_u7_t9_f5_last", "lstm_u12_t8_f6_stacked", "lstm_u6_t40_f2_cell_clipped"]
+
+
+@pytest.mark.parametrize("name", FLOAT_CASES)
+def test_a_float_converter_lstm_imports_and_quantizes_bit_exact_with_tflm(name, lstm_dir):
+    """A float .tflite LSTM (the converter without quantization): tinyq's float graph gives
+    TFLite's interpreter's outputs; quantized by tinyq, TFLM runs the int8 file bit-exact."""
+    import tensorflow as tf
+
+    from tinyq.data import Dataset
+    from tinyq.float_model import FloatModel
+    from tinyq.quant import parse_config, quantize
+    from tinyq.sim import FloatRunner
+
+    case = {c.name: c for c in LSTM_CASES}[name]
+    data = lstm_tflite(case, lstm_dir, quantized=False).read_bytes()
+    graph = parse_tflite(data)
+    assert len(lstm_ops(graph)) == case.layers and graph[graph.inputs[0]].dtype == "float32"
+    x = np.random.default_rng(3).uniform(-1, 1, case.input_shape).astype(np.float32)
+    interpreter = tf.lite.Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    ours = FloatRunner(graph, keep=set(graph.outputs)).outputs([x])[0]
+    np.testing.assert_allclose(ours.reshape(expected.shape), expected, atol=1e-5)
+    calib = np.random.default_rng(4).uniform(-1, 1, (64, *case.input_shape[1:])).astype(np.float32)
+    quantized = quantize(FloatModel(graph), Dataset(calib), parse_config("minmax", "w8a8"), quiet=True).graph
+    written = to_tflite(quantized)
+    for sample in random_inputs(quantized, 2, seed=5):
+        assert np.array_equal(tflm_outputs(written, sample, 1)[0], ref.outputs(quantized, sample)[0])
+
+
 def test_lstm_written_back_runs_in_tflm_unchanged(lstm_dir):
     """tinyq's own .tflite of an LSTM model (state tensors as variables) gives TFLM's outputs."""
     case = next(c for c in LSTM_CASES if c.time_major)

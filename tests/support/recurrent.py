@@ -50,9 +50,9 @@ LSTM_CASES = [
 ]
 
 
-def lstm_tflite(case: LstmCase, out_dir: Path) -> Path:
-    """The case converted to an int8 .tflite (cached in out_dir)."""
-    path = out_dir / f"{case.name}.tflite"
+def lstm_tflite(case: LstmCase, out_dir: Path, quantized: bool = True) -> Path:
+    """The case converted to an int8 .tflite, or a float one (cached in out_dir)."""
+    path = out_dir / f"{case.name}{'' if quantized else '_float'}.tflite"
     if path.exists():
         return path
     import tensorflow as tf
@@ -96,6 +96,9 @@ def lstm_tflite(case: LstmCase, out_dir: Path) -> Path:
             recurrent[:, 2 * case.units : 3 * case.units] = 0.0
             layer.set_weights([kernel, recurrent, bias])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if not quantized:
+        path.write_bytes(converter.convert())
+        return path
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: (
         [rng.uniform(-case.calib_scale, case.calib_scale, shape).astype(np.float32)] for _ in range(64)

@@ -292,14 +292,14 @@ class _Reader:
             if not outputs and all(s.outputs for s in readers[code].signatures):
                 raise TinyqError(f"operator {kind} at index {i} has no outputs")
             try:
-                attrs, in_indices = readers[code].read_tflite(self, op, inputs, outputs)
+                attrs, in_indices, *out_indices = readers[code].read_tflite(self, op, inputs, outputs)
             except ops.Unsupported as err:
                 raise TinyqError(f"operator {kind} at index {i}: {err}") from None
             op_ir = ir.Op(
                 f"{kind.lower()}_{i}",
                 attrs,
                 tuple(self.tensor(t).name for t in in_indices),
-                tuple(self.tensor(t).name for t in outputs),
+                tuple(self.tensor(t).name for t in (out_indices[0] if out_indices else outputs)),
             )
             if not self._folded_shape_arithmetic(op_ir, outputs):
                 graph_ops.append(op_ir)
@@ -429,11 +429,14 @@ class _Reader:
         x, w = self.tensor(x_index), self.tensor(w_index)
         name = f"{w.name}/zero_bias"
         if x.dtype == "float32":
-            self.tensors[name] = ir.Tensor(name, (channels,), "float32", None, np.zeros(channels, np.float32))
-        else:
-            scales = [x.qparams.s * s for s in w.qparams.scale]
-            q = ir.QParams.per_channel(scales, 0) if len(scales) > 1 else ir.QParams.per_tensor(scales[0])
-            dtype = "int64" if x.dtype == "int16" else "int32"  # 16x8 biases are int64 (TFLM's FC reads no other)
-            self.tensors[name] = ir.Tensor(name, (channels,), dtype, q, np.zeros(channels, dtype))
-        self.names.append(name)
+            return self.add(ir.Tensor(name, (channels,), "float32", None, np.zeros(channels, np.float32)))
+        scales = [x.qparams.s * s for s in w.qparams.scale]
+        q = ir.QParams.per_channel(scales, 0) if len(scales) > 1 else ir.QParams.per_tensor(scales[0])
+        dtype = "int64" if x.dtype == "int16" else "int32"  # 16x8 biases are int64 (TFLM's FC reads no other)
+        return self.add(ir.Tensor(name, (channels,), dtype, q, np.zeros(channels, dtype)))
+
+    def add(self, tensor: ir.Tensor) -> int:
+        """A tensor the IR needs that the file does not hold; its index."""
+        self.tensors[tensor.name] = tensor
+        self.names.append(tensor.name)
         return len(self.names) - 1

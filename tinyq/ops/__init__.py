@@ -189,8 +189,9 @@ class OpDef:
         raise NotImplementedError
 
     # --- TFLite ---------------------------------------------------------------------
-    def read_tflite(self, reader, op, inputs: list[int], outputs: list[int]) -> tuple[Any, list[int]]:
-        """(attrs, input tensor indices) of a TFLite operator."""
+    def read_tflite(self, reader, op, inputs: list[int], outputs: list[int]) -> tuple:
+        """(attrs, input tensor indices) of a TFLite operator, or (attrs, inputs, outputs) when
+        the IR op has other outputs than the operator (a float LSTM's cell state)."""
         raise NotImplementedError
 
     def write_tflite(self, writer, op: Op) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tinyq.ir import QParams
+from tinyq.ir import QParams, Tensor
 from tinyq.ops import OpDef, OverTime, Signature, State, Unsupported, register
 from tinyq.ops.common import FLOAT, INT8, INT16, INTEGER_RANGES, NUMPY_TYPES, count, expect
 from tinyq.ops.logistic import SigmoidLutParams, logistic_s16
@@ -305,12 +305,17 @@ class UnidirectionalSequenceLstmOp(OpDef):
             raise Unsupported("diagonal recurrent weights")
         hidden, cell = r.peek(inputs[HIDDEN_SLOT]), r.peek(inputs[CELL_SLOT])
         out = r.tensor(outputs[0])
+        operands = [inputs[0], *inputs[1:9], *inputs[12:16]]
+        if out.dtype == FLOAT:  # the IR's float LSTM also outputs its cell state, for calibration
+            attrs = UnidirectionalSequenceLstm(None, float(o.CellClip()), bool(o.TimeMajor()))
+            cells = r.add(Tensor(f"{out.name}/cell_state", out.shape, FLOAT))
+            return attrs, operands, [outputs[0], cells]
         if hidden.qparams != out.qparams:
             raise Unsupported(f"hidden state quantization {hidden.qparams} differs from the output's {out.qparams}")
         if cell.dtype != "int16" or cell.qparams is None or cell.qparams.zp != 0:
             raise Unsupported(f"cell state {cell.name!r} must be symmetric int16 (TFLite Micro's integer LSTM)")
         attrs = UnidirectionalSequenceLstm(cell.qparams.s, float(o.CellClip()), bool(o.TimeMajor()))
-        return attrs, [inputs[0], *inputs[1:9], *inputs[12:16]]
+        return attrs, operands
 
     def write_tflite(self, writer, op):
         a = op.attrs
