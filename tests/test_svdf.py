@@ -3,7 +3,6 @@ Micro and with the host C, read back unchanged, and refused where TFLM does not 
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -217,7 +216,7 @@ def test_a_bias_less_file_reads_as_a_bias_less_op_and_crashes_tflm(monkeypatch, 
         f"tflm_outputs(open({str(path)!r}, 'rb').read(), [np.zeros((2, 7), np.int8)], 1)"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
-    assert result.returncode == -signal.SIGSEGV
+    assert result.returncode < 0  # killed by a signal (SIGSEGV with the pinned TFLM), not an error return
 
 
 def refuse(graph: ir.Graph, match: str):
