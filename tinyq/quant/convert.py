@@ -30,13 +30,16 @@ from tinyq.quant.ranges import activation_params, symmetric_scales
 
 def fixed_outputs(graph: ir.Graph, bits: int = 8) -> dict[str, ir.QParams]:
     """The outputs whose quantization their kernel fixes (SOFTMAX's 1/256, -128, TANH's 1/128, 0...;
-    at 16 bits each op's `fixed_quant_int16`)."""
+    at 16 bits each op's `fixed_quant_int16`), and the outputs of the pooling, reshape... that
+    share such an output's quantization (a TANH into a global average pool)."""
     fixed = {}
     for op in graph.ops:
         definition = ops.definition(op)
         if definition.output_quant == OutputQuant.FIXED:
             quant = definition.fixed_quant if bits == 8 else definition.fixed_quant_int16
             fixed |= {name: ir.QParams.per_tensor(*quant) for name in op.outputs}
+        elif definition.output_quant == OutputQuant.INPUT and op.inputs and op.inputs[0] in fixed:
+            fixed |= {name: fixed[op.inputs[0]] for name in op.outputs}
     return fixed
 
 
