@@ -64,7 +64,7 @@ def test_unsupported_operator_names_op_index_and_supported_set(tmp_path):
 
 def test_missing_file_and_unknown_format(tmp_path):
     assert_clean_error(tinyq("inspect", tmp_path / "nope.tflite"), "does not exist")
-    other = tmp_path / "model.onnx"
+    other = tmp_path / "model.pt"
     other.write_bytes(b"\0")
     assert_clean_error(tinyq("inspect", other), "unknown model format")
 

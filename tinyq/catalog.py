@@ -41,6 +41,12 @@ def operator_rows() -> list[dict]:
     return sorted(rows, key=lambda r: r["operator"])
 
 
+def onnx_operators() -> list[str]:
+    from tinyq.importers.onnx_nodes import NODES
+
+    return sorted(NODES)
+
+
 def keras_layers() -> list[str]:
     from tinyq.importers.keras import LAYERS
 
@@ -100,6 +106,14 @@ def markdown() -> str:
         "removed) and quantized by tinyq:",
         "",
         ", ".join(f"`{name}`" for name in keras_layers()) + ".",
+        "",
+        "## ONNX operators",
+        "",
+        "Float ONNX models (opsets 13 and later) are imported node by node, NCHW becoming NHWC once at",
+        "the input (`docs/onnx.md`), and quantized by tinyq; nodes on constants only are evaluated at",
+        "import:",
+        "",
+        ", ".join(f"`{name}`" for name in onnx_operators()) + ".",
         "",
         "## What TFLite Micro runs and tinyq does not",
         "",

@@ -86,7 +86,7 @@ def layout_note(shape, perm) -> str:
         return ""
     return (
         f"deployed as {list(shape)}: the model's {list(model_layout_shape(shape, perm))} input, transposed by "
-        f"{list(perm)} (its TRANSPOSE folded away); tinyq transposes data given in the model's layout"
+        f"{list(perm)} (NHWC for the kernels); tinyq transposes data given in the model's layout"
     )
 
 

@@ -157,8 +157,9 @@ class Graph:
     ops: tuple[Op, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    # An input whose layout tinyq changed (an NCHW input's TRANSPOSE folded away): the deployed
-    # tensor is np.transpose(data in the model's own layout, perm), batch axis included.
+    # An input whose layout tinyq changed (an NCHW input deployed NHWC: an ONNX model's, or one whose
+    # TRANSPOSE was folded away): the deployed tensor is np.transpose(data in the model's own layout,
+    # perm), batch axis included.
     input_perms: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -253,7 +253,29 @@ def write_flatbuffer(graph: ir.Graph) -> bytes:
 
 
 def to_tflite(graph: ir.Graph) -> bytes:
-    return write_flatbuffer(ir.verify(graph))
+    return write_flatbuffer(_with_input_transposes(ir.verify(graph)))
+
+
+def _with_input_transposes(graph: ir.Graph) -> ir.Graph:
+    """An input deployed in another layout than the model's (Graph.input_perms) is written in
+    the model's layout and TRANSPOSEd: TFLM takes the user's data as the model did, and the
+    importer folds the TRANSPOSE back into input_perms."""
+    if not graph.input_perms:
+        return graph
+    from tinyq.data import model_layout_shape
+    from tinyq.ops.transpose import Transpose
+
+    tensors, transposes, rename = dict(graph.tensors), [], {}
+    for name, perm in graph.input_perms.items():
+        t = graph[name]
+        deployed = f"{name}/deployed_layout"
+        tensors[deployed] = ir.Tensor(deployed, t.shape, t.dtype, t.qparams)
+        tensors[name] = ir.Tensor(name, model_layout_shape(t.shape, perm), t.dtype, t.qparams)
+        transposes.append(ir.Op(f"{name}/to_deployed_layout", Transpose(tuple(perm)), (name,), (deployed,)))
+        rename[name] = deployed
+    moved = [ir.Op(op.name, op.attrs, tuple(rename.get(n, n) for n in op.inputs), op.outputs) for op in graph.ops]
+    outputs = tuple(rename.get(n, n) for n in graph.outputs)
+    return ir.verify(graph.replace(tensors=tensors, ops=(*transposes, *moved), outputs=outputs, input_perms={}))
 
 
 def save_tflite(graph: ir.Graph, path: str | Path) -> Path:

@@ -9,7 +9,7 @@ from tinyq.ir import Graph
 
 
 def load_model(path: str | Path) -> Graph:
-    """Load a .tflite (int8 or float) or Keras (.keras, .h5) model as IR."""
+    """Load a .tflite (int8 or float), Keras (.keras, .h5) or float ONNX model as IR."""
     path = Path(path)
     if not path.exists():
         raise TinyqError(f"model file {path} does not exist")
@@ -22,7 +22,11 @@ def load_model(path: str | Path) -> Graph:
         from tinyq.importers.keras import load_keras
 
         return load_keras(path)
-    raise TinyqError(f"{path}: unknown model format {suffix!r} (use .tflite, .keras or .h5)")
+    if suffix == ".onnx":
+        from tinyq.importers.onnx import load_onnx
+
+        return load_onnx(path)
+    raise TinyqError(f"{path}: unknown model format {suffix!r} (use .tflite, .keras, .h5 or .onnx)")
 
 
 def is_integer_graph(graph: Graph) -> bool:
@@ -31,7 +35,7 @@ def is_integer_graph(graph: Graph) -> bool:
 
 
 def load_float_model(path: str | Path):
-    """A float model to quantize: Keras (.keras, .h5) or a float .tflite."""
+    """A float model to quantize: Keras (.keras, .h5), a float .tflite or a float ONNX model."""
     from tinyq.float_model import FloatModel
     from tinyq.importers.keras import load_float_keras
 
@@ -40,6 +44,10 @@ def load_float_model(path: str | Path):
         if not path.exists():
             raise TinyqError(f"model file {path} does not exist")
         return load_float_keras(path)
+    if path.suffix.lower() == ".onnx":
+        from tinyq.importers.onnx import load_float_onnx
+
+        return load_float_onnx(path)
     graph = load_model(path)
     if is_integer_graph(graph):
         raise TinyqError(f"{path} is already an int8 model: build or evaluate it as it is")
