@@ -18,7 +18,7 @@ from tinyq.sim import FloatRunner
 
 from support.cli import assert_clean_error, tinyq
 from support.hostlib import HostModel
-from support.onnx_models import exported, helper_model, ort_outputs, torch_modules
+from support.onnx_models import exported, helper_model, ort_outputs, ort_qdq, torch_modules
 from support.tflm import tflm_outputs
 
 TORCH_MODELS = sorted(torch_modules())
@@ -86,6 +86,68 @@ def test_onnx_models_quantized_by_tinyq_are_bit_exact_on_the_host(name, onnx_dir
     floats = FloatRunner(fm.graph, keep=set(fm.graph.outputs)).outputs([deployed[64:]])[0]
     out = dequantize(graph[graph.outputs[0]], ref.outputs(graph, [samples[:, None]], batched=True)[0])
     assert sqnr_db(floats, out.reshape(floats.shape)) > 20
+
+
+# --- QDQ models (onnxruntime's static quantization), deployed as they are ----------------------
+
+QDQ_MODELS = ["cnn_bn_flatten_linear", "depthwise_separable", "residual_concat_mean"]
+
+
+@pytest.mark.parametrize(
+    "per_channel, activations",
+    [(False, "QInt8"), (True, "QInt8"), (False, "QUInt8")],
+    ids=["per_tensor", "per_channel", "uint8_activations"],
+)
+@pytest.mark.parametrize("name", QDQ_MODELS)
+def test_qdq_models_deploy_as_they_are(name, per_channel, activations, onnx_dir, tmp_path):
+    """The file's int8 weights and activation quantization (uint8 activations shifted by 128),
+    no calibration: the host C and TFLM give the reference's outputs, which agree with
+    onnxruntime's QDQ run."""
+    from tinyq.importers.onnx import load_onnx
+    from tinyq.quant.evaluate import dequantize
+
+    shape = torch_modules()[name][1]
+    rng = np.random.default_rng(2)
+    calib = rng.standard_normal((32, *shape[1:])).astype(np.float32)
+    qdq = ort_qdq(exported(name, onnx_dir), calib, tmp_path / "qdq.onnx", per_channel, activations)
+    graph = load_onnx(qdq)
+    assert all(graph[op.outputs[0]].dtype == "int8" for op in graph.ops)
+    assert "TRANSPOSE" not in {op.kind for op in graph.ops}
+    perm = graph.input_perms.get(graph.inputs[0])
+    host, written = HostModel(graph, tmp_path), to_tflite(graph)
+    q = graph[graph.inputs[0]].qparams
+    out_q = graph[graph.outputs[0]].qparams
+    for x in rng.standard_normal((3, *shape)).astype(np.float32):
+        deployed = np.transpose(x, perm) if perm else x
+        sample = np.clip(np.round(deployed / q.s) + q.zp, -128, 127).astype(np.int8)
+        expected = ref.outputs(graph, [sample])[0]
+        assert np.array_equal(host.run([sample])[0], expected)
+        nchw = np.transpose(sample, np.argsort(perm)) if perm else sample
+        assert np.array_equal(tflm_outputs(written, [nchw], 1)[0], expected)
+        ours = dequantize(graph[graph.outputs[0]], expected)
+        theirs = ort_outputs(qdq, x)  # onnxruntime rounds through float between the ops
+        assert np.abs(ours.reshape(theirs.shape) - theirs).max() <= 8 * out_q.s + 0.05 * np.abs(theirs).max()
+
+
+def test_qdq_models_tinyq_cannot_deploy_as_they_are_are_refused(onnx_dir, tmp_path):
+    """uint8 (asymmetric) weights, which TFLM's kernels do not take; an operator onnxruntime left
+    float (it does not quantize Elu)."""
+    calib = np.random.default_rng(3).standard_normal((8, 1, 14, 14)).astype(np.float32)
+    qdq = ort_qdq(
+        exported("cnn_bn_flatten_linear", onnx_dir), calib, tmp_path / "u8.onnx", activations="QUInt8", weights="QUInt8"
+    )
+    assert_clean_error(tinyq("inspect", qdq), "are quantized uint8 with zero point", "symmetric int8 weights")
+    calib = np.random.default_rng(3).standard_normal((8, 4, 30)).astype(np.float32)
+    qdq = ort_qdq(exported("conv1d_sequence", onnx_dir), calib, tmp_path / "elu.onnx")
+    assert_clean_error(tinyq("inspect", qdq), "the QDQ model leaves ELU '/Elu' float (no QuantizeLinear on its output")
+
+
+def test_a_qdq_model_is_not_quantized_again(onnx_dir, tmp_path):
+    calib = np.random.default_rng(3).standard_normal((8, 1, 14, 14)).astype(np.float32)
+    qdq = ort_qdq(exported("cnn_bn_flatten_linear", onnx_dir), calib, tmp_path / "qdq.onnx")
+    np.savez(tmp_path / "x.npz", x=calib)
+    result = tinyq("quantize", qdq, "--calib", tmp_path / "x.npz", "-o", tmp_path / "q")
+    assert_clean_error(result, "is a quantized (QDQ) ONNX model: build or evaluate it as it is")
 
 
 # --- onnx.helper graphs: what PyTorch's exporters do not write ------------------------------

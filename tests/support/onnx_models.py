@@ -169,3 +169,49 @@ def helper_model(nodes, inputs, outputs, initializers=(), opset: int = 17):
 
 def _float32(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+def ort_qdq(
+    path: Path,
+    calib: np.ndarray,
+    out: Path,
+    per_channel: bool = False,
+    activations: str = "QInt8",
+    weights: str = "QInt8",
+) -> Path:
+    """onnxruntime's static quantization of a float model (QDQ, MinMax ranges over `calib`;
+    activations and weights QInt8 or QUInt8)."""
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter(calib)
+
+        def get_next(self):
+            sample = next(self.samples, None)
+            return None if sample is None else {"input": sample[None]}
+
+    renamed = out.with_suffix(".float.onnx")
+    _with_input_named(path, renamed, "input")
+    q.quantize_static(
+        str(renamed),
+        str(out),
+        Reader(),
+        quant_format=q.QuantFormat.QDQ,
+        activation_type=getattr(q.QuantType, activations),
+        weight_type=getattr(q.QuantType, weights),
+        per_channel=per_channel,
+        calibrate_method=q.CalibrationMethod.MinMax,
+    )
+    return out
+
+
+def _with_input_named(path: Path, out: Path, name: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    old = model.graph.input[0].name
+    model.graph.input[0].name = name
+    for node in model.graph.node:
+        node.input[:] = [name if n == old else n for n in node.input]
+    onnx.save(model, str(out))

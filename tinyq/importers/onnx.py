@@ -94,18 +94,37 @@ def load_onnx_proto(path: Path):
 
 
 def load_onnx(path: str | Path) -> ir.Graph:
-    return load_float_onnx(path).graph
+    """The IR of an ONNX file: float, or int8 for a quantized (QDQ) model."""
+    return graph_from_onnx(_read(path), Path(path).stem)
 
 
 def load_float_onnx(path: str | Path) -> FloatModel:
+    return float_model_from_onnx(_read(path), Path(path).stem)
+
+
+def _read(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise TinyqError(f"model file {path} does not exist")
-    return float_model_from_onnx(load_onnx_proto(path), path.stem)
+    return load_onnx_proto(path)
+
+
+def graph_from_onnx(model, name: str = "onnx_model") -> ir.Graph:
+    from tinyq.importers.onnx_qdq import deployed_from_qdq
+
+    converter = OnnxConverter(model, name)
+    fm = converter.convert()
+    if not converter.quantized:
+        return fm.graph
+    return deployed_from_qdq(fm, converter.activation_qparams, converter.implied_ranges, converter.weight_scales)
 
 
 def float_model_from_onnx(model, name: str = "onnx_model") -> FloatModel:
-    return OnnxConverter(model, name).convert()
+    converter = OnnxConverter(model, name)
+    fm = converter.convert()
+    if converter.quantized:
+        raise TinyqError(f"{name} is a quantized (QDQ) ONNX model: build or evaluate it as it is")
+    return fm
 
 
 def _opset(model) -> int:
@@ -157,6 +176,13 @@ class OnnxConverter:
     bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     conversions: dict[tuple[str, Layout], str] = field(default_factory=dict)
     node: object = None  # the node being converted
+    # a QDQ model's quantization: each QuantizeLinear's (IR tensor -> int8 parameters), and each
+    # DequantizeLinear of constant integers (ONNX value -> per-channel scales), then of the IR
+    # weights made from them (IR tensor -> scales)
+    activation_qparams: dict[str, ir.QParams] = field(default_factory=dict)
+    implied_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # of ops one node became
+    dequantized: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_scales: dict[str, np.ndarray] = field(default_factory=dict)
 
     # --- values ---------------------------------------------------------------------------
     def new(self, name: str, shape, data=None) -> str:
@@ -173,6 +199,24 @@ class OnnxConverter:
     def constant(self, name: str, data) -> str:
         data = np.asarray(data, np.float32)
         return self.new(name, data.shape, data)
+
+    def weights(self, source: str, data: np.ndarray) -> str:
+        """The IR weights of the node being converted, made from ONNX value `source`; in a QDQ
+        model they keep the scales of the DequantizeLinear that made `source`."""
+        name = self.new(f"{self.node_name}/weights", data.shape, data)
+        if source in self.dequantized:
+            self.weight_scales[name] = self.dequantized[source]
+        return name
+
+    def range_of(self, tensor: str) -> tuple[float, float] | None:
+        """The float range a QDQ model's quantization gives an IR tensor (None: none given)."""
+        q = self.activation_qparams.get(tensor)
+        return None if q is None else ((-128 - q.zp) * q.s, (127 - q.zp) * q.s)
+
+    @property
+    def quantized(self) -> bool:
+        """A QDQ model: QuantizeLinear gives its activations' quantization."""
+        return bool(self.activation_qparams)
 
     def emit(self, attrs, inputs, shape, out_name: str | None = None, op_name: str | None = None) -> str:
         """An IR op (named after the node being converted) with one new output; returns it."""

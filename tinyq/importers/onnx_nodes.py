@@ -77,6 +77,8 @@ def fold_constant_node(cv: OnnxConverter, node) -> bool:
         cv.constants[node.output[0]] = np.asarray(value)
         cv.shapes.setdefault(node.output[0], np.shape(value))
         return True
+    if node.op_type == "DequantizeLinear" and cv.const(node.input[0]) is not None:
+        _record_weight_scales(cv, node)
     if node.op_type == "Shape" and node.input[0] in cv.shapes:
         a = attributes(node)
         shape = np.array(cv.shapes[node.input[0]], np.int64)
@@ -221,10 +223,10 @@ def _conv(cv: OnnxConverter, node) -> None:
     out_shape = channels_last_shape(cv.shapes[out_name])
     b = cv.new(f"{cv.node_name}/bias", (out_channels,), bias)
     if group == 1:
-        weights = cv.new(f"{cv.node_name}/weights", (out_channels, kh, kw, channels), w.transpose(0, 2, 3, 1))
+        weights = cv.weights(node.input[1], w.transpose(0, 2, 3, 1))
         out = cv.emit(Conv2D(strides, dilation, padding), [x, weights, b], out_shape, out_name)
     elif group == channels and w.shape[1] == 1:
-        weights = cv.new(f"{cv.node_name}/weights", (1, kh, kw, out_channels), w.transpose(1, 2, 3, 0))
+        weights = cv.weights(node.input[1], w.transpose(1, 2, 3, 0))
         attrs = DepthwiseConv2D(strides, dilation, padding, out_channels // channels)
         out = cv.emit(attrs, [x, weights, b], out_shape, out_name)
     else:
@@ -258,13 +260,13 @@ def _conv_transpose(cv: OnnxConverter, node) -> None:
             "size the forward convolution does not map back) is not supported"
         )
     bias = cv.const(_operand(node, 2)) if _operand(node, 2) else np.zeros(out_channels, np.float32)
-    weights = cv.new(f"{cv.node_name}/weights", (out_channels, kh, kw, in_channels), w.transpose(1, 2, 3, 0))
+    weights = cv.weights(node.input[1], w.transpose(1, 2, 3, 0))
     b = cv.new(f"{cv.node_name}/bias", (out_channels,), bias)
     out = cv.emit(TransposeConv2D(strides, padding), [cv.channels_last(x_name), weights, b], out_shape, out_name)
     cv.define(out_name, out, Layout.CHANNELS_LAST)
 
 
-def _dense(cv: OnnxConverter, node, x_name: str, w: np.ndarray, bias: np.ndarray) -> None:
+def _dense(cv: OnnxConverter, node, x_name: str, w: np.ndarray, bias: np.ndarray, source: str) -> None:
     """FULLY_CONNECTED of x with weights w [units, depth]: reading a FLAT value, the weights'
     columns are permuted from the NCHW flatten order to the NHWC one."""
     value = cv.values[x_name]
@@ -274,7 +276,7 @@ def _dense(cv: OnnxConverter, node, x_name: str, w: np.ndarray, bias: np.ndarray
         x = value.tensor
     else:
         x = cv.plain(x_name)
-    weights = cv.new(f"{cv.node_name}/weights", w.shape, w)
+    weights = cv.weights(source, w)
     b = cv.new(f"{cv.node_name}/bias", bias.shape, bias)
     out_name = node.output[0]
     cv.define(out_name, cv.emit(FullyConnected(), [x, weights, b], cv.shapes[out_name], out_name))
@@ -291,13 +293,13 @@ def _gemm(cv: OnnxConverter, node) -> None:
     if _operand(node, 2) and c is None:
         raise TinyqError(f"node {cv.node_name!r}: Gemm's C must be a constant")
     bias = np.zeros(units, np.float32) if c is None else np.broadcast_to(c * a.get("beta", 1.0), (1, units))[0]
-    _dense(cv, node, node.input[0], w, bias.astype(np.float32))
+    _dense(cv, node, node.input[0], w, bias.astype(np.float32), node.input[1])
 
 
 def _matmul(cv: OnnxConverter, node) -> None:
     rhs = cv.const(node.input[1])
     if rhs is not None and rhs.ndim == 2 and cv.const(node.input[0]) is None:
-        _dense(cv, node, node.input[0], rhs.T.astype(np.float32), np.zeros(rhs.shape[1], np.float32))
+        _dense(cv, node, node.input[0], rhs.T.astype(np.float32), np.zeros(rhs.shape[1], np.float32), node.input[1])
         return
     tensors = [cv.plain(n) if cv.const(n) is None else cv.constant(n, cv.const(n)) for n in node.input]
     out_name = node.output[0]
@@ -361,10 +363,14 @@ def _clip(cv: OnnxConverter, node) -> None:
         return _activation(cv, node, ir.Activation.RELU, Relu)
     value = cv.values[node.input[0]]
     out, shape = value.tensor, cv.tensors[value.tensor].shape
+    given = cv.range_of(out)
     for bound, attrs_class in ((lo, Maximum), (hi, Minimum)):
         if bound is not None:
             limit = cv.constant(f"{cv.node_name}/{attrs_class.__name__.lower()}", [bound])
             out = cv.emit(attrs_class(), [out, limit], shape, op_name=f"{cv.node_name}_{attrs_class.__name__.lower()}")
+            if given is not None:  # a QDQ model quantizes the node's output only: the bounds applied so far
+                given = (max(given[0], lo if lo is not None else given[0]), max(given[1], given[0]))
+                cv.implied_ranges[out] = given
     cv.define(node.output[0], out, value.layout, value.chw)
 
 
@@ -394,10 +400,14 @@ def _hard_sigmoid(cv: OnnxConverter, node) -> None:
     value = cv.values[node.input[0]]
     x, shape, name = value.tensor, cv.tensors[value.tensor].shape, cv.node_name
     if abs(6 * alpha - 1) > 1e-7:
+        given = cv.range_of(x)
         x = cv.emit(Mul(), [x, cv.constant(f"{name}/slope", [6 * alpha])], shape, op_name=f"{name}_slope")
+        if given is not None:  # a QDQ model quantizes the node's output only
+            cv.implied_ranges[x] = tuple(sorted(v * 6 * alpha for v in given))
     shifted = cv.emit(
         Add(ir.Activation.RELU6), [x, cv.constant(f"{name}/offset", [6 * beta])], shape, op_name=f"{name}_offset"
     )
+    cv.implied_ranges[shifted] = (0.0, 6.0)
     out = cv.emit(Mul(), [shifted, cv.constant(f"{name}/sixth", [1 / 6])], shape, node.output[0])
     cv.define(node.output[0], out, value.layout, value.chw)
 
@@ -663,6 +673,40 @@ def _reduce(attrs_class):
     return convert
 
 
+def _record_weight_scales(cv: OnnxConverter, node) -> None:
+    """DequantizeLinear of constant int8 values (weights): their scales, one per output channel
+    (the axis ONNX quantizes them on is the output channel's in every weighted operator) or one."""
+    values = cv.const(node.input[0])
+    if values.dtype not in (np.int8, np.uint8):
+        return  # an int32 bias: tinyq recomputes it from the input and weight scales
+    zero = cv.const(_operand(node, 2)) if _operand(node, 2) else np.zeros(1, values.dtype)
+    if values.dtype == np.uint8 or np.any(zero != 0):
+        raise TinyqError(
+            f"weights {node.input[0]!r} are quantized {values.dtype.name} with zero point "
+            f"{np.asarray(zero).reshape(-1)[0]}: TFLite Micro's int8 kernels take symmetric int8 weights "
+            "(quantize with weight_type=QInt8, symmetric weights)"
+        )
+    cv.dequantized[node.output[0]] = np.asarray(cv.need_const(node.input[1], "the scale"), np.float32).reshape(-1)
+
+
+def _quantize_linear(cv: OnnxConverter, node) -> None:
+    """An activation's int8 quantization (uint8 shifted by 128: the same values); the value
+    itself passes on (the ops between Q and DQ are int8 in the deployment)."""
+    scale = np.asarray(cv.need_const(node.input[1], "the scale")).reshape(-1)
+    zero = cv.const(_operand(node, 2)) if _operand(node, 2) else np.zeros(1, np.uint8)
+    zero = np.asarray(zero)
+    if scale.size != 1:
+        raise TinyqError(f"node {cv.node_name!r}: per-axis quantization of an activation is not supported")
+    if zero.dtype not in (np.int8, np.uint8):
+        raise TinyqError(
+            f"node {cv.node_name!r}: activations quantized to {zero.dtype.name}; tinyq deploys int8 (and uint8) QDQ"
+        )
+    zp = int(zero.reshape(-1)[0]) - (128 if zero.dtype == np.uint8 else 0)
+    value = cv.values[node.input[0]]
+    cv.activation_qparams[value.tensor] = ir.QParams.per_tensor(float(scale[0]), zp)
+    cv.values[node.output[0]] = value
+
+
 NODES = {
     "Add": _binary(Add),
     "AveragePool": _pool(AveragePool2D),
@@ -672,6 +716,7 @@ NODES = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
     "Div": _div,
+    "DequantizeLinear": _alias,
     "Dropout": _alias,
     "Elu": _elu,
     "Flatten": _reshaped,
@@ -686,6 +731,7 @@ NODES = {
     "MaxPool": _pool(MaxPool2D),
     "Mul": _binary(Mul),
     "PRelu": _prelu,
+    "QuantizeLinear": _quantize_linear,
     "Pad": _pad,
     "ReduceMax": _reduce(ReduceMax),
     "ReduceMean": _reduce(Mean),

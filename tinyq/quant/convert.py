@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq import ir, ops
+from tinyq.errors import TinyqError
 from tinyq.ops import OutputQuant
 from tinyq.ops.affine import weight_axis
 from tinyq.ops.common import INT16
@@ -169,6 +170,18 @@ class ActivationQuant:
     def held(self) -> dict[str, ir.QParams]:
         """Each tensor's quantization at the precision that holds it."""
         return {name: self.by_bits[bits][name] for name, bits in self.precision.tensor_bits.items()}
+
+
+def given_activation_quant(graph: ir.Graph, given: dict[str, ir.QParams], source: str) -> ActivationQuant:
+    """int8 activation quantization taken from a quantized model (`source`: a QDQ file, AIMET's
+    encodings), the deployment's constraints applied as for tinyq's own ranges: a pooling or
+    reshape output shares its input's, SOFTMAX/LOGISTIC/TANH outputs take their fixed ones."""
+    groups, fixed = activation_groups(graph), fixed_outputs(graph, 8)
+    missing = sorted({g for g in groups.values() if g is not None and g not in given})
+    if missing:
+        raise TinyqError(f"{source} gives no quantization for tensor {missing[0]!r} (the deployment needs one)")
+    held = {name: fixed[name] if group is None else given[group] for name, group in groups.items()}
+    return ActivationQuant({8: held}, precision_uniform(graph, 8))
 
 
 class Int8Context:
