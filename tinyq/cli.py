@@ -215,18 +215,23 @@ def quant_options(fn):
         click.option(
             "--percentile", type=float, default=99.99, show_default=True, help="Percentile for --algo percentile."
         ),
+        click.option(
+            "--encodings",
+            type=click.Path(dir_okay=False),
+            help="AIMET's encodings JSON (sim.export) of an ONNX MODEL: deploy AIMET's quantization.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, **budgets):
+def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **budgets):
     from tinyq.pipeline import deployable
     from tinyq.quant import parse_config
 
     config = parse_config(algo, bits, per_tensor, percentile, a16)
-    deploy = deployable(model, calib=calib, calib_samples=calib_samples, config=config, **budgets)
+    deploy = deployable(model, calib=calib, calib_samples=calib_samples, config=config, encodings=encodings, **budgets)
     for line in deploy.quant.notes:  # what the passes and --a16 decided, and why
         note(line)
     return deploy, config
@@ -260,6 +265,7 @@ def build(
     per_tensor,
     percentile,
     a16,
+    encodings,
 ):
     """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
@@ -276,7 +282,7 @@ def build(
         "max_ram": default_ram if max_ram is None else parse_size(max_ram),
         "max_flash": default_flash if max_flash is None else parse_size(max_flash),
     }
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, **budgets)
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **budgets)
     graph = deploy.graph
     if streaming:
         from tinyq.streaming import streaming as streamed
@@ -310,13 +316,13 @@ def build(
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @quant_options
-def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile, a16):
+def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings):
     """Quantize a float MODEL: DIR/model_int8.tflite and DIR/quant_report.json."""
     from pathlib import Path
 
     from tinyq.exporters.tflite import save_tflite
 
-    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16)
+    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings)
     if deploy.float_graph is None:
         raise TinyqError(f"{model} is already an int8 model: nothing to quantize")
     out = Path(out_dir)
@@ -434,7 +440,7 @@ def quant_layers(deploy) -> list[dict]:
 @click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled data: .npz with x and y.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results here.")
 @quant_options
-def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile, a16):
+def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings):
     """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
     from pathlib import Path
 
@@ -442,10 +448,10 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     from tinyq.pipeline import is_float_source
     from tinyq.quant.evaluate import evaluate as run_eval
 
-    if calib is None and is_float_source(model):
+    if calib is None and encodings is None and is_float_source(model):
         calib = data_path
         note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16)
+    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings)
     data = load_dataset(data_path, deploy.float_graph or deploy.graph, what="data")
     result = run_eval(deploy.float_graph, deploy.graph, data)
     result |= {"algo": deploy.quant.algo, "bits": deploy.quant.bits}

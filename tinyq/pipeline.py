@@ -40,11 +40,15 @@ def deployable(
     quiet: bool = False,
     max_ram: int | None = None,
     max_flash: int | None = None,
+    encodings: str | Path | None = None,
 ) -> Deployable:
-    """The int8 graph to deploy: imported as it is, or quantized from a float model. With
-    budgets, a float model that cannot fit fails before calibration starts."""
+    """The int8 graph to deploy: imported as it is, quantized from a float model, or (an ONNX
+    model with AIMET's `encodings`) quantized as the encodings say. With budgets, a float model
+    that cannot fit fails before calibration starts."""
     path = Path(model)
-    if path.suffix.lower() == ".tflite":
+    if encodings is not None:
+        return _with_encodings(path, encodings, calib, calib_samples, config)
+    if path.suffix.lower() in (".tflite", ".onnx"):
         graph = load_model(path)
         if is_integer_graph(graph):
             if calib is not None:
@@ -69,3 +73,17 @@ def deployable(
         list(result.int16_layers) or None,
     )
     return Deployable(result.graph, result.float_graph, quant, data)
+
+
+def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantConfig) -> Deployable:
+    from tinyq.importers.onnx import deployed_with_encodings
+
+    if path.suffix.lower() != ".onnx":
+        raise TinyqError(f"--encodings (AIMET's) applies to an ONNX model, not {path.name}")
+    if config != QuantConfig():
+        raise TinyqError("--encodings gives the quantization: --algo, --bits, --per-tensor, --a16 do not apply")
+    fm, graph, notes = deployed_with_encodings(path, encodings)
+    data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
+    sqnr = layer_sqnr(fm.graph, graph, data.x[:SQNR_SAMPLES]) if data else None
+    quant = QuantSummary(bits_of(graph), ["aimet encodings"], None, notes, len(data.x) if data else None, sqnr)
+    return Deployable(graph, fm.graph, quant, data)

@@ -110,13 +110,33 @@ def _read(path: str | Path):
 
 
 def graph_from_onnx(model, name: str = "onnx_model") -> ir.Graph:
-    from tinyq.importers.onnx_qdq import deployed_from_qdq
+    from tinyq.importers.onnx_qdq import deployed, qdq_weights, with_folded_relus
 
     converter = OnnxConverter(model, name)
-    fm = converter.convert()
+    graph = converter.convert().graph
     if not converter.quantized:
-        return fm.graph
-    return deployed_from_qdq(fm, converter.activation_qparams, converter.implied_ranges, converter.weight_scales)
+        return graph
+    graph = with_folded_relus(graph, converter.activation_qparams)
+    weights = qdq_weights(graph, converter.weight_scales)
+    return deployed(graph, converter.activation_qparams, converter.implied_ranges, weights, "the QDQ model")
+
+
+def deployed_with_encodings(path: str | Path, encodings_path: str | Path) -> tuple[FloatModel, ir.Graph, list[str]]:
+    """A float ONNX model quantized as AIMET's encodings say (tinyq/importers/aimet.py): the
+    float model, the int8 graph, and notes on what tinyq adjusted."""
+    from tinyq.importers.aimet import activation_qparams, encoded_weights, load_encodings
+    from tinyq.importers.onnx_qdq import WEIGHTED, deployed
+
+    encodings = load_encodings(encodings_path)
+    converter = OnnxConverter(_read(path), Path(path).stem)
+    fm = converter.convert()
+    if converter.quantized:
+        raise TinyqError(f"{path} is already quantized (QDQ): --encodings applies to a float model")
+    weights, notes = encoded_weights(encodings, fm.graph, converter, WEIGHTED)
+    given = activation_qparams(encodings, converter)
+    bits = max((w.bits for w in weights.values()), default=8)
+    graph = deployed(fm.graph, given, converter.implied_ranges, weights, f"{encodings.path}", bits)
+    return fm, graph, notes
 
 
 def float_model_from_onnx(model, name: str = "onnx_model") -> FloatModel:
@@ -183,6 +203,8 @@ class OnnxConverter:
     implied_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # of ops one node became
     dequantized: dict[str, np.ndarray] = field(default_factory=dict)
     weight_scales: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_sources: dict[str, str] = field(default_factory=dict)  # IR weights -> the ONNX value they came from
+    refolded: set[str] = field(default_factory=set)  # IR weights a BatchNormalization folded into
 
     # --- values ---------------------------------------------------------------------------
     def new(self, name: str, shape, data=None) -> str:
@@ -204,6 +226,7 @@ class OnnxConverter:
         """The IR weights of the node being converted, made from ONNX value `source`; in a QDQ
         model they keep the scales of the DequantizeLinear that made `source`."""
         name = self.new(f"{self.node_name}/weights", data.shape, data)
+        self.weight_sources[name] = source
         if source in self.dequantized:
             self.weight_scales[name] = self.dequantized[source]
         return name

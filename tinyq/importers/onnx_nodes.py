@@ -332,6 +332,7 @@ def _batch_normalization(cv: OnnxConverter, node) -> None:
         shape = [1] * w.data.ndim
         shape[axis] = -1
         cv.tensors[w.name] = ir.Tensor(w.name, w.shape, "float32", None, w.data * scale.reshape(shape))
+        cv.refolded.add(w.name)
         cv.tensors[b.name] = ir.Tensor(b.name, b.shape, "float32", None, b.data * scale + shift)
         out = x
     else:

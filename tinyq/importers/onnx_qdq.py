@@ -21,7 +21,6 @@ import numpy as np
 
 from tinyq import ir
 from tinyq.errors import TinyqError
-from tinyq.float_model import FloatModel
 from tinyq.ops.add import Add
 from tinyq.ops.affine import weight_axis
 from tinyq.ops.conv import Conv2D
@@ -74,10 +73,7 @@ def with_folded_relus(graph: ir.Graph, activation_qparams: dict) -> ir.Graph:
     return graph.replace(ops=tuple(ops))
 
 
-def deployed_from_qdq(fm: FloatModel, activation_qparams: dict, implied_ranges: dict, weight_scales: dict) -> ir.Graph:
-    """`implied_ranges`: the float ranges of the inner tensors of a node tinyq runs as several
-    ops (HardSigmoid's relu6(x + 3)), which the file cannot quantize."""
-    graph = with_folded_relus(fm.graph, activation_qparams)
+def qdq_weights(graph: ir.Graph, weight_scales: dict) -> dict[str, WeightQuant]:
     weights = {}
     for op in graph.ops:
         if not isinstance(op.attrs, WEIGHTED):
@@ -86,6 +82,15 @@ def deployed_from_qdq(fm: FloatModel, activation_qparams: dict, implied_ranges: 
         if scales is None:
             raise TinyqError(f"{op.name!r} ({op.kind}) has float weights in the QDQ model; tinyq deploys it as it is")
         weights[op.name] = file_weights(op, graph, scales)
+    return weights
+
+
+def deployed(
+    graph: ir.Graph, activation_qparams: dict, implied_ranges: dict, weights: dict, source: str, weight_bits: int = 8
+) -> ir.Graph:
+    """The int8 graph with given weights and activation quantization (a QDQ file's, AIMET's).
+    `implied_ranges`: the float ranges of the inner tensors of a node tinyq runs as several ops
+    (HardSigmoid's relu6(x + 3)), which the source cannot quantize."""
     given = {t: ir.QParams.per_tensor(*activation_params(*r)) for t, r in implied_ranges.items()} | activation_qparams
     groups = activation_groups(graph)
     for op in graph.ops:
@@ -96,8 +101,8 @@ def deployed_from_qdq(fm: FloatModel, activation_qparams: dict, implied_ranges: 
             given[out] = given[groups[op.inputs[0]]]  # a mean or extremum stays within its input's range
             continue
         raise TinyqError(
-            f"the QDQ model leaves {op.kind} {op.name!r} float (no QuantizeLinear on its output {out!r}); "
-            "tinyq deploys QDQ models quantized throughout"
+            f"{source} leaves {op.kind} {op.name!r} float (no quantization of its output {out!r}); "
+            "tinyq deploys models quantized throughout"
         )
-    quant = given_activation_quant(graph, given, "the QDQ model")
-    return to_int8(graph, quant, parse_config("minmax", "w8a8"), weights)
+    quant = given_activation_quant(graph, given, source)
+    return to_int8(graph, quant, parse_config("minmax", f"w{weight_bits}a8"), weights)

@@ -121,7 +121,8 @@ class AffineOp(OpDef):
         wparams = (
             QParams.per_channel(wq.scales, wq.axis) if wq.axis is not None else QParams.per_tensor(float(wq.scales[0]))
         )
-        context.set(Tensor(w.name, w.shape, "int4" if context.config.weight_bits <= 4 else INT8, wparams, wq.values))
+        bits = wq.bits or context.config.weight_bits
+        context.set(Tensor(w.name, w.shape, "int4" if bits <= 4 else INT8, wparams, wq.values))
         context.set(quantized_bias(b, context, op.inputs[0], wq))
         return [op]
 

@@ -51,6 +51,7 @@ class WeightQuant:
     values: np.ndarray  # integers in [-qmax, qmax]
     scales: np.ndarray  # per output channel (or one)
     axis: int | None
+    bits: int | None = None  # None: the config's weight bits (a model's own encodings may mix 4 and 8)
 
 
 def quantize_weights(op: ir.Op, graph: ir.Graph, config: QuantConfig, method: str) -> WeightQuant:
