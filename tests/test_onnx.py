@@ -5,6 +5,8 @@ bad files refused in one line."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -140,6 +142,16 @@ def test_qdq_models_tinyq_cannot_deploy_as_they_are_are_refused(onnx_dir, tmp_pa
     calib = np.random.default_rng(3).standard_normal((8, 4, 30)).astype(np.float32)
     qdq = ort_qdq(exported("conv1d_sequence", onnx_dir), calib, tmp_path / "elu.onnx")
     assert_clean_error(tinyq("inspect", qdq), "the QDQ model leaves ELU '/Elu' float (no QuantizeLinear on its output")
+
+
+def test_cli_builds_a_qdq_model_as_it_is(onnx_dir, tmp_path):
+    calib = np.random.default_rng(3).standard_normal((8, 1, 14, 14)).astype(np.float32)
+    qdq = ort_qdq(exported("cnn_bn_flatten_linear", onnx_dir), calib, tmp_path / "qdq.onnx")
+    result = tinyq("--print-json", "build", qdq, "--board", "host", "-o", tmp_path / "fw")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["quant"]["algo"] == ["imported"]
+    result = tinyq("build", qdq, "--board", "host", "--calib", tmp_path / "x.npz", "-o", tmp_path / "fw2")
+    assert_clean_error(result, "--calib does not apply (it is deployed as it is)")
 
 
 def test_a_qdq_model_is_not_quantized_again(onnx_dir, tmp_path):

@@ -52,7 +52,7 @@ def deployable(
         graph = load_model(path)
         if is_integer_graph(graph):
             if calib is not None:
-                raise TinyqError(f"{path} is already int8: --calib does not apply (it is deployed as it is)")
+                raise TinyqError(f"{path} is already quantized: --calib does not apply (it is deployed as it is)")
             if config != QuantConfig():
                 raise TinyqError(
                     f"{path} is already int8: quantization options (--algo, --bits, --per-tensor, "
