@@ -71,7 +71,18 @@ def torch_modules():
 
         return Lambda(body, q, k)
 
+    def recurrent(cell, last_step: bool):
+        rnn, fc = cell(6, 9, batch_first=True), nn.Linear(9, 4)
+
+        def body(x, rnn, fc):
+            y, _ = rnn(x)
+            return fc(y[:, -1]) if last_step else torch.tanh(y)
+
+        return Lambda(body, rnn, fc)
+
     return {
+        "lstm_last_step_linear": (lambda: recurrent(nn.LSTM, True), (1, 7, 6)),
+        "gru_sequence": (lambda: recurrent(nn.GRU, False), (1, 7, 6)),
         "cnn_bn_flatten_linear": (
             lambda: nn.Sequential(
                 nn.Conv2d(1, 6, 3, padding=1),

@@ -180,6 +180,29 @@ def _fixed_inputs(model, initializers: set[str]) -> None:
             )
 
 
+def _tidied(graph: ir.Graph) -> ir.Graph:
+    """Each run of RESHAPEs (layout conversions meeting the model's own reshapes) as one, and
+    without the ops nothing reads (an ONNX output no node uses, as Y_h often is)."""
+    producers, readers = {}, {}
+    for op in graph.ops:
+        for n in op.inputs:
+            readers[n] = readers.get(n, 0) + 1
+    ops = []
+    for op in graph.ops:
+        source = producers.get(op.inputs[0]) if op.inputs else None
+        chained = source is not None and readers[source.outputs[0]] == 1 and source.outputs[0] not in graph.outputs
+        if isinstance(op.attrs, Reshape) and chained and isinstance(source.attrs, Reshape):
+            op = ir.Op(op.name, op.attrs, (source.inputs[0], *op.inputs[1:]), op.outputs)
+        producers |= {out: op for out in op.outputs}
+        ops.append(op)
+    while True:
+        read = {n for op in ops for n in op.inputs} | set(graph.outputs)
+        live = [op for op in ops if any(out in read for out in op.outputs)]
+        if len(live) == len(ops):
+            return graph.replace(ops=tuple(ops)).pruned()
+        ops = live
+
+
 @dataclass
 class OnnxConverter:
     """Walks the ONNX graph's nodes in order; each node's row in onnx_nodes.NODES emits its IR
@@ -243,14 +266,17 @@ class OnnxConverter:
 
     def emit(self, attrs, inputs, shape, out_name: str | None = None, op_name: str | None = None) -> str:
         """An IR op (named after the node being converted) with one new output; returns it."""
+        return self.emit_outputs(attrs, inputs, [shape], [out_name], op_name)[0]
+
+    def emit_outputs(self, attrs, inputs, shapes, out_names, op_name: str | None = None) -> list[str]:
         base = op_name or self.node_name
         names, name, k = {op.name for op in self.ops}, base, 1
         while name in names:
             k += 1
             name = f"{base}_{k}"
-        out = self.new(out_name or f"{name}/out", shape)
-        self.ops.append(ir.Op(name, attrs, tuple(inputs), (out,)))
-        return out
+        outs = [self.new(out or f"{name}/out{i or ''}", shape) for i, (shape, out) in enumerate(zip(shapes, out_names))]
+        self.ops.append(ir.Op(name, attrs, tuple(inputs), tuple(outs)))
+        return outs
 
     @property
     def node_name(self) -> str:
@@ -422,7 +448,7 @@ class OnnxConverter:
             NODES[node.op_type](self, node)
         outputs = [self._output(value.name) for value in graph.output]
         result = ir.Graph(self.name, self.tensors, tuple(self.ops), tuple(inputs), tuple(outputs), perms)
-        return FloatModel(ir.verify(folded_into_convolutions(result)), self.bn_stats)
+        return FloatModel(ir.verify(folded_into_convolutions(_tidied(result))), self.bn_stats)
 
     def _input(self, name: str, perms: dict) -> str:
         from tinyq.importers.onnx_nodes import SPATIAL

@@ -22,8 +22,10 @@ from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.ops.elu import Elu
 from tinyq.ops.fully_connected import FullyConnected
+from tinyq.ops.gru import Gru
 from tinyq.ops.hard_swish import HardSwish
 from tinyq.ops.logistic import Logistic
+from tinyq.ops.lstm import UnidirectionalSequenceLstm
 from tinyq.ops.maximum_minimum import Maximum, Minimum
 from tinyq.ops.mean import Mean
 from tinyq.ops.mirror_pad import REFLECT, MirrorPad
@@ -35,6 +37,7 @@ from tinyq.ops.reduce import ReduceMax, ReduceMin, Sum
 from tinyq.ops.relu import LeakyRelu, Relu, Relu6
 from tinyq.ops.reshape import Reshape
 from tinyq.ops.resize import ResizeBilinear, ResizeNearestNeighbor, nearest_sources
+from tinyq.ops.slice import Slice
 from tinyq.ops.softmax import Softmax
 from tinyq.ops.sub import Sub
 from tinyq.ops.tanh import Tanh
@@ -556,8 +559,13 @@ def _transpose(cv: OnnxConverter, node) -> None:
         perm = tuple(held[p] for p in perm)
     else:
         source = cv.plain(x_name)
-    if perm == tuple(range(rank)):
-        cv.define(out_name, source)
+    shape = cv.tensors[source].shape
+    moved = [p for p in perm if shape[p] > 1]
+    if moved == sorted(moved):  # only axes of size one move: the same values in the same order
+        cv.define(
+            out_name,
+            source if perm == tuple(range(rank)) else cv.emit(Reshape(), [source], cv.shapes[out_name], out_name),
+        )
         return
     cv.define(out_name, cv.emit(Transpose(perm), [source], cv.shapes[out_name], out_name))
 
@@ -674,6 +682,113 @@ def _reduce(attrs_class):
     return convert
 
 
+def _gather(cv: OnnxConverter, node) -> None:
+    """Gather of constant indices that pick one position or a contiguous run along an axis
+    (`y[:, -1]`): a SLICE (and a RESHAPE dropping the axis for a scalar index)."""
+    x_name, out_name = node.input[0], node.output[0]
+    indices = np.asarray(cv.need_const(node.input[1], "Gather's indices")).astype(np.int64)
+    shape = cv.shapes[x_name]
+    axis = int(attributes(node).get("axis", 0)) % len(shape)
+    picked = indices.reshape(-1) % shape[axis]
+    if picked.size == 0 or np.any(np.diff(picked) != 1):
+        raise TinyqError(f"node {cv.node_name!r}: Gather is supported for one index or a contiguous run of them")
+    x = cv.plain(x_name)
+    begin = [0] * len(shape)
+    begin[axis] = int(picked[0])
+    size = list(shape)
+    size[axis] = picked.size
+    out = cv.emit(Slice(tuple(begin), tuple(size)), [x], size, op_name=f"{cv.node_name}_slice")
+    if tuple(size) != tuple(cv.shapes[out_name]):
+        out = cv.emit(Reshape(), [out], cv.shapes[out_name], out_name)
+    cv.define(out_name, out)
+
+
+def _recurrent_checks(cv: OnnxConverter, node, a: dict, initial_states) -> tuple[int, int, int]:
+    """(time steps, batch, hidden) of an ONNX LSTM or GRU tinyq runs: forward, the default
+    activations, no clip, time-major X, zero initial states, every sequence full length."""
+    direction = a.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    what = f"node {cv.node_name!r} ({node.op_type})"
+    if direction != "forward":
+        raise TinyqError(f"{what}: direction {direction!r} is not supported (forward)")
+    if a.get("activations") or a.get("clip") or a.get("layout", 0) or a.get("input_forget", 0):
+        raise TinyqError(f"{what}: custom activations, clip, layout 1 or input_forget are not supported")
+    steps, batch, _ = cv.shapes[node.input[0]]
+    lengths = _operand(node, 4)
+    if lengths and not np.all(cv.need_const(lengths, "sequence_lens") == steps):
+        raise TinyqError(f"{what}: sequences shorter than {steps} steps (sequence_lens) are not supported")
+    for index in initial_states:
+        name = _operand(node, index)
+        if name and (cv.const(name) is None or np.any(cv.const(name) != 0)):
+            raise TinyqError(f"{what}: an initial state other than zeros is not supported")
+    return steps, batch, int(a["hidden_size"])
+
+
+def _sequence_outputs(cv: OnnxConverter, node, y: str, steps: int, batch: int, hidden: int) -> None:
+    """Y [steps, 1, batch, hidden] and Y_h [1, batch, hidden] (the last step) from the IR
+    sequence output (batch, steps, hidden), or (steps, batch, hidden) when time-major."""
+    names = list(node.output) + ["", "", ""]
+    if names[0]:
+        cv.define(names[0], cv.emit(Reshape(), [y], (steps, 1, batch, hidden), names[0]))
+    if names[1]:
+        time_major = cv.tensors[y].shape[0] == steps and batch > 1
+        begin, size = ((steps - 1, 0, 0), (1, batch, hidden)) if time_major else ((0, steps - 1, 0), (1, 1, hidden))
+        last = cv.emit(Slice(begin, size), [y], size, op_name=f"{cv.node_name}_last_step")
+        cv.define(names[1], cv.emit(Reshape(), [last], (1, batch, hidden), names[1]))
+    if names[2] and cv.uses.get(names[2], 0):
+        raise TinyqError(f"node {cv.node_name!r}: the cell state output Y_c is not supported")
+
+
+def _gate_rows(cv: OnnxConverter, node, matrix: np.ndarray, order, what: str) -> list[str]:
+    rows = np.split(matrix.astype(np.float32), len(order))
+    return [cv.constant(f"{cv.node_name}/{what}_{gate}", rows[i]) for gate, i in order]
+
+
+def _lstm(cv: OnnxConverter, node) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM: ONNX's gate blocks (i, o, f, c) in TFLite's order (i, f, c,
+    o), the input and recurrent biases summed."""
+    a = attributes(node)
+    steps, batch, hidden = _recurrent_checks(cv, node, a, (5, 6))
+    if _operand(node, 7):
+        raise TinyqError(f"node {cv.node_name!r}: peephole LSTM weights (P) are not supported")
+    order = (("input", 0), ("forget", 2), ("cell", 3), ("output", 1))
+    w = cv.need_const(node.input[1], "W")[0]
+    r = cv.need_const(node.input[2], "R")[0]
+    b = cv.need_const(node.input[3], "B")[0] if _operand(node, 3) else np.zeros(8 * hidden, np.float32)
+    operands = _gate_rows(cv, node, w, order, "input_weights") + _gate_rows(cv, node, r, order, "recurrent_weights")
+    operands += _gate_rows(cv, node, b[: 4 * hidden] + b[4 * hidden :], order, "bias")
+    x = cv.plain(node.input[0])
+    features = cv.shapes[node.input[0]][2]
+    time_major = batch > 1
+    if not time_major:  # (steps, 1, features) and (1, steps, features) hold the same values
+        x = cv.emit(Reshape(), [x], (1, steps, features), op_name=f"{cv.node_name}_batch_major")
+    shape = (steps, batch, hidden) if time_major else (1, steps, hidden)
+    y, _ = cv.emit_outputs(
+        UnidirectionalSequenceLstm(time_major=time_major), [x, *operands], [shape, shape], [None, None]
+    )
+    _sequence_outputs(cv, node, y, steps, batch, hidden)
+
+
+def _gru(cv: OnnxConverter, node) -> None:
+    """TINYQ_GRU: ONNX's gate blocks (z, r, h) are Keras's (update, reset, candidate);
+    linear_before_reset 1 (PyTorch's GRU) is Keras's reset_after."""
+    a = attributes(node)
+    steps, batch, hidden = _recurrent_checks(cv, node, a, (5,))
+    if batch != 1:
+        raise TinyqError(f"node {cv.node_name!r}: GRU over a batch of {batch} is not supported (batch 1)")
+    order = (("update", 0), ("reset", 1), ("candidate", 2))
+    w = cv.need_const(node.input[1], "W")[0]
+    r = cv.need_const(node.input[2], "R")[0]
+    b = cv.need_const(node.input[3], "B")[0] if _operand(node, 3) else np.zeros(6 * hidden, np.float32)
+    operands = _gate_rows(cv, node, w, order, "input_weights") + _gate_rows(cv, node, r, order, "recurrent_weights")
+    operands += _gate_rows(cv, node, b[: 3 * hidden], order, "bias")
+    operands += _gate_rows(cv, node, b[3 * hidden :], order, "recurrent_bias")
+    features = cv.shapes[node.input[0]][2]
+    x = cv.emit(Reshape(), [cv.plain(node.input[0])], (1, steps, features), op_name=f"{cv.node_name}_batch_major")
+    y = cv.emit(Gru(bool(a.get("linear_before_reset", 0))), [x, *operands], (1, steps, hidden))
+    _sequence_outputs(cv, node, y, steps, batch, hidden)
+
+
 def _record_weight_scales(cv: OnnxConverter, node) -> None:
     """DequantizeLinear of constant int8 values (weights): their scales, one per output channel
     (the axis ONNX quantizes them on is the output channel's in every weighted operator) or one."""
@@ -721,12 +836,15 @@ NODES = {
     "Dropout": _alias,
     "Elu": _elu,
     "Flatten": _reshaped,
+    "GRU": _gru,
     "Gemm": _gemm,
+    "Gather": _gather,
     "GlobalAveragePool": _global_pool(AveragePool2D),
     "GlobalMaxPool": _global_pool(MaxPool2D),
     "HardSigmoid": _hard_sigmoid,
     "HardSwish": _unary(HardSwish),
     "Identity": _alias,
+    "LSTM": _lstm,
     "LeakyRelu": _leaky_relu,
     "MatMul": _matmul,
     "MaxPool": _pool(MaxPool2D),
