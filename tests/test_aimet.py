@@ -81,6 +81,24 @@ def test_asymmetric_weight_encodings_are_requantized_with_a_note(onnx_dir, tmp_p
     assert all(graph[op.inputs[1]].qparams.zp == 0 for op in graph.ops if op.kind == "CONV_2D")
 
 
+def test_what_aimet_leaves_float_is_ranged_on_the_calibration_data(onnx_dir, tmp_path):
+    """Without its model preparer AIMET quantizes no functional op (`x + y`): tinyq ranges such
+    a tensor over --calib data (saying so), or refuses it without."""
+    from tinyq.errors import TinyqError
+
+    path, encodings, _ = model_and_encodings("residual_w8_per_channel_v061", onnx_dir, tmp_path)
+    add = next(n for n in encodings["activation_encodings"] if "Add" in n)
+    del encodings["activation_encodings"][add]
+    partial = write(encodings, tmp_path / "partial.encodings")
+    with pytest.raises(TinyqError, match="leaves ADD .* give --calib to range what AIMET left float"):
+        deployed_with_encodings(path, partial)
+    calib = np.random.default_rng(9).standard_normal((16, 8, 8, 3)).astype(np.float32)
+    _, graph, notes = deployed_with_encodings(path, partial, calib)
+    assert notes == [f"aimet: min-max ranges from the calibration data for what AIMET left float: {add}"]
+    sample = np.zeros((1, 8, 8, 3), np.int8)
+    assert np.array_equal(HostModel(graph, tmp_path).run([sample])[0], ref.outputs(graph, [sample])[0])
+
+
 def edited(encodings: dict, edit) -> dict:
     copy = json.loads(json.dumps(encodings))
     edit(copy)

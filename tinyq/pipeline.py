@@ -82,8 +82,10 @@ def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantCo
         raise TinyqError(f"--encodings (AIMET's) applies to an ONNX model, not {path.name}")
     if config != QuantConfig():
         raise TinyqError("--encodings gives the quantization: --algo, --bits, --per-tensor, --a16 do not apply")
-    fm, graph, notes = deployed_with_encodings(path, encodings)
-    data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
+    data = None
+    if calib:
+        data = load_dataset(calib, load_float_model(path).graph, samples=calib_samples, what="calibration data")
+    fm, graph, notes = deployed_with_encodings(path, encodings, data.x if data else None)
     sqnr = layer_sqnr(fm.graph, graph, data.x[:SQNR_SAMPLES]) if data else None
     quant = QuantSummary(bits_of(graph), ["aimet encodings"], None, notes, len(data.x) if data else None, sqnr)
     return Deployable(graph, fm.graph, quant, data)

@@ -121,9 +121,13 @@ def graph_from_onnx(model, name: str = "onnx_model") -> ir.Graph:
     return deployed(graph, converter.activation_qparams, converter.implied_ranges, weights, "the QDQ model")
 
 
-def deployed_with_encodings(path: str | Path, encodings_path: str | Path) -> tuple[FloatModel, ir.Graph, list[str]]:
+def deployed_with_encodings(
+    path: str | Path, encodings_path: str | Path, calib: np.ndarray | None = None
+) -> tuple[FloatModel, ir.Graph, list[str]]:
     """A float ONNX model quantized as AIMET's encodings say (tinyq/importers/aimet.py): the
-    float model, the int8 graph, and notes on what tinyq adjusted."""
+    float model, the int8 graph, and notes on what tinyq adjusted. Tensors AIMET leaves
+    unquantized (functional ops its model preparer did not wrap: `x + y`, `torch.cat`) take
+    min-max ranges over `calib` (deployed-layout samples), else they are refused."""
     from tinyq.importers.aimet import activation_qparams, encoded_weights, load_encodings
     from tinyq.importers.onnx_qdq import WEIGHTED, deployed
 
@@ -135,7 +139,17 @@ def deployed_with_encodings(path: str | Path, encodings_path: str | Path) -> tup
     weights, notes = encoded_weights(encodings, fm.graph, converter, WEIGHTED)
     given = activation_qparams(encodings, converter)
     bits = max((w.bits for w in weights.values()), default=8)
-    graph = deployed(fm.graph, given, converter.implied_ranges, weights, f"{encodings.path}", bits)
+
+    def ranges_of(tensors: list[str]) -> dict[str, tuple[float, float]]:
+        from tinyq.quant.observe import observe
+
+        stats = observe(fm.graph, calib, histograms=False, quiet=True)
+        notes.append(f"aimet: min-max ranges from the calibration data for what AIMET left float: {', '.join(tensors)}")
+        return {t: (min(stats[t].lo, 0.0), max(stats[t].hi, 0.0)) for t in tensors}
+
+    measure = ranges_of if calib is not None else None
+    hint = "give --calib to range what AIMET left float"
+    graph = deployed(fm.graph, given, converter.implied_ranges, weights, encodings.path, bits, measure, hint)
     return fm, graph, notes
 
 

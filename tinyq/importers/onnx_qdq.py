@@ -23,6 +23,7 @@ from tinyq import ir
 from tinyq.errors import TinyqError
 from tinyq.ops.add import Add
 from tinyq.ops.affine import weight_axis
+from tinyq.ops.concatenation import Concatenation
 from tinyq.ops.conv import Conv2D
 from tinyq.ops.depthwise_conv import DepthwiseConv2D
 from tinyq.ops.fully_connected import FullyConnected
@@ -34,7 +35,7 @@ from tinyq.quant.convert import WeightQuant, activation_groups, given_activation
 from tinyq.quant.ranges import activation_params
 
 WEIGHTED = (Conv2D, DepthwiseConv2D, FullyConnected, TransposeConv2D)
-WITHIN_INPUT_RANGE = (Mean, ReduceMax, ReduceMin)
+WITHIN_INPUT_RANGE = (Mean, ReduceMax, ReduceMin, Concatenation)
 RELU_FOLDS_INTO = (Conv2D, DepthwiseConv2D, FullyConnected, Add)  # as onnxruntime folds it; TFLM fuses it there
 INTEGER_TOLERANCE = 1e-3  # weights / scale this close to an integer are the file's integers
 
@@ -73,6 +74,15 @@ def with_folded_relus(graph: ir.Graph, activation_qparams: dict) -> ir.Graph:
     return graph.replace(ops=tuple(ops))
 
 
+def _covering(sources: list[ir.QParams]) -> ir.QParams:
+    """One input's quantization, or the one covering all inputs' ranges."""
+    if all(q == sources[0] for q in sources):
+        return sources[0]
+    lo = min((-128 - q.zp) * q.s for q in sources)
+    hi = max((127 - q.zp) * q.s for q in sources)
+    return ir.QParams.per_tensor(*activation_params(lo, hi))
+
+
 def qdq_weights(graph: ir.Graph, weight_scales: dict) -> dict[str, WeightQuant]:
     weights = {}
     for op in graph.ops:
@@ -86,23 +96,45 @@ def qdq_weights(graph: ir.Graph, weight_scales: dict) -> dict[str, WeightQuant]:
 
 
 def deployed(
-    graph: ir.Graph, activation_qparams: dict, implied_ranges: dict, weights: dict, source: str, weight_bits: int = 8
+    graph: ir.Graph,
+    activation_qparams: dict,
+    implied_ranges: dict,
+    weights: dict,
+    source: str,
+    weight_bits: int = 8,
+    ranges_of=None,
+    hint: str = "tinyq deploys models quantized throughout",
 ) -> ir.Graph:
     """The int8 graph with given weights and activation quantization (a QDQ file's, AIMET's).
     `implied_ranges`: the float ranges of the inner tensors of a node tinyq runs as several ops
-    (HardSigmoid's relu6(x + 3)), which the source cannot quantize."""
+    (HardSigmoid's relu6(x + 3)), which the source cannot quantize. `ranges_of(tensors)`, if
+    given, measures the float ranges of tensors the source leaves unquantized (else refused)."""
     given = {t: ir.QParams.per_tensor(*activation_params(*r)) for t, r in implied_ranges.items()} | activation_qparams
-    groups = activation_groups(graph)
+    missing = _unquantized(graph, given)
+    if missing and ranges_of is None:
+        op = missing[0]
+        raise TinyqError(
+            f"{source} leaves {op.kind} {op.name!r} float (no quantization of its output {op.outputs[0]!r}); {hint}"
+        )
+    if missing:
+        measured = ranges_of([op.outputs[0] for op in missing])
+        given |= {t: ir.QParams.per_tensor(*activation_params(lo, hi)) for t, (lo, hi) in measured.items()}
+        _unquantized(graph, given)
+    quant = given_activation_quant(graph, given, source)
+    return to_int8(graph, quant, parse_config("minmax", f"w{weight_bits}a8"), weights)
+
+
+def _unquantized(graph: ir.Graph, given: dict) -> list[ir.Op]:
+    """The ops whose output has no quantization and cannot take one from their inputs (which
+    `given` gains where it can: a mean, extremum or concatenation stays within its inputs' range)."""
+    groups, missing = activation_groups(graph), []
     for op in graph.ops:
         out = op.outputs[0]
         if groups[out] != out or out in given:
             continue
-        if isinstance(op.attrs, WITHIN_INPUT_RANGE) and groups[op.inputs[0]] in given:
-            given[out] = given[groups[op.inputs[0]]]  # a mean or extremum stays within its input's range
-            continue
-        raise TinyqError(
-            f"{source} leaves {op.kind} {op.name!r} float (no quantization of its output {out!r}); "
-            "tinyq deploys models quantized throughout"
-        )
-    quant = given_activation_quant(graph, given, source)
-    return to_int8(graph, quant, parse_config("minmax", f"w{weight_bits}a8"), weights)
+        sources = [given.get(n) or given.get(groups.get(n)) for n in op.inputs if not graph[n].is_constant]
+        if isinstance(op.attrs, WITHIN_INPUT_RANGE) and sources and None not in sources:
+            given[out] = _covering(sources)
+        else:
+            missing.append(op)
+    return missing
