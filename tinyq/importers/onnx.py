@@ -238,7 +238,7 @@ class OnnxConverter:
     # weights made from them (IR tensor -> scales)
     activation_qparams: dict[str, ir.QParams] = field(default_factory=dict)
     implied_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # of ops one node became
-    dequantized: dict[str, np.ndarray] = field(default_factory=dict)
+    dequantized: dict[str, tuple[np.ndarray, str | None]] = field(default_factory=dict)  # (scales, why refused)
     weight_scales: dict[str, np.ndarray] = field(default_factory=dict)
     weight_sources: dict[str, str] = field(default_factory=dict)  # IR weights -> the ONNX value they came from
     refolded: set[str] = field(default_factory=set)  # IR weights a BatchNormalization folded into
@@ -265,7 +265,10 @@ class OnnxConverter:
         name = self.new(f"{self.node_name}/weights", data.shape, data)
         self.weight_sources[name] = source
         if source in self.dequantized:
-            self.weight_scales[name] = self.dequantized[source]
+            scales, refusal = self.dequantized[source]
+            if refusal:
+                raise TinyqError(refusal)
+            self.weight_scales[name] = scales
         return name
 
     def range_of(self, tensor: str) -> tuple[float, float] | None:

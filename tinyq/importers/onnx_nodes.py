@@ -373,7 +373,8 @@ def _clip(cv: OnnxConverter, node) -> None:
             limit = cv.constant(f"{cv.node_name}/{attrs_class.__name__.lower()}", [bound])
             out = cv.emit(attrs_class(), [out, limit], shape, op_name=f"{cv.node_name}_{attrs_class.__name__.lower()}")
             if given is not None:  # a QDQ model quantizes the node's output only: the bounds applied so far
-                given = (max(given[0], lo if lo is not None else given[0]), max(given[1], given[0]))
+                bounded = max if attrs_class is Maximum else min
+                given = (bounded(given[0], bound), bounded(given[1], bound))
                 cv.implied_ranges[out] = given
     cv.define(node.output[0], out, value.layout, value.chw)
 
@@ -796,13 +797,15 @@ def _record_weight_scales(cv: OnnxConverter, node) -> None:
     if values.dtype not in (np.int8, np.uint8):
         return  # an int32 bias: tinyq recomputes it from the input and weight scales
     zero = cv.const(_operand(node, 2)) if _operand(node, 2) else np.zeros(1, values.dtype)
+    scales = np.asarray(cv.need_const(node.input[1], "the scale"), np.float32).reshape(-1)
+    refusal = None  # a constant ADD operand may be asymmetric: only weights must be symmetric int8
     if values.dtype == np.uint8 or np.any(zero != 0):
-        raise TinyqError(
+        refusal = (
             f"weights {node.input[0]!r} are quantized {values.dtype.name} with zero point "
             f"{np.asarray(zero).reshape(-1)[0]}: TFLite Micro's int8 kernels take symmetric int8 weights "
             "(quantize with weight_type=QInt8, symmetric weights)"
         )
-    cv.dequantized[node.output[0]] = np.asarray(cv.need_const(node.input[1], "the scale"), np.float32).reshape(-1)
+    cv.dequantized[node.output[0]] = (scales, refusal)
 
 
 def _quantize_linear(cv: OnnxConverter, node) -> None:

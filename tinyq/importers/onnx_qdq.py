@@ -112,29 +112,32 @@ def deployed(
     given = {t: ir.QParams.per_tensor(*activation_params(*r)) for t, r in implied_ranges.items()} | activation_qparams
     missing = _unquantized(graph, given)
     if missing and ranges_of is None:
-        op = missing[0]
-        raise TinyqError(
-            f"{source} leaves {op.kind} {op.name!r} float (no quantization of its output {op.outputs[0]!r}); {hint}"
-        )
+        op, out = missing[0]
+        raise TinyqError(f"{source} leaves {op.kind} {op.name!r} float (no quantization of its output {out!r}); {hint}")
     if missing:
-        measured = ranges_of([op.outputs[0] for op in missing])
+        measured = ranges_of([out for _, out in missing])
         given |= {t: ir.QParams.per_tensor(*activation_params(lo, hi)) for t, (lo, hi) in measured.items()}
         _unquantized(graph, given)
     quant = given_activation_quant(graph, given, source)
     return to_int8(graph, quant, parse_config("minmax", f"w{weight_bits}a8"), weights)
 
 
-def _unquantized(graph: ir.Graph, given: dict) -> list[ir.Op]:
-    """The ops whose output has no quantization and cannot take one from their inputs (which
-    `given` gains where it can: a mean, extremum or concatenation stays within its inputs' range)."""
+def _unquantized(graph: ir.Graph, given: dict) -> list[tuple[ir.Op, str]]:
+    """The (op, output) pairs without quantization that cannot take one from the op's inputs
+    (which `given` gains where it can: a mean, extremum or concatenation stays within its
+    inputs' range)."""
     groups, missing = activation_groups(graph), []
+    for op in graph.ops:  # a reshape (pooling...) quantized after but not before: its input shares it
+        source = groups.get(op.inputs[0]) if op.inputs else None
+        if groups.get(op.outputs[0]) == source and source not in given and op.outputs[0] in given:
+            given[source] = given[op.outputs[0]]
     for op in graph.ops:
-        out = op.outputs[0]
-        if groups[out] != out or out in given:
-            continue
-        sources = [given.get(n) or given.get(groups.get(n)) for n in op.inputs if not graph[n].is_constant]
-        if isinstance(op.attrs, WITHIN_INPUT_RANGE) and sources and None not in sources:
-            given[out] = _covering(sources)
-        else:
-            missing.append(op)
+        for out in op.outputs:
+            if groups[out] != out or out in given:
+                continue
+            sources = [given.get(n) or given.get(groups.get(n)) for n in op.inputs if not graph[n].is_constant]
+            if isinstance(op.attrs, WITHIN_INPUT_RANGE) and sources and None not in sources:
+                given[out] = _covering(sources)
+            else:
+                missing.append((op, out))
     return missing
