@@ -80,7 +80,18 @@ def torch_modules():
 
         return Lambda(body, rnn, fc)
 
+    def pools_and_reductions():
+        conv = nn.Conv2d(3, 4, 3)
+
+        def body(x, conv):
+            y = nn.functional.avg_pool2d(conv(nn.functional.pad(x, (1, 0, 2, 1))), 3, 1, 1)  # count_include_pad
+            y = nn.functional.interpolate(y, size=(11, 9), mode="bilinear", align_corners=True)
+            return torch.cat([y.amin(dim=(2, 3)), y.sum(dim=(2, 3)), y.amax(dim=(2, 3))], dim=1)
+
+        return Lambda(body, conv)
+
     return {
+        "pools_and_reductions": (pools_and_reductions, (1, 3, 7, 6)),
         "lstm_last_step_linear": (lambda: recurrent(nn.LSTM, True), (1, 7, 6)),
         "gru_sequence": (lambda: recurrent(nn.GRU, False), (1, 7, 6)),
         "cnn_bn_flatten_linear": (

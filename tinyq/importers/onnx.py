@@ -194,6 +194,36 @@ def _fixed_inputs(model, initializers: set[str]) -> None:
             )
 
 
+ALIASES = {"Identity", "Dropout", "QuantizeLinear", "DequantizeLinear"}  # their output is their input's tensor
+
+
+def _readers(graph) -> dict[str, int]:
+    """For each ONNX value, how many nodes (and graph outputs) read the IR tensor holding it:
+    the readers of the value it aliases (through Identity, Dropout, Q/DQ), counted through
+    every alias of that value, aliases themselves not counted."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    counted: dict[str, int] = {}
+
+    def through(name: str) -> int:
+        if name not in counted:
+            readers = consumers.get(name, [])
+            counted[name] = (name in outputs) + sum(
+                through(n.output[0]) if n.op_type in ALIASES else 1 for n in readers
+            )
+        return counted[name]
+
+    root: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type in ALIASES:
+            root[node.output[0]] = root.get(node.input[0], node.input[0])
+    names = {n for node in graph.node for n in (*node.input, *node.output)} | outputs
+    return {name: through(root.get(name, name)) for name in names}
+
+
 def _tidied(graph: ir.Graph) -> ir.Graph:
     """Each run of RESHAPEs (layout conversions meeting the model's own reshapes) as one, and
     without the ops nothing reads (an ONNX output no node uses, as Y_h often is)."""
@@ -229,7 +259,7 @@ class OnnxConverter:
     values: dict[str, Value] = field(default_factory=dict)  # ONNX value -> how the IR holds it
     constants: dict[str, np.ndarray] = field(default_factory=dict)  # ONNX value -> its data
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # ONNX value -> its ONNX shape
-    uses: dict[str, int] = field(default_factory=dict)  # ONNX value -> nodes and outputs reading it
+    uses: dict[str, int] = field(default_factory=dict)  # ONNX value -> readers of its IR tensor (_readers)
     bn_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     conversions: dict[tuple[str, Layout], str] = field(default_factory=dict)
     node: object = None  # the node being converted
@@ -381,6 +411,8 @@ class OnnxConverter:
         return channels_last_axes(rank)[axis] if layout == Layout.CHANNELS_LAST else axis
 
     def single_use(self, name: str) -> bool:
+        """Whether one node alone reads the IR tensor holding ONNX value `name` (and it is no
+        graph output): an activation or BatchNorm may then change it in place."""
         return self.uses.get(name, 0) == 1
 
     def producer(self, tensor: str) -> ir.Op | None:
@@ -440,11 +472,7 @@ class OnnxConverter:
             self.constants[init.name] = onnx.numpy_helper.to_array(init)
         _fixed_inputs(self.model, set(self.constants))
         self._fold_constants()
-        for node in graph.node:
-            for name in node.input:
-                self.uses[name] = self.uses.get(name, 0) + 1
-        for out in graph.output:
-            self.uses[out.name] = self.uses.get(out.name, 0) + 1
+        self.uses = _readers(graph)
         inputs, perms = [], {}
         for value in graph.input:
             if value.name in self.constants:

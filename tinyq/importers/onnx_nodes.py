@@ -137,7 +137,6 @@ def _fuse_activation(cv: OnnxConverter, x: str, activation: ir.Activation) -> st
         or not isinstance(op.attrs, FUSES_ACTIVATION)
         or op.attrs.activation != ir.Activation.NONE
         or not cv.single_use(x)
-        or x in {o.name for o in cv.model.graph.output}
     ):
         return None
     from dataclasses import replace
@@ -328,7 +327,6 @@ def _batch_normalization(cv: OnnxConverter, node) -> None:
         and isinstance(op.attrs, (Conv2D, DepthwiseConv2D, FullyConnected, TransposeConv2D))
         and op.attrs.activation == ir.Activation.NONE
         and cv.single_use(x_name)
-        and x_name not in {o.name for o in cv.model.graph.output}
     ):
         w, b = cv.tensors[op.inputs[1]], cv.tensors[op.inputs[2]]
         axis = 3 if isinstance(op.attrs, DepthwiseConv2D) else 0
