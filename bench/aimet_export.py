@@ -5,6 +5,11 @@ for tinyq: run in a separate venv with aimet-torch (it is large; never a tinyq d
     /tmp/aimet/bin/pip install --no-deps aimet-torch   # plus its pure-Python dependencies
     cd bench && /tmp/aimet/bin/python aimet_export.py
 
+aimet_torch imports torchvision, and PyPI's torchvision does not load beside this machine's
+torch 2.13.0 CPU build: the bench venv gets a stand-in `torchvision` package whose datasets,
+transforms, ops and models modules hand out placeholder classes (aimet uses them only for
+ImageNet helpers and type tables, none of which this bench touches).
+
 For each model: batch norms folded, then W8A8 (QuantizationSimModel, tf_enhanced ranges over
 the same 1,000 calibration images as the other benches) and W4A8 with AdaRound (4-bit weights,
 `ADAROUND_ITERATIONS` per layer, frozen into the sim), each sim's accuracy on the 10,000 test

@@ -69,6 +69,11 @@ def channels_last_shape(shape) -> tuple[int, ...]:
     return (n, 1, length, c)
 
 
+def int8_range(q: ir.QParams) -> tuple[float, float]:
+    """The float values an int8 tensor of this quantization can hold."""
+    return (-128 - q.zp) * q.s, (127 - q.zp) * q.s
+
+
 def as_4d(shape) -> tuple[int, int, int, int]:
     return tuple(shape) if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
 
@@ -304,7 +309,7 @@ class OnnxConverter:
     def range_of(self, tensor: str) -> tuple[float, float] | None:
         """The float range a QDQ model's quantization gives an IR tensor (None: none given)."""
         q = self.activation_qparams.get(tensor)
-        return None if q is None else ((-128 - q.zp) * q.s, (127 - q.zp) * q.s)
+        return None if q is None else int8_range(q)
 
     @property
     def quantized(self) -> bool:

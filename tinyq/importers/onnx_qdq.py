@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyq import ir
 from tinyq.errors import TinyqError
+from tinyq.importers.onnx import int8_range
 from tinyq.ops.add import Add
 from tinyq.ops.affine import weight_axis
 from tinyq.ops.concatenation import Concatenation
@@ -48,16 +49,19 @@ def file_weights(op: ir.Op, graph: ir.Graph, scales: np.ndarray) -> WeightQuant:
         raise TinyqError(f"{op.name!r}: {scales.size} weight scales for {w.shape[axis]} output channels")
     shape = [1] * w.ndim
     shape[axis] = -1
-    exact = w / scales.astype(np.float64).reshape(shape if scales.size > 1 else [1] * w.ndim)
+    exact = w / (scales.astype(np.float64).reshape(shape) if scales.size > 1 else float(scales[0]))
     values = np.round(exact)
-    if np.abs(exact - values).max(initial=0) > INTEGER_TOLERANCE or np.abs(values).max(initial=0) > 128:
+    if (
+        np.abs(exact - values).max(initial=0) > INTEGER_TOLERANCE
+        or not -128 <= values.min(initial=0) <= values.max(initial=0) <= 127
+    ):
         raise TinyqError(
             f"{op.name!r}: its weights are no longer the file's int8 values times their scales (a BatchNormalization "
             "or a Gemm alpha applied after DequantizeLinear): fold them before quantizing (onnxruntime's "
             "quant_pre_process)"
         )
     per_channel_axis = axis if scales.size > 1 else None
-    return WeightQuant(np.clip(values, -128, 127).astype(np.int8), scales.astype(np.float32), per_channel_axis)
+    return WeightQuant(values.astype(np.int8), scales.astype(np.float32), per_channel_axis)
 
 
 def with_folded_relus(graph: ir.Graph, activation_qparams: dict) -> ir.Graph:
@@ -78,9 +82,8 @@ def _covering(sources: list[ir.QParams]) -> ir.QParams:
     """One input's quantization, or the one covering all inputs' ranges."""
     if all(q == sources[0] for q in sources):
         return sources[0]
-    lo = min((-128 - q.zp) * q.s for q in sources)
-    hi = max((127 - q.zp) * q.s for q in sources)
-    return ir.QParams.per_tensor(*activation_params(lo, hi))
+    ranges = [int8_range(q) for q in sources]
+    return ir.QParams.per_tensor(*activation_params(min(r[0] for r in ranges), max(r[1] for r in ranges)))
 
 
 def qdq_weights(graph: ir.Graph, weight_scales: dict) -> dict[str, WeightQuant]:
