@@ -51,10 +51,11 @@ def _boundary(graph: ir.Graph, names, plan: MemoryPlan) -> list[dict]:
     return rows
 
 
-def generate(graph: ir.Graph, *, fast: bool = True) -> GeneratedModel:
-    """C sources for `graph`; `fast=False` uses only the reference kernels."""
+def generate(graph: ir.Graph, *, fast: bool = True, host: bool = False) -> GeneratedModel:
+    """C sources for `graph`; `fast=False` uses only the reference kernels, `host=True` the host
+    evaluator's (never firmware)."""
     ir.verify(graph)
-    chosen = choose_kernels(graph, fast)
+    chosen = choose_kernels(graph, fast, host)
     plan = plan_graph(graph, chosen)
     consts = Constants()
     layers = lower(graph, plan, consts, chosen)
@@ -90,6 +91,8 @@ def generate(graph: ir.Graph, *, fast: bool = True) -> GeneratedModel:
         f"{INCLUDE}/tq_nn.h": (data_dir("templates") / "runtime" / "tq_nn.h").read_text(),
         f"{INCLUDE}/tq_gemm.h": (data_dir("templates") / "runtime" / "tq_gemm.h").read_text(),
     }
+    if host:
+        files[f"{INCLUDE}/tq_host.h"] = (data_dir("templates") / "runtime" / "tq_host.h").read_text()
     for name, k in kernels.items():
         body = env.get_template(k.template_file).render(**k.options)
         files[f"{INCLUDE}/tq_{name}.h"] = env.get_template("kernel.h.j2").render(banner=banner, name=name, body=body)

@@ -79,13 +79,15 @@ class Layer:
     args: dict
 
 
-def choose_kernels(graph: ir.Graph, fast: bool = True) -> dict[str, Kernel]:
-    """The kernel of every op (fast ones where they are bit-exact, unless `fast` is off)."""
+def choose_kernels(graph: ir.Graph, fast: bool = True, host: bool = False) -> dict[str, Kernel]:
+    """The kernel of every op (fast ones where they are bit-exact, unless `fast` is off); with
+    `host`, for the host evaluator: its host kernel where it has one, else the portable one."""
     kernels = {}
     for op in graph.ops:
         if graph[(op.outputs or op.inputs)[0]].dtype == "float32" and ops.kernel_params(op, graph) is None:
             raise TinyqError(f"{op.name}: float {op.kind} cannot be generated; quantize the model first")
-        kernels[op.name] = ops.definition(op).kernel(op, graph, fast)
+        op_def = ops.definition(op)
+        kernels[op.name] = (host and op_def.host_kernel(op, graph)) or op_def.kernel(op, graph, fast and not host)
     return kernels
 
 

@@ -106,6 +106,7 @@ class Kernel:
     overlap_lead: int | None = None  # output may start this many bytes before its dying input
     reference_because: str | None = None  # why a fast kernel was not taken (None: it was, or none exists)
     weight_layout: str = "plain"  # plain | interleaved (rows in blocks, words of k) | interleaved k pairs | tap pairs
+    # | host (int16 [k][channels padded], the host evaluator's)
     rows_per_block: int = 1  # output channels per inner-loop block (interleaved layout)
     specialized: bool = False  # worth a layer function of its own (flatten, noinline)
 
@@ -183,6 +184,11 @@ class OpDef:
     # --- C --------------------------------------------------------------------------
     def kernel(self, op: Op, graph: Graph, fast: bool) -> Kernel:
         raise NotImplementedError
+
+    def host_kernel(self, op: Op, graph: Graph) -> Kernel | None:
+        """The kernel of the host evaluator (tinyq/target/native.py), shaped for a host's wide
+        vectors, where the op has one; None: it runs its portable kernel there."""
+        return None
 
     def lower(self, ctx, kernel: Kernel) -> dict:
         """The values the kernel template's layer() macro renders."""

@@ -327,10 +327,30 @@ def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
 # --- lowering ------------------------------------------------------------------------------
 
 
+HOST_LANES, HOST_ROWS = 16, 4  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
+
+
+def host_lanes(op: Op, graph: Graph) -> int:
+    """Output channels padded to the host kernels' vector width."""
+    return round_up(weight_rows(op, graph).shape[0], HOST_LANES)
+
+
+def host_kernel(op: Op, graph: Graph, family: str, scratch_bytes: int) -> Kernel | None:
+    """`family`_host_s8 (templates/runtime/tq_host.h): int8 activations and int8 weights only."""
+    if graph[op.inputs[0]].dtype != INT8 or graph[op.inputs[1]].dtype != INT8:
+        return None
+    return Kernel(f"{family}_host_s8", scratch_bytes=scratch_bytes, weight_layout="host", specialized=True)
+
+
 def weights_array(ctx, kernel) -> str:
     """The weights in the layout the chosen kernel reads."""
     w = ctx.tensor(1)
     name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
+    if kernel.weight_layout == "host":
+        rows = weight_rows(ctx.op, ctx.graph)
+        table = np.zeros((rows.shape[1], host_lanes(ctx.op, ctx.graph)), np.int16)
+        table[:, : rows.shape[0]] = rows.T
+        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {HOST_LANES}]")
     if kernel.weight_layout == "tap pairs":
         return ctx.constant(
             name,
@@ -390,7 +410,7 @@ def affine_tables(ctx, kernel) -> dict:
         "output_offset": p.output_offset,
         "act": [p.act_min, p.act_max],
     }
-    if kernel.weight_layout == "plain" or ctx.tensor(0).dtype == INT16:
+    if kernel.weight_layout in ("plain", "host") or ctx.tensor(0).dtype == INT16:
         return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)

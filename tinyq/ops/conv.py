@@ -15,7 +15,17 @@ import numpy as np
 
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import Unsupported, register
-from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
+from tinyq.ops.affine import (
+    HOST_ROWS,
+    AffineOp,
+    affine_tables,
+    exact_matmul,
+    host_kernel,
+    host_lanes,
+    requantize,
+    round_up,
+    why_not_fast,
+)
 from tinyq.ops.common import INT16, activation_tensor, count, dims4, expect
 from tinyq.ops.window import nonnegative, out_size, padding_mode, tf_explicit_pad, windows
 
@@ -177,6 +187,10 @@ class ConvOp(AffineOp):
                 "rows_per_block": 2,
             },
         )
+
+    def host_kernel(self, op, graph):
+        k = int(np.prod(graph[op.inputs[1]].shape[1:]))
+        return host_kernel(op, graph, "convolve", HOST_ROWS * (2 * k + 4 * host_lanes(op, graph)) + 128)
 
     def lower(self, ctx, kernel):
         return window_args(ctx, kernel)

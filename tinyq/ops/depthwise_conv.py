@@ -16,7 +16,7 @@ import numpy as np
 
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import InPlace, Unsupported, register
-from tinyq.ops.affine import AffineOp, requantize, s16_window_fits_int32, why_not_fast
+from tinyq.ops.affine import AffineOp, host_kernel, host_lanes, requantize, s16_window_fits_int32, why_not_fast
 from tinyq.ops.common import INT16, count, expect
 from tinyq.ops.conv import check_window, window_args, write_window_op
 from tinyq.ops.window import tf_explicit_pad, windows
@@ -120,6 +120,9 @@ class DepthwiseConvOp(AffineOp):
                 "template": "depthwise_conv_fast_s8",  # one template; 16x8 renders it with s16
             },
         )
+
+    def host_kernel(self, op, graph):
+        return host_kernel(op, graph, "depthwise_conv", 4 * host_lanes(op, graph) + 64)
 
     def lower(self, ctx, kernel):
         return window_args(ctx, kernel) | {"ch_mult": ctx.op.attrs.depth_multiplier}

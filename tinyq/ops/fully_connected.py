@@ -18,7 +18,16 @@ import numpy as np
 
 from tinyq.ir import Activation
 from tinyq.ops import OverTime, Unsupported, register
-from tinyq.ops.affine import AffineOp, affine_tables, exact_matmul, requantize, round_up, why_not_fast
+from tinyq.ops.affine import (
+    AffineOp,
+    affine_tables,
+    exact_matmul,
+    host_kernel,
+    host_lanes,
+    requantize,
+    round_up,
+    why_not_fast,
+)
 from tinyq.ops.common import INT16, activate, activation_tensor, count, expect
 
 DEFAULT_WEIGHTS_FORMAT = 0  # TFLite's FullyConnectedOptionsWeightsFormat.DEFAULT
@@ -101,6 +110,10 @@ class FullyConnectedOp(AffineOp):
                 "rows_per_block": 4,
             },
         )
+
+    def host_kernel(self, op, graph):
+        depth = graph[op.inputs[1]].shape[1]
+        return host_kernel(op, graph, "fully_connected", 2 * depth + 4 * host_lanes(op, graph) + 128)
 
     def lower(self, ctx, kernel):
         x, w = ctx.tensor(0), ctx.tensor(1)

@@ -1,0 +1,138 @@
+/* Building blocks of the host kernels (tinyq's fast integer evaluator, never firmware).
+ *
+ * The firmware kernels are shaped for Cortex-M registers; a host core has wide vectors.
+ * These loops run over output channels innermost, contiguous and padded to TQ_HOST_LANES,
+ * so the compiler vectorizes them (-O3 -march=native). Sums are exact int32 and the
+ * requantization is TFLM's, as in every kernel: bit-exact with the numpy reference. */
+#ifndef TQ_HOST_H
+#define TQ_HOST_H
+
+#include "tq_nn.h"
+
+#define TQ_HOST_LANES 16 /* output channels are padded to a multiple of this (one 512-bit vector of int32) */
+#define TQ_HOST_ROWS 4   /* pixels (rows of the GEMM) per block: one weight load feeds four */
+#define TQ_HOST_ALIGN(p) ((void *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
+
+/* A vector of TQ_HOST_LANES int32 sums (GCC/Clang vector extensions: one AVX-512 register,
+ * two AVX2 ones, four NEON ones). */
+typedef int32_t tq_host_sums __attribute__((vector_size(4 * TQ_HOST_LANES)));
+
+/* Widening loads written as loops: compilers make one sign-extending load of them, where
+ * __builtin_convertvector may become lane-by-lane inserts. */
+static inline tq_host_sums tq_host_load_weights(const int16_t *w) {
+    int32_t wide[TQ_HOST_LANES];
+    for (int32_t i = 0; i < TQ_HOST_LANES; ++i) wide[i] = w[i];
+    tq_host_sums v;
+    memcpy(&v, wide, sizeof v);
+    return v;
+}
+
+static inline tq_host_sums tq_host_load_inputs(const int8_t *x) {
+    int32_t wide[TQ_HOST_LANES];
+    for (int32_t i = 0; i < TQ_HOST_LANES; ++i) wide[i] = x[i];
+    tq_host_sums v;
+    memcpy(&v, wide, sizeof v);
+    return v;
+}
+
+/* acc[r][o] += sum over k of col[r][k] * w[k][o], for TQ_HOST_ROWS rows of `k_count` values
+ * (`col` rows `k_count` apart) and `lanes` output channels (`w` rows `lanes` apart), the sums
+ * of one vector of channels held in registers over all k; a k where every row is zero is skipped. */
+static inline void tq_host_gemm_block(const int16_t *restrict col, int32_t k_count, const int16_t *restrict w,
+                                      int32_t lanes, int32_t *restrict acc) {
+    for (int32_t o = 0; o < lanes; o += TQ_HOST_LANES) {
+        tq_host_sums s0, s1, s2, s3;
+        memcpy(&s0, acc + o, sizeof s0), memcpy(&s1, acc + lanes + o, sizeof s1);
+        memcpy(&s2, acc + 2 * lanes + o, sizeof s2), memcpy(&s3, acc + 3 * lanes + o, sizeof s3);
+        for (int32_t k = 0; k < k_count; ++k) {
+            const int32_t c0 = col[k], c1 = col[k_count + k], c2 = col[2 * k_count + k], c3 = col[3 * k_count + k];
+            if ((c0 | c1 | c2 | c3) == 0) continue; /* a ReLU's zeros, padding */
+            const tq_host_sums v = tq_host_load_weights(w + k * lanes + o);
+            s0 += c0 * v, s1 += c1 * v, s2 += c2 * v, s3 += c3 * v;
+        }
+        memcpy(acc + o, &s0, sizeof s0), memcpy(acc + lanes + o, &s1, sizeof s1);
+        memcpy(acc + 2 * lanes + o, &s2, sizeof s2), memcpy(acc + 3 * lanes + o, &s3, sizeof s3);
+    }
+}
+
+/* One row of the same. */
+static inline void tq_host_gemm_row(const int16_t *restrict col, int32_t k_count, const int16_t *restrict w,
+                                    int32_t lanes, int32_t *restrict acc) {
+    for (int32_t o = 0; o < lanes; o += TQ_HOST_LANES) {
+        tq_host_sums s;
+        memcpy(&s, acc + o, sizeof s);
+        for (int32_t k = 0; k < k_count; ++k)
+            if (col[k] != 0) s += col[k] * tq_host_load_weights(w + k * lanes + o);
+        memcpy(acc + o, &s, sizeof s);
+    }
+}
+
+/* tq_requantize without branches, for every input. */
+static inline int32_t tq_host_requantize(int32_t x, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t a = (int32_t)((uint32_t)x << left);
+    const int64_t product = (int64_t)a * multiplier;
+    const int64_t nudged = product + (product >= 0 ? (1 << 30) : (1 - (1 << 30)));
+    int32_t high = (int32_t)((nudged + ((nudged >> 63) & 0x7FFFFFFF)) >> 31); /* division by 2^31, toward zero */
+    high = (a == INT32_MIN && multiplier == INT32_MIN) ? INT32_MAX : high;
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t threshold = (mask >> 1) + (high < 0);
+    return (high >> right) + ((high & mask) > threshold);
+}
+
+/* The same on eight lanes at once (compilers leave the scalar loop unvectorized: it mixes
+ * int32 and int64 lanes). Comparisons give -1 or 0 per lane, so selections are masks. */
+typedef int32_t tq_host_i32x8 __attribute__((vector_size(32)));
+typedef uint32_t tq_host_u32x8 __attribute__((vector_size(32)));
+typedef int64_t tq_host_i64x8 __attribute__((vector_size(64)));
+typedef int8_t tq_host_i8x8 __attribute__((vector_size(8)));
+
+static inline tq_host_i32x8 tq_host_requantize8(tq_host_i32x8 x, tq_host_i32x8 multiplier, tq_host_i32x8 shift) {
+    const tq_host_i32x8 positive = shift > 0, left = shift & positive, right = -shift & ~positive;
+    const tq_host_i32x8 a = (tq_host_i32x8)((tq_host_u32x8)x << (tq_host_u32x8)left);
+    const tq_host_i64x8 product =
+        __builtin_convertvector(a, tq_host_i64x8) * __builtin_convertvector(multiplier, tq_host_i64x8);
+    const tq_host_i64x8 nudged = product + (1 - (INT64_C(1) << 30)) + ((product >= 0) & ((INT64_C(1) << 31) - 1));
+    tq_host_i32x8 high = __builtin_convertvector((nudged + ((nudged >> 63) & 0x7FFFFFFF)) >> 31, tq_host_i32x8);
+    const tq_host_i32x8 saturated = (a == INT32_MIN) & (multiplier == INT32_MIN);
+    high = (high & ~saturated) | (INT32_MAX & saturated);
+    const tq_host_i32x8 mask = (tq_host_i32x8)(((tq_host_u32x8){0} + 1u) << (tq_host_u32x8)right) - 1;
+    const tq_host_i32x8 threshold = (mask >> 1) - (high < 0);
+    return (high >> right) - ((high & mask) > threshold);
+}
+
+/* Requantize `count` accumulators into int8 outputs (per-channel or one multiplier and shift). */
+static inline void tq_host_requantize_s8(const int32_t *restrict acc, int32_t count,
+                                         const tq_per_channel_quant_params *q, int32_t offset, tq_activation act,
+                                         int8_t *restrict out) {
+    const int32_t step = q->per_channel ? 1 : 0;
+    int32_t o = 0;
+    for (; o + 8 <= count; o += 8) {
+        tq_host_i32x8 x, m = {0}, s = {0};
+        memcpy(&x, acc + o, sizeof x);
+        if (step) {
+            memcpy(&m, q->multiplier + o, sizeof m), memcpy(&s, q->shift + o, sizeof s);
+        } else {
+            m += q->multiplier[0], s += q->shift[0];
+        }
+        tq_host_i32x8 y = tq_host_requantize8(x, m, s) + offset;
+        const tq_host_i32x8 low = y < act.min, high = y > act.max;
+        y = (y & ~low) | (act.min & low);
+        y = (y & ~high) | (act.max & high);
+        const tq_host_i8x8 bytes = __builtin_convertvector(y, tq_host_i8x8);
+        memcpy(out + o, &bytes, sizeof bytes);
+    }
+    for (; o < count; ++o) {
+        const int32_t y = tq_host_requantize(acc[o], q->multiplier[step * o], q->shift[step * o]) + offset;
+        out[o] = (int8_t)TQ_CLAMP(y, act.min, act.max);
+    }
+}
+
+/* acc[r] = bias for `rows` rows of `lanes` (channels past `count` start at zero). */
+static inline void tq_host_bias_rows(int32_t *restrict acc, int32_t rows, int32_t lanes, const int32_t *restrict bias,
+                                     int32_t count) {
+    for (int32_t r = 0; r < rows; ++r)
+        for (int32_t o = 0; o < lanes; ++o) acc[r * lanes + o] = o < count ? bias[o] : 0;
+}
+
+#endif /* TQ_HOST_H */
