@@ -441,7 +441,8 @@ def quant_layers(deploy) -> list[dict]:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results here.")
 @quant_options
 def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings):
-    """Float vs quantized accuracy of MODEL, the quantized one on the integer reference."""
+    """Float vs quantized accuracy of MODEL, the quantized one on the deployed integer arithmetic
+    (the generated C compiled for this machine, or the numpy reference for a few samples)."""
     from pathlib import Path
 
     from tinyq.data import load_dataset
@@ -457,7 +458,7 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     result |= {"algo": deploy.quant.algo, "bits": deploy.quant.bits}
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
-    console.print(f"eval {Path(model).name} on {result['samples']:,} samples")
+    console.print(f"eval {Path(model).name} on {result['samples']:,} samples ({result['evaluator']})")
     table = Table(show_header=False)
     table.add_column()
     table.add_column(justify="right")

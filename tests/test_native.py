@@ -1,0 +1,132 @@
+"""The host evaluator (tinyq/target/native.py): the generated C with the host kernels, compiled
+for this machine and called over batches, bit-exact with the numpy reference."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinyq import codegen, ref
+from tinyq.importers.tflite import parse_tflite
+from tinyq.quant.evaluate import evaluator, integer_outputs
+from tinyq.resources import data_dir
+from tinyq.target.native import NativeModel
+
+from support.cases import CASES, convert
+from support.env import require_tool
+from support.recurrent import LSTM_CASES, lstm_tflite
+
+SAMPLES = 24
+HOST_KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+# every case with a host kernel, and every seventh of the rest: each op family's portable kernels
+# run inside the evaluator too
+NATIVE_CASES = [c for i, c in enumerate(CASES) if set(c.must_have) & HOST_KERNEL_OPS or i % 7 == 0]
+
+
+def batch_inputs(graph, count: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    batch = []
+    for name in graph.inputs:
+        t = graph[name]
+        shape = (count,) + t.shape
+        if t.dtype == "float32":
+            batch.append(rng.uniform(-1.5, 1.5, shape).astype(np.float32))
+        elif t.dtype == "int32":
+            batch.append(rng.integers(0, 2, shape).astype(np.int32))
+        else:
+            info = np.iinfo(t.dtype)
+            batch.append(rng.integers(info.min, info.max + 1, shape).astype(t.dtype))
+    return batch
+
+
+def assert_native_matches_reference(graph, seed: int, workers: int = 2) -> None:
+    inputs = batch_inputs(graph, SAMPLES, seed)
+    expected = ref.outputs(graph, inputs, batched=True)
+    with NativeModel(graph, workers=workers) as model:
+        got = model.outputs(inputs)
+    for name, e, g in zip(graph.outputs, expected, got, strict=True):
+        assert g.dtype == e.dtype and np.array_equal(g, e), f"output {name} differs"
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=[c.name for c in NATIVE_CASES])
+def test_converter_case_native_matches_reference(case, case_dir):
+    require_tool("cc")
+    assert_native_matches_reference(parse_tflite(convert(case, case_dir).read_bytes()), seed=len(case.name))
+
+
+def test_the_host_kernels_are_the_ones_chosen(case_dir):
+    """Otherwise the table above would test the portable kernels twice."""
+    case = next(c for c in CASES if c.name == "dw3x3_mult2_s2_valid")
+    graph = parse_tflite(convert(case, case_dir).read_bytes())
+    names = {layer.kernel.name for layer in codegen.generate(graph, fast=False, host=True).layers}
+    assert "depthwise_conv_host_s8" in names
+
+
+@pytest.mark.parametrize("key", ["kws", "ic", "ad"])
+def test_mlperf_model_native_matches_reference(key, mlperf_model):
+    require_tool("cc")
+    assert_native_matches_reference(parse_tflite(mlperf_model(key).read_bytes()), seed=len(key), workers=3)
+
+
+@pytest.mark.parametrize("case", LSTM_CASES[:2], ids=[c.name for c in LSTM_CASES[:2]])
+def test_lstm_native_matches_reference(case, tmp_path):
+    require_tool("cc")
+    assert_native_matches_reference(parse_tflite(lstm_tflite(case, tmp_path).read_bytes()), seed=3, workers=1)
+
+
+HARNESS = r"""
+#include <stdio.h>
+#include "tq_host.h"
+int main(void) {
+    const int32_t xs[] = {0, 1, -1, 2, -2, 3, 1000, -1000, 65535, -65536, 1 << 30, -(1 << 30), INT32_MAX, INT32_MIN,
+                          INT32_MIN + 1, 123456789, -987654321};
+    const int32_t ms[] = {1 << 30, 1518500250, INT32_MAX, 1073741825, 2147418112, INT32_MIN};
+    long checked = 0;
+    for (int s = -31; s <= 8; ++s)
+        for (unsigned i = 0; i < sizeof xs / sizeof *xs; ++i)
+            for (unsigned j = 0; j < sizeof ms / sizeof *ms; ++j) {
+                const int32_t a = tq_requantize(xs[i], ms[j], s), b = tq_host_requantize(xs[i], ms[j], s);
+                if (a != b) { printf("x %d m %d shift %d: %d vs %d\n", xs[i], ms[j], s, a, b); return 1; }
+                ++checked;
+            }
+    printf("%ld\n", checked);
+    return 0;
+}
+"""
+
+
+def test_host_requantization_is_tflms_on_edge_values(tmp_path):
+    """The branch-free requantization against the portable kernels' (tq_requantize, checked
+    against TFLM elsewhere) over shifts -31..8, the int32 extremes and the multipliers' range."""
+    cc = require_tool("cc")
+    (tmp_path / "harness.c").write_text(HARNESS)
+    runtime = data_dir("templates") / "runtime"
+    binary = tmp_path / "harness"
+    subprocess.run(
+        [cc, "-std=c99", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror", f"-I{runtime}"]
+        + [str(tmp_path / "harness.c"), "-o", str(binary)],
+        check=True,
+    )
+    result = subprocess.run([str(binary)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert int(result.stdout) == 40 * 17 * 6
+
+
+def test_integer_outputs_agree_on_both_evaluators_from_float_samples(case_dir):
+    """A float-input model: samples are quantized the same way before either evaluator runs."""
+    require_tool("cc")
+    case = next(c for c in CASES if c.name == "float_io_boundary")
+    graph = parse_tflite(convert(case, case_dir).read_bytes())
+    x = np.random.default_rng(5).uniform(-2, 2, (1200,) + graph[graph.inputs[0]].shape).astype(np.float32)
+    native = integer_outputs(graph, x, quiet=True, engine="host C")
+    reference = integer_outputs(graph, x, quiet=True, engine="numpy reference")
+    assert all(np.array_equal(a, b) for a, b in zip(native, reference, strict=True))
+
+
+def test_the_evaluator_compiles_only_for_enough_work(mlperf_model):
+    require_tool("cc")
+    graph = parse_tflite(mlperf_model("kws").read_bytes())
+    assert evaluator(graph, 1) == "numpy reference"
+    assert evaluator(graph, 10_000) == "host C"
