@@ -13,14 +13,15 @@ def macs(op: Op, graph: Graph) -> int:
 
 
 def bits_of(graph: Graph) -> str:
-    """The bit widths of an integer graph as its tensors say: w4 when every weight is int4; a16
-    when every activation is int16, w8a8+a16 when some are (mixed precision)."""
+    """The bit widths of an integer graph as its tensors say: w4 when every weight is int4, w8a8+w4
+    when some are (mixed precision); a16 when every activation is int16, w8a8+a16 when some are."""
     dtypes = {graph[op.inputs[1]].dtype for op in graph.ops if len(op.inputs) > 1 and graph[op.inputs[1]].is_constant}
     activations = {graph[name].dtype for op in graph.ops for name in op.outputs} & {"int8", "int16"}
     weights = "w4" if dtypes == {"int4"} else "w8"
+    mixed_weights = "+w4" if "int4" in dtypes and weights == "w8" else ""
     if activations == {"int16"}:
-        return weights + "a16"
-    return weights + ("a8+a16" if "int16" in activations else "a8")
+        return weights + "a16" + mixed_weights
+    return weights + "a8" + mixed_weights + ("+a16" if "int16" in activations else "")
 
 
 def weight_bytes(op: Op, graph: Graph) -> int:

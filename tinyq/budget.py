@@ -23,6 +23,14 @@ class BudgetError(TinyqError):
     """The model does not fit the RAM or flash budget."""
 
 
+class FirmwareFlashError(BudgetError):
+    """The linked firmware exceeds the flash budget; `code_bytes` of it are not constant data."""
+
+    def __init__(self, message: str, code_bytes: int):
+        super().__init__(message)
+        self.code_bytes = code_bytes
+
+
 def parse_size(text: str) -> int:
     """'262144', '256K', '256KB', '1M' -> bytes."""
     match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(text))
@@ -92,7 +100,9 @@ def check_float_graph(
             max_flash,
             "--max-flash",
             f"{params:,} weights, the most in {names}",
-            "try fewer bits (--bits w4a8) or a board with more flash",
+            "try a board with more flash"
+            if weight_bits <= 4
+            else "try fewer bits (--bits w4a8 or auto) or a board with more flash",
         )
 
 
@@ -132,11 +142,12 @@ def check_firmware(report) -> None:
             "try a board with more RAM",
         )
     if limits.max_flash is not None and mem.flash_bytes is not None and mem.flash_bytes > limits.max_flash:
-        raise _fail(
+        failure = _fail(
             "the firmware's flash",
             mem.flash_bytes,
             limits.max_flash,
             "--max-flash",
             f"constants {mem.weights_bytes:,} B; " + _largest_weights(report),
-            "try int4 weights (--bits w4a8) or a board with more flash",
+            "try int4 weights (--bits w4a8 or auto) or a board with more flash",
         )
+        raise FirmwareFlashError(str(failure), mem.flash_bytes - mem.weights_bytes)

@@ -203,7 +203,8 @@ def quant_options(fn):
             "--bits",
             default="w8a8",
             show_default=True,
-            help="Weight and activation bits: w8a8, w4a8, ..., or w8a16 (int16 activations)",
+            help="Weight and activation bits: w8a8, w4a8, ..., w8a16 (int16 activations), or auto (int8 or int4 "
+            "weights per layer, for --max-flash or an accuracy goal).",
         ),
         click.option(
             "--a16",
@@ -226,15 +227,84 @@ def quant_options(fn):
     return fn
 
 
-def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **budgets):
+def search_options(fn):
+    """The goal of --bits auto (build and quantize)."""
+    options = [
+        click.option(
+            "--target-accuracy",
+            type=click.FloatRange(0, 100, min_open=True),
+            help="--bits auto: the smallest model with at least this accuracy (percent) on --data.",
+        ),
+        click.option(
+            "--max-drop",
+            type=click.FloatRange(0, 100),
+            help="--bits auto: the smallest model at most this many points below float's accuracy on --data.",
+        ),
+        click.option(
+            "--data",
+            "search_data",
+            type=click.Path(),
+            help="--bits auto: labelled data (.npz with x and y) the accuracy goals are measured on.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _deployable(
+    model,
+    calib,
+    calib_samples,
+    algo,
+    bits,
+    per_tensor,
+    percentile,
+    a16,
+    encodings,
+    target_accuracy=None,
+    max_drop=None,
+    search_data=None,
+    **budgets,
+):
     from tinyq.pipeline import deployable
     from tinyq.quant import parse_config
 
     config = parse_config(algo, bits, per_tensor, percentile, a16)
-    deploy = deployable(model, calib=calib, calib_samples=calib_samples, config=config, encodings=encodings, **budgets)
-    for line in deploy.quant.notes:  # what the passes and --a16 decided, and why
+    deploy = deployable(
+        model,
+        calib=calib,
+        calib_samples=calib_samples,
+        config=config,
+        encodings=encodings,
+        target_accuracy=None if target_accuracy is None else target_accuracy / 100,
+        max_drop=max_drop,
+        data=search_data,
+        **budgets,
+    )
+    for line in deploy.quant.notes:  # what the passes, --a16 and --bits auto decided, and why
         note(line)
+    if deploy.quant.layer_bits:
+        console.print(bits_table(deploy.quant.layer_bits))
     return deploy, config
+
+
+def bits_table(rows) -> Table:
+    """What --bits auto chose, layer by layer."""
+    table = Table(title="--bits auto", title_justify="left")
+    for col in ("layer", "op", "weights", "acts", "bytes", "dB lost"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for row in rows:
+        sensitivity = "-" if row.sensitivity_db is None else f"{row.sensitivity_db:.2f}"
+        table.add_row(
+            row.name,
+            row.kind,
+            f"int{row.weight_bits}",
+            f"int{row.activation_bits}",
+            f"{row.weight_bytes:,}",
+            sensitivity,
+        )
+    return table
 
 
 @cli.command()
@@ -250,6 +320,7 @@ def _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile,
     help="One frame per call: a sequence model's recurrent state stays in the arena between calls (tinyq_reset).",
 )
 @quant_options
+@search_options
 def build(
     model,
     board_name,
@@ -266,12 +337,13 @@ def build(
     percentile,
     a16,
     encodings,
+    **goal,
 ):
     """Quantize MODEL if it is float, generate C and build it for BOARD."""
     from pathlib import Path
 
     from tinyq.boards import get_board
-    from tinyq.budget import board_budgets, parse_size
+    from tinyq.budget import FirmwareFlashError, board_budgets, parse_size
     from tinyq.build import build as run_build
     from tinyq.data import layout_note
     from tinyq.report import short_name
@@ -282,22 +354,37 @@ def build(
         "max_ram": default_ram if max_ram is None else parse_size(max_ram),
         "max_flash": default_flash if max_flash is None else parse_size(max_flash),
     }
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **budgets)
-    graph = deploy.graph
-    if streaming:
-        from tinyq.streaming import streaming as streamed
+    constants_budget = budgets["max_flash"]
+    for attempt in (1, 2):  # --bits auto fits the constants; a second choice leaves room for the code it measured
+        deploy, config = _deployable(
+            model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings,
+            max_ram=budgets["max_ram"], max_flash=constants_budget, **goal,
+        )  # fmt: skip
+        graph = deploy.graph
+        if streaming:
+            from tinyq.streaming import streaming as streamed
 
-        graph = streamed(graph)
-    report = run_build(
-        graph,
-        board,
-        Path(out_dir),
-        source=str(model),
-        quant=deploy.quant,
-        compile=not no_compile,
-        log=note,
-        **budgets,
-    )
+            graph = streamed(graph)
+        try:
+            report = run_build(
+                graph,
+                board,
+                Path(out_dir),
+                source=str(model),
+                quant=deploy.quant,
+                compile=not no_compile,
+                log=note,
+                **budgets,
+            )
+            break
+        except FirmwareFlashError as err:
+            if not config.weights_auto or attempt == 2:
+                raise
+            constants_budget = budgets["max_flash"] - err.code_bytes
+            note(
+                f"bits auto: the firmware's code and data take {err.code_bytes:,} B of flash besides the constants; "
+                f"choosing again for constants within {constants_budget:,} B"
+            )
     mem = report.memory
     sizes = f", flash {mem.flash_bytes:,} B, RAM {mem.ram_bytes:,} B" if mem.flash_bytes is not None else ""
     console.print(
@@ -315,14 +402,22 @@ def build(
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--max-flash", help="--bits auto: the constant data's budget (bytes, or e.g. 96K).")
 @quant_options
-def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings):
+@search_options
+def quantize(
+    model, out_dir, max_flash, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **goal
+):
     """Quantize a float MODEL: DIR/model_int8.tflite and DIR/quant_report.json."""
     from pathlib import Path
 
+    from tinyq.budget import parse_size
     from tinyq.exporters.tflite import save_tflite
 
-    deploy, config = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings)
+    budget = {"max_flash": None if max_flash is None else parse_size(max_flash)}
+    deploy, config = _deployable(
+        model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, **budget, **goal
+    )
     if deploy.float_graph is None:
         raise TinyqError(f"{model} is already an int8 model: nothing to quantize")
     out = Path(out_dir)
@@ -332,15 +427,17 @@ def quantize(model, out_dir, calib, calib_samples, algo, bits, per_tensor, perce
     report = {
         "model": str(model),
         "algo": config.algo,
-        "bits": config.bits,
+        "bits": deploy.quant.bits,
         "per_channel": config.per_channel,
         "calibration_samples": deploy.quant.calibration_samples,
         "notes": deploy.quant.notes,
         "int16_layers": deploy.quant.int16_layers or [],
         "layers": layers,
     }
+    if deploy.quant.layer_bits:
+        report |= {k: deploy.quant.to_json()[k] for k in ("layer_bits", "bits_curve")}
     (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
-    table = Table(title=f"{Path(model).name}: {config.bits}, {'/'.join(config.algo)}", title_justify="left")
+    table = Table(title=f"{Path(model).name}: {deploy.quant.bits}, {'/'.join(config.algo)}", title_justify="left")
     for col in ("op", "layer", "dtype", "output scale", "zero point", "SQNR dB"):
         table.add_column(col, justify="left" if col in ("op", "layer", "dtype") else "right")
     for layer in layers:
@@ -390,7 +487,8 @@ def qat(model, data_path, out_dir, epochs, bits, per_tensor, fixed_ranges, learn
     from tinyq.importers import load_float_model
     from tinyq.quant import parse_config
 
-    parse_config("mse", bits, per_tensor)  # validates --bits before the long work
+    if parse_config("mse", bits, per_tensor).weights_auto:  # validates --bits before the long work
+        raise TinyqError("qat trains at one precision: give --bits w8a8, w4a8, ... (auto is for quantize and build)")
     fm = load_float_model(model)
     data = load_dataset(data_path, fm.graph, what="training data")
     if data.y is None:

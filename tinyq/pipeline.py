@@ -12,6 +12,7 @@ from tinyq.data import Dataset, load_dataset
 from tinyq.errors import TinyqError
 from tinyq.importers import is_integer_graph, load_float_model, load_model
 from tinyq.quant import QuantConfig, quantize
+from tinyq.quant.bitsearch import LOW_BITS, Goal
 from tinyq.quant.evaluate import layer_sqnr
 from tinyq.report import QuantSummary
 
@@ -41,10 +42,18 @@ def deployable(
     max_ram: int | None = None,
     max_flash: int | None = None,
     encodings: str | Path | None = None,
+    target_accuracy: float | None = None,
+    max_drop: float | None = None,
+    data: str | Path | None = None,
 ) -> Deployable:
     """The int8 graph to deploy: imported as it is, quantized from a float model, or (an ONNX
     model with AIMET's `encodings`) quantized as the encodings say. With budgets, a float model
-    that cannot fit fails before calibration starts."""
+    that cannot fit fails before calibration starts. `--bits auto` fits its constant data in
+    `max_flash` and/or meets `target_accuracy` (`max_drop` points below float) on `data`."""
+    if not config.weights_auto and (target_accuracy is not None or max_drop is not None):
+        raise TinyqError("--target-accuracy and --max-drop choose the bits per layer: they need --bits auto")
+    if config.weights_auto and max_flash is None and target_accuracy is None and max_drop is None:
+        raise TinyqError("--bits auto needs a goal: --max-flash, --target-accuracy or --max-drop (with --data)")
     path = Path(model)
     if encodings is not None:
         return _with_encodings(path, encodings, calib, calib_samples, config)
@@ -60,19 +69,27 @@ def deployable(
                 )
             return Deployable(graph, None, QuantSummary(bits_of(graph), ["imported"]), None)
     fm = load_float_model(path)
-    check_float_graph(fm.graph, max_ram, max_flash, config.weight_bits, config.activation_bits)
-    data = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
-    result = quantize(fm, data, config, quiet=quiet)
+    low_bits = LOW_BITS if config.weights_auto else config.weight_bits
+    check_float_graph(fm.graph, max_ram, max_flash, low_bits, config.activation_bits)
+    calibration = load_dataset(calib, fm.graph, samples=calib_samples, what="calibration data") if calib else None
+    goal = None
+    if config.weights_auto:
+        labelled = load_dataset(data, fm.graph, what="--data") if data else None
+        goal = Goal(max_flash, target_accuracy, max_drop, labelled)
+    result = quantize(fm, calibration, config, quiet=quiet, goal=goal)
+    choice = result.bits_choice
     quant = QuantSummary(
-        config.bits,
+        bits_of(result.graph) if config.weights_auto else config.bits,
         config.algo,
         config.per_channel,
         result.notes,
-        len(data.x) if data is not None else None,
-        layer_sqnr(result.float_graph, result.graph, data.x[:SQNR_SAMPLES]) if data else None,
+        len(calibration.x) if calibration is not None else None,
+        layer_sqnr(result.float_graph, result.graph, calibration.x[:SQNR_SAMPLES]) if calibration else None,
         list(result.int16_layers) or None,
+        list(choice.table) if choice else None,
+        list(choice.curve) if choice else None,
     )
-    return Deployable(result.graph, result.float_graph, quant, data)
+    return Deployable(result.graph, result.float_graph, quant, calibration)
 
 
 def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantConfig) -> Deployable:

@@ -137,6 +137,32 @@ class MemoryReport:
 
 
 @dataclass(frozen=True)
+class LayerBits:
+    """One row of the table `--bits auto` chose."""
+
+    name: str
+    kind: str
+    weight_bits: int
+    activation_bits: int
+    weight_bytes: int  # the layer's constants as chosen
+    sensitivity_db: float | None  # output SQNR lost with only this layer int4 (None: not a candidate)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """A configuration `--bits auto` measured: `low` layers on int4 weights."""
+
+    low: tuple[str, ...]
+    constant_bytes: int
+    sqnr_db: float
+    accuracy: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{len(self.low)} layers int4"
+
+
+@dataclass(frozen=True)
 class QuantSummary:
     """How the deployed graph was quantized: `bits` is the one source of the model's bit widths."""
 
@@ -147,9 +173,20 @@ class QuantSummary:
     calibration_samples: int | None = None
     sqnr_db: dict[str, float] | None = None
     int16_layers: list[str] | None = None  # mixed precision (--a16): the ops on int16 activations
+    layer_bits: list[LayerBits] | None = None  # --bits auto: the table it chose
+    bits_curve: list[CurvePoint] | None = None  # --bits auto: SQNR (accuracy) against constant bytes
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, d: dict) -> QuantSummary:
+        d = dict(d)
+        if "layer_bits" in d:
+            d["layer_bits"] = [LayerBits(**row) for row in d["layer_bits"]]
+        if "bits_curve" in d:
+            d["bits_curve"] = [CurvePoint(**(p | {"low": tuple(p["low"])})) for p in d["bits_curve"]]
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -195,7 +232,7 @@ class BuildReport:
             d["board"],
             [OpReport(**op) for op in d["ops"]],
             MemoryReport.from_json(d["memory"]),
-            QuantSummary(**d["quant"]),
+            QuantSummary.from_json(d["quant"]),
             FirmwareReport(**d["firmware"]) if "firmware" in d else None,
             d.get("bench"),
         )

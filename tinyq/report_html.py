@@ -109,6 +109,39 @@ def _sqnr_chart(plt, sqnr: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _bits_curve_chart(plt, quant: dict, path: Path) -> None:
+    """--bits auto's measured points: output SQNR (and accuracy) against constant bytes."""
+    curve = quant["bits_curve"]
+    low = sorted(row["name"] for row in quant["layer_bits"] if row["weight_bits"] < 8)
+    pick = next(p for p in curve if sorted(p["low"]) == low)
+    sizes = [p["constant_bytes"] for p in curve]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(sizes, [p["sqnr_db"] for p in curve], marker="o", color="#1f77b4", label="output SQNR")
+    ends = {0: "all int8", len(curve) - 1: "all int4"}
+    for i, label in ends.items():
+        ax.annotate(label, (sizes[i], curve[i]["sqnr_db"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.plot(
+        [pick["constant_bytes"]],
+        [pick["sqnr_db"]],
+        marker="*",
+        markersize=14,
+        color="#d62728",
+        linestyle="",
+        label="chosen",
+    )
+    ax.set_xlabel("constant bytes (flash)")
+    ax.set_ylabel("output SQNR (dB)")
+    if all(p.get("accuracy") is not None for p in curve):
+        acc = ax.twinx()
+        acc.plot(sizes, [100 * p["accuracy"] for p in curve], marker="s", color="#2ca02c", label="accuracy")
+        acc.set_ylabel("accuracy on --data (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("--bits auto: int4 weights layer by layer, cheapest first", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _table(rows: list[list], header: list[str] | None = None) -> str:
     head = "" if header is None else "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -173,6 +206,9 @@ def write_html(build_dir: Path, report: dict) -> Path:
     if sqnr:
         _sqnr_chart(plt, sqnr, plots / "sqnr.png")
         charts.append(("sqnr.png", None, "per-tensor SQNR of the int8 activations"))
+    if report.get("quant", {}).get("bits_curve"):
+        _bits_curve_chart(plt, report["quant"], plots / "bits.png")
+        charts.append(("bits.png", None, "--bits auto: output SQNR against constant bytes, the chosen point starred"))
     cost = _per_layer_cost(report)
     total = sum(cost[1]) if cost else 0
     layer_rows = [

@@ -100,6 +100,14 @@ def generate(graph: ir.Graph, *, fast: bool = True, host: bool = False) -> Gener
     return GeneratedModel(files, plan, layers, weights_bytes, model_hash)
 
 
+def constant_bytes(graph: ir.Graph) -> int:
+    """The bytes of constant data `generate` emits for the firmware, without rendering it."""
+    chosen = choose_kernels(graph)
+    consts = Constants()
+    lower(graph, plan_graph(graph, chosen), consts, chosen)
+    return sum(a.nbytes for a in consts.arrays)
+
+
 def write(generated: GeneratedModel, root: Path) -> None:
     for rel, text in generated.files.items():
         path = root / rel

@@ -108,7 +108,7 @@ def adaround_layer(
         if on_step:
             on_step()
     rounded = floor + (_rectified_sigmoid(tf, v).numpy() >= 0.5)
-    return WeightQuant(np.clip(rounded, -qmax, qmax).astype(np.int8), quant.scales, quant.axis)
+    return WeightQuant(np.clip(rounded, -qmax, qmax).astype(np.int8), quant.scales, quant.axis, quant.bits)
 
 
 def apply_adaround(
@@ -135,7 +135,7 @@ def apply_adaround(
                 graph,
                 sim.quantized_inputs(op),
                 quants[op.name],
-                bits,
+                quants[op.name].bits or bits,
                 iterations=iterations,
                 float_inputs=sim.float_inputs(op),
                 on_step=partial(bar.advance, task),

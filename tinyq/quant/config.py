@@ -21,6 +21,7 @@ class QuantConfig:
     percentile: float = 99.99
     int16_layers: tuple[str, ...] = ()  # --a16 LAYER,...: these layers on int16 activations
     int16_auto: bool = False  # --a16 auto: the layers chosen by their sensitivity
+    weights_auto: bool = False  # --bits auto: int8 or int4 weights per layer, as the goal needs
 
     @property
     def activation_dtype(self) -> str:
@@ -36,6 +37,8 @@ class QuantConfig:
 
     @property
     def bits(self) -> str:
+        if self.weights_auto:
+            return "auto" + ("+a16" if self.mixed else "")
         return f"w{self.weight_bits}a{self.activation_bits}" + ("+a16" if self.mixed else "")
 
 
@@ -52,9 +55,10 @@ def parse_config(
     methods = [p for p in parts if p in RANGE_METHODS]
     if len(methods) > 1:
         raise TinyqError(f"--algo names {len(methods)} range methods ({', '.join(methods)}); pick one")
-    match = re.fullmatch(r"w(\d)a(\d+)", bits.lower())
+    auto_bits = bits.lower() == "auto"
+    match = re.fullmatch(r"w(\d)a(\d+)", "w8a8" if auto_bits else bits.lower())
     if not match or not 2 <= int(match.group(1)) <= 8 or int(match.group(2)) not in (8, 16):
-        raise TinyqError(f"--bits {bits!r}: use wNa8 with N from 2 to 8 (e.g. w8a8, w4a8), or w8a16")
+        raise TinyqError(f"--bits {bits!r}: use wNa8 with N from 2 to 8 (e.g. w8a8, w4a8), w8a16, or auto")
     if int(match.group(2)) == 16 and int(match.group(1)) != 8:
         raise TinyqError(f"--bits {bits!r}: int16 activations take int8 weights (TFLM's 16x8); use w8a16")
     if not 50 < percentile <= 100:
@@ -63,7 +67,7 @@ def parse_config(
     layers = tuple(dict.fromkeys(n.strip() for n in (a16 or "").split(",") if n.strip()))
     if a16 is not None and not layers:
         raise TinyqError("--a16: name layers (LAYER[,LAYER...]) or say auto")
-    if layers and bits.lower() != "w8a8":
+    if layers and bits.lower() not in ("w8a8", "auto"):
         raise TinyqError(f"--a16 mixes int16 layers into a w8a8 model; it does not combine with --bits {bits}")
     auto = layers == ("auto",)
     return QuantConfig(
@@ -75,4 +79,5 @@ def parse_config(
         percentile,
         () if auto else layers,
         auto,
+        auto_bits,
     )

@@ -54,16 +54,20 @@ class WeightQuant:
     bits: int | None = None  # None: the config's weight bits (a model's own encodings may mix 4 and 8)
 
 
-def quantize_weights(op: ir.Op, graph: ir.Graph, config: QuantConfig, method: str) -> WeightQuant:
+def quantize_weights(
+    op: ir.Op, graph: ir.Graph, config: QuantConfig, method: str, bits: int | None = None
+) -> WeightQuant:
+    """The op's weights at `bits` (default: the config's)."""
+    bits = bits or config.weight_bits
     w = graph[op.inputs[1]].data
     axis = weight_axis(op) if config.per_channel else None
-    scales = symmetric_scales(w, axis, config.weight_bits, method)
-    qmax = (1 << (config.weight_bits - 1)) - 1
+    scales = symmetric_scales(w, axis, bits, method)
+    qmax = (1 << (bits - 1)) - 1
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
     values = np.clip(np.round(w / scales.reshape(shape)), -qmax, qmax).astype(np.int8)
-    return WeightQuant(values, scales, axis)
+    return WeightQuant(values, scales, axis, bits)
 
 
 def activation_groups(graph: ir.Graph) -> dict[str, str | None]:

@@ -21,6 +21,7 @@ from tinyq.float_model import FloatModel
 from tinyq.ops.affine import is_affine
 from tinyq.quant.adaround import apply_adaround
 from tinyq.quant.bias_correction import bias_shift, corrected_biases_empirical, input_means_analytic
+from tinyq.quant.bitsearch import LOW_BITS, BitsChoice, Goal, choose_weight_bits
 from tinyq.quant.cle import equalize
 from tinyq.quant.config import QuantConfig
 from tinyq.quant.convert import ActivationQuant, quantize_weights, to_int8
@@ -41,6 +42,7 @@ class QuantResult:
     ranges: dict[str, tuple[float, float]]  # at the config's activation bits (int8 for --a16)
     notes: list[str] = field(default_factory=list)
     int16_layers: tuple[str, ...] = ()  # mixed precision: the ops on int16 activations
+    bits_choice: BitsChoice | None = None  # --bits auto: the weight bits per layer, and the curve
 
 
 def _clip_to_activation(op: ir.Op | None, lo: float, hi: float) -> tuple[float, float]:
@@ -113,8 +115,15 @@ def _corrected_biases_analytic(graph: ir.Graph, weights: dict, bn_stats: dict) -
 
 
 def quantize(
-    fm: FloatModel, calib: Dataset | None, config: QuantConfig, *, quiet: bool = False, adaround_iterations: int = 1000
+    fm: FloatModel,
+    calib: Dataset | None,
+    config: QuantConfig,
+    *,
+    quiet: bool = False,
+    adaround_iterations: int = 1000,
+    goal: Goal | None = None,
 ) -> QuantResult:
+    """`goal`: what --bits auto aims for (default: no budget, every layer int8)."""
     if calib is None and config.range_method != "bn":
         raise TinyqError(
             f"range method {config.range_method} needs calibration data (--calib DATA); only 'bn' is data-free"
@@ -128,6 +137,8 @@ def quantize(
     graph = fm.graph
     if config.int16_auto and calib is None:
         raise TinyqError("--a16 auto measures each layer on calibration data: give --calib DATA")
+    if config.weights_auto and calib is None:
+        raise TinyqError("--bits auto measures each layer on calibration data: give --calib DATA")
     named = with_int16(graph, config.int16_layers) if config.int16_layers else None  # a bad name fails first
     method = config.range_method
     stats = observe(graph, calib.x, histograms=method in ("mse", "percentile"), quiet=quiet) if calib else {}
@@ -145,6 +156,16 @@ def quantize(
     else:
         precision = uniform(graph, config.activation_bits)
     qparams = ActivationQuant.of(graph, ranges, precision)
+    choice = None
+    if config.weights_auto:
+        low = {
+            n: quantize_weights(op, graph, config, weight_method, LOW_BITS)
+            for op in graph.ops
+            if (n := op.name) in weights
+        }
+        choice = choose_weight_bits(graph, qparams, config, weights, low, calib.x, goal or Goal(), quiet)
+        weights = {n: low[n] if n in choice.low else w for n, w in weights.items()}
+        notes += choice.notes
     if "adaround" in config.passes:
         weights = apply_adaround(
             graph, calib.x, weights, config.weight_bits, qparams, iterations=adaround_iterations, quiet=quiet
@@ -158,7 +179,7 @@ def quantize(
         deployed, note = _best_bias_correction(graph, calib.x, qparams, config, weights, deployed)
         notes.append(note)
     int16_layers = precision.int16_ops if config.mixed else ()
-    return QuantResult(deployed, graph, config, ranges[config.activation_bits], notes, int16_layers)
+    return QuantResult(deployed, graph, config, ranges[config.activation_bits], notes, int16_layers, choice)
 
 
 def _best_bias_correction(graph, x, qparams, config, weights, uncorrected):
