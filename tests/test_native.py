@@ -3,6 +3,7 @@ for this machine and called over batches, bit-exact with the numpy reference."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 
 import numpy as np
@@ -12,6 +13,7 @@ from tinyq import codegen, ref
 from tinyq.importers.tflite import parse_tflite
 from tinyq.quant.evaluate import evaluator, integer_outputs
 from tinyq.resources import data_dir
+from tinyq.target import native
 from tinyq.target.native import NativeModel
 
 from support.cases import CASES, convert
@@ -68,6 +70,16 @@ def test_the_host_kernels_are_the_ones_chosen(case_dir):
 def test_mlperf_model_native_matches_reference(key, mlperf_model):
     require_tool("cc")
     assert_native_matches_reference(parse_tflite(mlperf_model(key).read_bytes()), seed=len(key), workers=3)
+
+
+@pytest.mark.parametrize("key", ["kws", "ic"])
+def test_the_portable_pairwise_multiply_add_matches_reference(key, mlperf_model, monkeypatch):
+    """Hosts without AVX-512 take tq_host_madd's plain C: compiled for baseline x86-64 here
+    (elsewhere -march=native is that path already), exact as well; odd k included (ic's 3x3x3)."""
+    require_tool("cc")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        monkeypatch.setattr(native, "CFLAGS", [f.replace("native", "x86-64-v2") for f in native.CFLAGS])
+    assert_native_matches_reference(parse_tflite(mlperf_model(key).read_bytes()), seed=7, workers=1)
 
 
 @pytest.mark.parametrize("case", LSTM_CASES[:2], ids=[c.name for c in LSTM_CASES[:2]])

@@ -335,22 +335,27 @@ def host_lanes(op: Op, graph: Graph) -> int:
     return round_up(weight_rows(op, graph).shape[0], HOST_LANES)
 
 
-def host_kernel(op: Op, graph: Graph, family: str, scratch_bytes: int) -> Kernel | None:
-    """`family`_host_s8 (templates/runtime/tq_host.h): int8 activations and int8 weights only."""
+def host_kernel(op: Op, graph: Graph, family: str, scratch_bytes: int, layout: str = "host") -> Kernel | None:
+    """`family`_host_s8 (templates/runtime/tq_host.h): int8 activations and int8 weights only;
+    `layout` "host" ([k][channels]) or "host pairs" ([k/2][channels][2], for the GEMM)."""
     if graph[op.inputs[0]].dtype != INT8 or graph[op.inputs[1]].dtype != INT8:
         return None
-    return Kernel(f"{family}_host_s8", scratch_bytes=scratch_bytes, weight_layout="host", specialized=True)
+    return Kernel(f"{family}_host_s8", scratch_bytes=scratch_bytes, weight_layout=layout, specialized=True)
 
 
 def weights_array(ctx, kernel) -> str:
     """The weights in the layout the chosen kernel reads."""
     w = ctx.tensor(1)
     name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
-    if kernel.weight_layout == "host":
-        rows = weight_rows(ctx.op, ctx.graph)
-        table = np.zeros((rows.shape[1], host_lanes(ctx.op, ctx.graph)), np.int16)
-        table[:, : rows.shape[0]] = rows.T
-        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {HOST_LANES}]")
+    if kernel.weight_layout in ("host", "host pairs"):
+        rows, pairs = weight_rows(ctx.op, ctx.graph), kernel.weight_layout == "host pairs"
+        lanes = host_lanes(ctx.op, ctx.graph)
+        table = np.zeros((round_up(rows.shape[1], 2) if pairs else rows.shape[1], lanes), np.int16)
+        table[: rows.shape[1], : rows.shape[0]] = rows.T
+        if not pairs:
+            return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {lanes}]")
+        table = table.reshape(-1, 2, lanes).transpose(0, 2, 1)
+        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k/2][output channels padded to {lanes}][2]")
     if kernel.weight_layout == "tap pairs":
         return ctx.constant(
             name,
@@ -410,7 +415,7 @@ def affine_tables(ctx, kernel) -> dict:
         "output_offset": p.output_offset,
         "act": [p.act_min, p.act_max],
     }
-    if kernel.weight_layout in ("plain", "host") or ctx.tensor(0).dtype == INT16:
+    if kernel.weight_layout in ("plain", "host", "host pairs") or ctx.tensor(0).dtype == INT16:
         return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)
