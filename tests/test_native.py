@@ -73,8 +73,8 @@ def test_mlperf_model_native_matches_reference(key, mlperf_model):
 
 
 @pytest.mark.parametrize("key", ["kws", "ic"])
-def test_the_portable_pairwise_multiply_add_matches_reference(key, mlperf_model, monkeypatch):
-    """Hosts without AVX-512 take tq_host_madd's plain C: compiled for baseline x86-64 here
+def test_the_portable_dot_product_matches_reference(key, mlperf_model, monkeypatch):
+    """Hosts without AVX512-VNNI take tq_host_dot4's plain C: compiled for baseline x86-64 here
     (elsewhere -march=native is that path already), exact as well; odd k included (ic's 3x3x3)."""
     require_tool("cc")
     if platform.machine().lower() in ("x86_64", "amd64"):

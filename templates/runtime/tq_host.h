@@ -8,12 +8,12 @@
 #define TQ_HOST_H
 
 #include "tq_nn.h"
-#if defined(__AVX512BW__)
+#if defined(__AVX512VNNI__)
 #include <immintrin.h>
 #endif
 
 #define TQ_HOST_LANES 16 /* output channels are padded to a multiple of this (one 512-bit vector of int32) */
-#define TQ_HOST_ROWS 4   /* pixels (rows of the GEMM) per block: one weight load feeds four */
+#define TQ_HOST_ROWS 8   /* pixels (rows of the GEMM) per block: one weight load feeds eight */
 #define TQ_HOST_ALIGN(p) ((void *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
 
 /* A vector of TQ_HOST_LANES int32 sums (GCC/Clang vector extensions: one AVX-512 register,
@@ -38,79 +38,70 @@ static inline tq_host_sums tq_host_load_inputs(const int8_t *x) {
     return v;
 }
 
-/* TQ_HOST_LANES output channels' weights for two consecutive k: (w[k][o], w[k+1][o]) side by
- * side, one 512-bit vector; a column's two values meet them as one int32 (little-endian: the
- * first k in the low half), as the x86 pairwise multiply-add (PMADDWD, VPDPWSSD) takes them. */
-typedef int16_t tq_host_pairs __attribute__((vector_size(4 * TQ_HOST_LANES)));
+/* TQ_HOST_LANES output channels' weights for four consecutive k, w[k..k+3][o] side by side:
+ * one 512-bit vector. A column holds (x + 128) as uint8 (the input offset folded into the bias,
+ * see tinyq/ops/affine.py), so four of its values make one int32, as the x86 VNNI dot product
+ * (VPDPBUSD: uint8 x int8, four products per int32 lane) takes them; little-endian, the first
+ * k in the low byte. */
+typedef int8_t tq_host_quads __attribute__((vector_size(4 * TQ_HOST_LANES)));
 
-/* s[o] += lo * v[o].first + hi * v[o].second, `pair` holding lo and hi. Exact: |column| <= 255
- * and |weight| <= 127 keep every product and pair sum far inside int32. */
-static inline tq_host_sums tq_host_madd(tq_host_sums s, int32_t pair, tq_host_pairs v) {
+/* s[o] += the four products of the column's quad with v[o]. Exact: a quad's sum is at most
+ * 4 x 255 x 128 and the sums wrap as int32 arithmetic does (the folded bias wraps alike). */
+static inline tq_host_sums tq_host_dot4(tq_host_sums s, int32_t quad, tq_host_quads v) {
 #if defined(__AVX512VNNI__) && TQ_HOST_LANES == 16
     __m512i acc, w;
     memcpy(&acc, &s, sizeof acc), memcpy(&w, &v, sizeof w);
-    acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(pair), w);
-    memcpy(&s, &acc, sizeof s);
-    return s;
-#elif defined(__AVX512BW__) && TQ_HOST_LANES == 16
-    __m512i acc, w;
-    memcpy(&acc, &s, sizeof acc), memcpy(&w, &v, sizeof w);
-    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_set1_epi32(pair), w));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi32(quad), w);
     memcpy(&s, &acc, sizeof s);
     return s;
 #else
-    const int32_t lo = (int16_t)(pair & 0xFFFF), hi = (int16_t)((uint32_t)pair >> 16);
-    for (int32_t i = 0; i < TQ_HOST_LANES; ++i) s[i] += lo * v[2 * i] + hi * v[2 * i + 1];
+    const uint32_t q = (uint32_t)quad;
+    const int32_t c0 = q & 0xFF, c1 = (q >> 8) & 0xFF, c2 = (q >> 16) & 0xFF, c3 = q >> 24;
+    for (int32_t i = 0; i < TQ_HOST_LANES; ++i)
+        s[i] = (int32_t)((uint32_t)s[i] + (uint32_t)(c0 * v[4 * i] + c1 * v[4 * i + 1] + c2 * v[4 * i + 2] +
+                                                     c3 * v[4 * i + 3]));
     return s;
 #endif
 }
 
-static inline tq_host_pairs tq_host_load_pairs(const int16_t *w) {
-    tq_host_pairs v;
+static inline tq_host_quads tq_host_load_quads(const int8_t *w) {
+    tq_host_quads v;
     memcpy(&v, w, sizeof v);
     return v;
 }
 
-static inline int32_t tq_host_column_pair(const int16_t *col) {
-    int32_t pair;
-    memcpy(&pair, col, sizeof pair);
-    return pair;
+static inline int32_t tq_host_column_quad(const uint8_t *col) {
+    int32_t quad;
+    memcpy(&quad, col, sizeof quad);
+    return quad;
 }
 
-/* acc[r][o] += sum over k of col[r][k] * w[k][o], for TQ_HOST_ROWS rows of 2 `pairs` values
- * (`col` rows 2 `pairs` apart) and `lanes` output channels (`w` in pairs of k: [k/2][lanes][2]),
- * the sums of one vector of channels held in registers over all k; a pair of k where every row
- * is zero is skipped. */
-static inline void tq_host_gemm_block(const int16_t *restrict col, int32_t pairs, const int16_t *restrict w,
+/* acc[r][o] += sum over k of col[r][k] * w[k][o], for TQ_HOST_ROWS rows of 4 `quads` values
+ * (`col` rows 4 `quads` apart) and `lanes` output channels (`w` in quads of k: [k/4][lanes][4]),
+ * the sums of one vector of channels held in registers over all k (the loops over rows unroll:
+ * one weight load feeds TQ_HOST_ROWS dot products). */
+static inline void tq_host_gemm_block(const uint8_t *restrict col, int32_t quads, const int8_t *restrict w,
                                       int32_t lanes, int32_t *restrict acc) {
-    const int16_t *c1 = col + 2 * pairs, *c2 = c1 + 2 * pairs, *c3 = c2 + 2 * pairs;
     for (int32_t o = 0; o < lanes; o += TQ_HOST_LANES) {
-        tq_host_sums s0, s1, s2, s3;
-        memcpy(&s0, acc + o, sizeof s0), memcpy(&s1, acc + lanes + o, sizeof s1);
-        memcpy(&s2, acc + 2 * lanes + o, sizeof s2), memcpy(&s3, acc + 3 * lanes + o, sizeof s3);
-        for (int32_t k = 0; k < pairs; ++k) {
-            const int32_t p0 = tq_host_column_pair(col + 2 * k), p1 = tq_host_column_pair(c1 + 2 * k);
-            const int32_t p2 = tq_host_column_pair(c2 + 2 * k), p3 = tq_host_column_pair(c3 + 2 * k);
-            if ((p0 | p1 | p2 | p3) == 0) continue; /* a ReLU's zeros, padding */
-            const tq_host_pairs v = tq_host_load_pairs(w + 2 * (k * lanes + o));
-            s0 = tq_host_madd(s0, p0, v), s1 = tq_host_madd(s1, p1, v);
-            s2 = tq_host_madd(s2, p2, v), s3 = tq_host_madd(s3, p3, v);
+        tq_host_sums s[TQ_HOST_ROWS];
+        for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) memcpy(&s[r], acc + r * lanes + o, sizeof s[r]);
+        for (int32_t k = 0; k < quads; ++k) {
+            const tq_host_quads v = tq_host_load_quads(w + 4 * (k * lanes + o));
+            for (int32_t r = 0; r < TQ_HOST_ROWS; ++r)
+                s[r] = tq_host_dot4(s[r], tq_host_column_quad(col + 4 * (r * quads + k)), v);
         }
-        memcpy(acc + o, &s0, sizeof s0), memcpy(acc + lanes + o, &s1, sizeof s1);
-        memcpy(acc + 2 * lanes + o, &s2, sizeof s2), memcpy(acc + 3 * lanes + o, &s3, sizeof s3);
+        for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) memcpy(acc + r * lanes + o, &s[r], sizeof s[r]);
     }
 }
 
 /* One row of the same. */
-static inline void tq_host_gemm_row(const int16_t *restrict col, int32_t pairs, const int16_t *restrict w,
+static inline void tq_host_gemm_row(const uint8_t *restrict col, int32_t quads, const int8_t *restrict w,
                                     int32_t lanes, int32_t *restrict acc) {
     for (int32_t o = 0; o < lanes; o += TQ_HOST_LANES) {
         tq_host_sums s;
         memcpy(&s, acc + o, sizeof s);
-        for (int32_t k = 0; k < pairs; ++k) {
-            const int32_t pair = tq_host_column_pair(col + 2 * k);
-            if (pair != 0) s = tq_host_madd(s, pair, tq_host_load_pairs(w + 2 * (k * lanes + o)));
-        }
+        for (int32_t k = 0; k < quads; ++k)
+            s = tq_host_dot4(s, tq_host_column_quad(col + 4 * k), tq_host_load_quads(w + 4 * (k * lanes + o)));
         memcpy(acc + o, &s, sizeof s);
     }
 }

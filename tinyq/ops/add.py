@@ -153,6 +153,12 @@ class AddOp(BinaryOp):
             reference_because="broadcast or constant operand, or sums too wide for the table" if fast else None,
         )
 
+    def host_kernel(self, op, graph):
+        """The table kernel wherever the firmware may take it: two lookups and one requantization
+        per element, where the portable kernel requantizes three times."""
+        kernel = self.kernel(op, graph, True)
+        return kernel if kernel.name == "add_lut_s8" else None
+
     def lower(self, ctx, kernel):
         if kernel.name != "add_lut_s8":
             return super().lower(ctx, kernel)

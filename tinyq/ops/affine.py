@@ -327,7 +327,7 @@ def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
 # --- lowering ------------------------------------------------------------------------------
 
 
-HOST_LANES, HOST_ROWS = 16, 4  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
+HOST_LANES, HOST_ROWS = 16, 8  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
 
 
 def host_lanes(op: Op, graph: Graph) -> int:
@@ -337,7 +337,7 @@ def host_lanes(op: Op, graph: Graph) -> int:
 
 def host_kernel(op: Op, graph: Graph, family: str, scratch_bytes: int, layout: str = "host") -> Kernel | None:
     """`family`_host_s8 (templates/runtime/tq_host.h): int8 activations and int8 weights only;
-    `layout` "host" ([k][channels]) or "host pairs" ([k/2][channels][2], for the GEMM)."""
+    `layout` "host" (int16 [k][channels]) or "host quads" (int8 [k/4][channels][4], the GEMM's)."""
     if graph[op.inputs[0]].dtype != INT8 or graph[op.inputs[1]].dtype != INT8:
         return None
     return Kernel(f"{family}_host_s8", scratch_bytes=scratch_bytes, weight_layout=layout, specialized=True)
@@ -347,15 +347,17 @@ def weights_array(ctx, kernel) -> str:
     """The weights in the layout the chosen kernel reads."""
     w = ctx.tensor(1)
     name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
-    if kernel.weight_layout in ("host", "host pairs"):
-        rows, pairs = weight_rows(ctx.op, ctx.graph), kernel.weight_layout == "host pairs"
-        lanes = host_lanes(ctx.op, ctx.graph)
-        table = np.zeros((round_up(rows.shape[1], 2) if pairs else rows.shape[1], lanes), np.int16)
+    if kernel.weight_layout == "host":
+        rows, lanes = weight_rows(ctx.op, ctx.graph), host_lanes(ctx.op, ctx.graph)
+        table = np.zeros((rows.shape[1], lanes), np.int16)
+        table[:, : rows.shape[0]] = rows.T
+        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {lanes}]")
+    if kernel.weight_layout == "host quads":
+        rows, lanes = weight_rows(ctx.op, ctx.graph), host_lanes(ctx.op, ctx.graph)
+        table = np.zeros((round_up(rows.shape[1], 4), lanes), np.int8)
         table[: rows.shape[1], : rows.shape[0]] = rows.T
-        if not pairs:
-            return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {lanes}]")
-        table = table.reshape(-1, 2, lanes).transpose(0, 2, 1)
-        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k/2][output channels padded to {lanes}][2]")
+        table = table.reshape(-1, 4, lanes).transpose(0, 2, 1)
+        return ctx.constant(name, table, "int8_t", comment + f" [k/4][output channels padded to {lanes}][4]")
     if kernel.weight_layout == "tap pairs":
         return ctx.constant(
             name,
@@ -379,9 +381,9 @@ def weights_array(ctx, kernel) -> str:
     return ctx.constant(name, w.data, "int8_t", comment)
 
 
-def plain_requant_tables(ctx) -> dict:
-    """The portable kernels' int32 bias and per-channel (or one) multiplier and shift arrays,
-    with the flag that says which."""
+def plain_requant_tables(ctx, bias: np.ndarray | None = None) -> dict:
+    """The portable kernels' int32 bias (or `bias`, what a kernel folded into it) and per-channel
+    (or one) multiplier and shift arrays, with the flag that says which."""
     p, b = ctx.params, ctx.tensor(2)
     wide = getattr(p, "acc64", False)  # an int64 accumulator reads an int64 bias
     per_channel = len(set(zip(p.multiplier, p.shift))) > 1
@@ -394,9 +396,9 @@ def plain_requant_tables(ctx) -> dict:
         "per_channel": int(per_channel),
         "bias": ctx.constant(
             f"tq_b_{ctx.ident}",
-            b.data.astype(np.int64 if wide else np.int32),
+            b.data.astype(np.int64 if wide else np.int32) if bias is None else bias,
             "int64_t" if wide else "int32_t",
-            ctx.weights_comment(b),
+            ctx.weights_comment(b) + ("" if bias is None else ", (input offset - 128) x the weight sum folded in"),
         ),
         "multiplier": table("tq_m", p.multiplier, f"{ctx.op.name}: requantization multipliers"),
         "shift": table("tq_s", p.shift, f"{ctx.op.name}: requantization shifts"),
@@ -415,7 +417,12 @@ def affine_tables(ctx, kernel) -> dict:
         "output_offset": p.output_offset,
         "act": [p.act_min, p.act_max],
     }
-    if kernel.weight_layout in ("plain", "host", "host pairs") or ctx.tensor(0).dtype == INT16:
+    if kernel.weight_layout == "host quads":  # uint8 columns of x + 128: the rest of the offset in the bias
+        sums = weight_rows(ctx.op, ctx.graph).sum(axis=1)
+        folded = b.data.astype(np.int64) + (p.input_offset - 128) * sums
+        wrapped = ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 arithmetic wraps alike
+        return tables | plain_requant_tables(ctx, wrapped)
+    if kernel.weight_layout in ("plain", "host") or ctx.tensor(0).dtype == INT16:
         return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)

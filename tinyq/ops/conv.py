@@ -190,8 +190,8 @@ class ConvOp(AffineOp):
 
     def host_kernel(self, op, graph):
         k = int(np.prod(graph[op.inputs[1]].shape[1:]))
-        scratch = HOST_ROWS * (2 * round_up(k, 2) + 4 * host_lanes(op, graph)) + 128
-        return host_kernel(op, graph, "convolve", scratch, "host pairs")
+        scratch = HOST_ROWS * (round_up(k, 4) + 4 * host_lanes(op, graph)) + 128
+        return host_kernel(op, graph, "convolve", scratch, "host quads")
 
     def lower(self, ctx, kernel):
         return window_args(ctx, kernel)

@@ -113,8 +113,8 @@ class FullyConnectedOp(AffineOp):
 
     def host_kernel(self, op, graph):
         depth = graph[op.inputs[1]].shape[1]
-        scratch = 2 * round_up(depth, 2) + 4 * host_lanes(op, graph) + 128
-        return host_kernel(op, graph, "fully_connected", scratch, "host pairs")
+        scratch = round_up(depth, 4) + 4 * host_lanes(op, graph) + 128
+        return host_kernel(op, graph, "fully_connected", scratch, "host quads")
 
     def lower(self, ctx, kernel):
         x, w = ctx.tensor(0), ctx.tensor(1)
