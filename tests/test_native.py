@@ -25,6 +25,8 @@ HOST_KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 # every case with a host kernel, and every seventh of the rest: each op family's portable kernels
 # run inside the evaluator too
 NATIVE_CASES = [c for i, c in enumerate(CASES) if set(c.must_have) & HOST_KERNEL_OPS or i % 7 == 0]
+# what hosts without AVX-512 compile: the host kernels' plain C paths
+BASELINE = "x86-64-v2" if platform.machine().lower() in ("x86_64", "amd64") else "native"
 
 
 def batch_inputs(graph, count: int, seed: int) -> list[np.ndarray]:
@@ -77,8 +79,7 @@ def test_the_portable_dot_product_matches_reference(key, mlperf_model, monkeypat
     """Hosts without AVX512-VNNI take tq_host_dot4's plain C: compiled for baseline x86-64 here
     (elsewhere -march=native is that path already), exact as well; odd k included (ic's 3x3x3)."""
     require_tool("cc")
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        monkeypatch.setattr(native, "CFLAGS", [f.replace("native", "x86-64-v2") for f in native.CFLAGS])
+    monkeypatch.setattr(native, "CFLAGS", [f.replace("native", BASELINE) for f in native.CFLAGS])
     assert_native_matches_reference(parse_tflite(mlperf_model(key).read_bytes()), seed=7, workers=1)
 
 
@@ -95,13 +96,24 @@ int main(void) {
     const int32_t xs[] = {0, 1, -1, 2, -2, 3, 1000, -1000, 65535, -65536, 1 << 30, -(1 << 30), INT32_MAX, INT32_MIN,
                           INT32_MIN + 1, 123456789, -987654321};
     const int32_t ms[] = {1 << 30, 1518500250, INT32_MAX, 1073741825, 2147418112, INT32_MIN};
-    long checked = 0;
+    int32_t x[TQ_HOST_LANES], m[TQ_HOST_LANES], sh[TQ_HOST_LANES], want[TQ_HOST_LANES], got[TQ_HOST_LANES];
+    long checked = 0, filled = 0;
     for (int s = -31; s <= 8; ++s)
         for (unsigned i = 0; i < sizeof xs / sizeof *xs; ++i)
             for (unsigned j = 0; j < sizeof ms / sizeof *ms; ++j) {
                 const int32_t a = tq_requantize(xs[i], ms[j], s), b = tq_host_requantize(xs[i], ms[j], s);
                 if (a != b) { printf("x %d m %d shift %d: %d vs %d\n", xs[i], ms[j], s, a, b); return 1; }
                 ++checked;
+                /* the same values in the lanes of the vector path, each lane its own multiplier and shift */
+                x[filled] = xs[i], m[filled] = ms[j], sh[filled] = s, want[filled++] = a;
+                if (filled < TQ_HOST_LANES) continue;
+                tq_host_requantize_lanes(x, m, sh, got);
+                for (int k = 0; k < TQ_HOST_LANES; ++k)
+                    if (got[k] != want[k]) {
+                        printf("lane x %d m %d shift %d: %d vs %d\n", x[k], m[k], sh[k], want[k], got[k]);
+                        return 1;
+                    }
+                filled = 0;
             }
     printf("%ld\n", checked);
     return 0;
@@ -109,15 +121,17 @@ int main(void) {
 """
 
 
-def test_host_requantization_is_tflms_on_edge_values(tmp_path):
-    """The branch-free requantization against the portable kernels' (tq_requantize, checked
-    against TFLM elsewhere) over shifts -31..8, the int32 extremes and the multipliers' range."""
+@pytest.mark.parametrize("arch", ["native", BASELINE])
+def test_host_requantization_is_tflms_on_edge_values(arch, tmp_path):
+    """The branch-free requantization, scalar and on vector lanes, against the portable kernels'
+    (tq_requantize, checked against TFLM elsewhere) over shifts -31..8, the int32 extremes and
+    the multipliers' range."""
     cc = require_tool("cc")
     (tmp_path / "harness.c").write_text(HARNESS)
     runtime = data_dir("templates") / "runtime"
     binary = tmp_path / "harness"
     subprocess.run(
-        [cc, "-std=c99", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror", f"-I{runtime}"]
+        [cc, "-std=c99", "-O3", f"-march={arch}", "-Wall", "-Wextra", "-Werror", "-Wno-psabi", f"-I{runtime}"]
         + [str(tmp_path / "harness.c"), "-o", str(binary)],
         check=True,
     )

@@ -8,7 +8,7 @@
 #define TQ_HOST_H
 
 #include "tq_nn.h"
-#if defined(__AVX512VNNI__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -124,7 +124,6 @@ static inline int32_t tq_host_requantize(int32_t x, int32_t multiplier, int32_t 
 typedef int32_t tq_host_i32x8 __attribute__((vector_size(32)));
 typedef uint32_t tq_host_u32x8 __attribute__((vector_size(32)));
 typedef int64_t tq_host_i64x8 __attribute__((vector_size(64)));
-typedef int8_t tq_host_i8x8 __attribute__((vector_size(8)));
 
 static inline tq_host_i32x8 tq_host_requantize8(tq_host_i32x8 x, tq_host_i32x8 multiplier, tq_host_i32x8 shift) {
     const tq_host_i32x8 positive = shift > 0, left = shift & positive, right = -shift & ~positive;
@@ -140,30 +139,53 @@ static inline tq_host_i32x8 tq_host_requantize8(tq_host_i32x8 x, tq_host_i32x8 m
     return (high >> right) - ((high & mask) > threshold);
 }
 
+/* y[i] = tq_requantize(x[i], m[i], s[i]) on TQ_HOST_LANES lanes. With AVX-512, sixteen at once:
+ * the doubling high multiply's nudged division toward zero is (a m + 2^30) >> 31 for every
+ * product (the nudge and the truncation cancel), so even and odd lanes' 64-bit products need
+ * one add and one shift each before they merge back into 32-bit lanes. */
+static inline void tq_host_requantize_lanes(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *y) {
+#if defined(__AVX512F__) && TQ_HOST_LANES == 16
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i shift = _mm512_loadu_si512(s), multiplier = _mm512_loadu_si512(m);
+    const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const __m512i a = _mm512_sllv_epi32(_mm512_loadu_si512(x), left), half = _mm512_set1_epi64(INT64_C(1) << 30);
+    const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(a, multiplier), half);
+    const __m512i odd =
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(multiplier, 32)), half);
+    __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
+    const __m512i minimum = _mm512_set1_epi32(INT32_MIN);
+    const __mmask16 saturated = _mm512_cmpeq_epi32_mask(a, minimum) & _mm512_cmpeq_epi32_mask(multiplier, minimum);
+    high = _mm512_mask_mov_epi32(high, saturated, _mm512_set1_epi32(INT32_MAX));
+    const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+    __m512i threshold = _mm512_srai_epi32(mask, 1);
+    threshold = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one);
+    __m512i result = _mm512_srav_epi32(high, right);
+    result = _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, mask), threshold), result, one);
+    _mm512_storeu_si512(y, result);
+#else
+    for (int32_t i = 0; i < TQ_HOST_LANES; i += 8) {
+        tq_host_i32x8 xs, ms, ss;
+        memcpy(&xs, x + i, sizeof xs), memcpy(&ms, m + i, sizeof ms), memcpy(&ss, s + i, sizeof ss);
+        const tq_host_i32x8 ys = tq_host_requantize8(xs, ms, ss);
+        memcpy(y + i, &ys, sizeof ys);
+    }
+#endif
+}
+
 /* Requantize `count` accumulators into int8 outputs (per-channel or one multiplier and shift). */
 static inline void tq_host_requantize_s8(const int32_t *restrict acc, int32_t count,
                                          const tq_per_channel_quant_params *q, int32_t offset, tq_activation act,
                                          int8_t *restrict out) {
     const int32_t step = q->per_channel ? 1 : 0;
-    int32_t o = 0;
-    for (; o + 8 <= count; o += 8) {
-        tq_host_i32x8 x, m = {0}, s = {0};
-        memcpy(&x, acc + o, sizeof x);
-        if (step) {
-            memcpy(&m, q->multiplier + o, sizeof m), memcpy(&s, q->shift + o, sizeof s);
-        } else {
-            m += q->multiplier[0], s += q->shift[0];
-        }
-        tq_host_i32x8 y = tq_host_requantize8(x, m, s) + offset;
-        const tq_host_i32x8 low = y < act.min, high = y > act.max;
-        y = (y & ~low) | (act.min & low);
-        y = (y & ~high) | (act.max & high);
-        const tq_host_i8x8 bytes = __builtin_convertvector(y, tq_host_i8x8);
-        memcpy(out + o, &bytes, sizeof bytes);
+    int32_t m[TQ_HOST_LANES], s[TQ_HOST_LANES], y[TQ_HOST_LANES], o = 0;
+    for (int32_t i = 0; i < TQ_HOST_LANES; ++i) m[i] = q->multiplier[0], s[i] = q->shift[0];
+    for (; o + TQ_HOST_LANES <= count; o += TQ_HOST_LANES) {
+        tq_host_requantize_lanes(acc + o, step ? q->multiplier + o : m, step ? q->shift + o : s, y);
+        for (int32_t i = 0; i < TQ_HOST_LANES; ++i) out[o + i] = (int8_t)TQ_CLAMP(y[i] + offset, act.min, act.max);
     }
     for (; o < count; ++o) {
-        const int32_t y = tq_host_requantize(acc[o], q->multiplier[step * o], q->shift[step * o]) + offset;
-        out[o] = (int8_t)TQ_CLAMP(y, act.min, act.max);
+        const int32_t v = tq_host_requantize(acc[o], q->multiplier[step * o], q->shift[step * o]) + offset;
+        out[o] = (int8_t)TQ_CLAMP(v, act.min, act.max);
     }
 }
 
