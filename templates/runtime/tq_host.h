@@ -20,21 +20,31 @@
  * two AVX2 ones, four NEON ones). */
 typedef int32_t tq_host_sums __attribute__((vector_size(4 * TQ_HOST_LANES)));
 
-/* Widening loads written as loops: compilers make one sign-extending load of them, where
- * __builtin_convertvector may become lane-by-lane inserts. */
+/* Widening loads: one sign-extending load with AVX-512; elsewhere loops, which compilers make
+ * one (where __builtin_convertvector may become lane-by-lane inserts). */
 static inline tq_host_sums tq_host_load_weights(const int16_t *w) {
+    tq_host_sums v;
+#if defined(__AVX512F__) && TQ_HOST_LANES == 16
+    const __m512i wide = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)w));
+    memcpy(&v, &wide, sizeof v);
+#else
     int32_t wide[TQ_HOST_LANES];
     for (int32_t i = 0; i < TQ_HOST_LANES; ++i) wide[i] = w[i];
-    tq_host_sums v;
     memcpy(&v, wide, sizeof v);
+#endif
     return v;
 }
 
 static inline tq_host_sums tq_host_load_inputs(const int8_t *x) {
+    tq_host_sums v;
+#if defined(__AVX512F__) && TQ_HOST_LANES == 16
+    const __m512i wide = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x));
+    memcpy(&v, &wide, sizeof v);
+#else
     int32_t wide[TQ_HOST_LANES];
     for (int32_t i = 0; i < TQ_HOST_LANES; ++i) wide[i] = x[i];
-    tq_host_sums v;
     memcpy(&v, wide, sizeof v);
+#endif
     return v;
 }
 
@@ -74,6 +84,20 @@ static inline int32_t tq_host_column_quad(const uint8_t *col) {
     int32_t quad;
     memcpy(&quad, col, sizeof quad);
     return quad;
+}
+
+/* dst[i] = src[i] + 128 as uint8 (the sign bit flipped), a vector of bytes at a time. */
+typedef uint8_t tq_host_bytes __attribute__((vector_size(16)));
+
+static inline void tq_host_offset_bytes(const int8_t *restrict src, int32_t count, uint8_t *restrict dst) {
+    int32_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        tq_host_bytes v;
+        memcpy(&v, src + i, sizeof v);
+        v ^= 0x80;
+        memcpy(dst + i, &v, sizeof v);
+    }
+    for (; i < count; ++i) dst[i] = (uint8_t)(src[i] ^ 0x80);
 }
 
 /* acc[r][o] += sum over k of col[r][k] * w[k][o], for TQ_HOST_ROWS rows of 4 `quads` values
