@@ -163,16 +163,14 @@ static inline tq_host_i32x8 tq_host_requantize8(tq_host_i32x8 x, tq_host_i32x8 m
     return (high >> right) - ((high & mask) > threshold);
 }
 
-/* y[i] = tq_requantize(x[i], m[i], s[i]) on TQ_HOST_LANES lanes. With AVX-512, sixteen at once:
- * the doubling high multiply's nudged division toward zero is (a m + 2^30) >> 31 for every
- * product (the nudge and the truncation cancel), so even and odd lanes' 64-bit products need
- * one add and one shift each before they merge back into 32-bit lanes. */
-static inline void tq_host_requantize_lanes(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *y) {
 #if defined(__AVX512F__) && TQ_HOST_LANES == 16
+/* tq_requantize on sixteen lanes. The doubling high multiply's nudged division toward zero is
+ * (a m + 2^30) >> 31 for every product (the nudge and the truncation cancel), so even and odd
+ * lanes' 64-bit products need one add and one shift each before they merge into 32-bit lanes. */
+static inline __m512i tq_host_requantize16(__m512i x, __m512i multiplier, __m512i shift) {
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
-    const __m512i shift = _mm512_loadu_si512(s), multiplier = _mm512_loadu_si512(m);
     const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    const __m512i a = _mm512_sllv_epi32(_mm512_loadu_si512(x), left), half = _mm512_set1_epi64(INT64_C(1) << 30);
+    const __m512i a = _mm512_sllv_epi32(x, left), half = _mm512_set1_epi64(INT64_C(1) << 30);
     const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(a, multiplier), half);
     const __m512i odd =
         _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(multiplier, 32)), half);
@@ -183,9 +181,15 @@ static inline void tq_host_requantize_lanes(const int32_t *x, const int32_t *m, 
     const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
     __m512i threshold = _mm512_srai_epi32(mask, 1);
     threshold = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one);
-    __m512i result = _mm512_srav_epi32(high, right);
-    result = _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, mask), threshold), result, one);
-    _mm512_storeu_si512(y, result);
+    const __m512i result = _mm512_srav_epi32(high, right);
+    return _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, mask), threshold), result, one);
+}
+#endif
+
+/* y[i] = tq_requantize(x[i], m[i], s[i]) on TQ_HOST_LANES lanes. */
+static inline void tq_host_requantize_lanes(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *y) {
+#if defined(__AVX512F__) && TQ_HOST_LANES == 16
+    _mm512_storeu_si512(y, tq_host_requantize16(_mm512_loadu_si512(x), _mm512_loadu_si512(m), _mm512_loadu_si512(s)));
 #else
     for (int32_t i = 0; i < TQ_HOST_LANES; i += 8) {
         tq_host_i32x8 xs, ms, ss;
@@ -201,12 +205,23 @@ static inline void tq_host_requantize_s8(const int32_t *restrict acc, int32_t co
                                          const tq_per_channel_quant_params *q, int32_t offset, tq_activation act,
                                          int8_t *restrict out) {
     const int32_t step = q->per_channel ? 1 : 0;
-    int32_t m[TQ_HOST_LANES], s[TQ_HOST_LANES], y[TQ_HOST_LANES], o = 0;
+    int32_t o = 0;
+#if defined(__AVX512F__) && TQ_HOST_LANES == 16
+    const __m512i low = _mm512_set1_epi32(act.min), high = _mm512_set1_epi32(act.max), add = _mm512_set1_epi32(offset);
+    for (; o + TQ_HOST_LANES <= count; o += TQ_HOST_LANES) {
+        const __m512i m = step ? _mm512_loadu_si512(q->multiplier + o) : _mm512_set1_epi32(q->multiplier[0]);
+        const __m512i s = step ? _mm512_loadu_si512(q->shift + o) : _mm512_set1_epi32(q->shift[0]);
+        const __m512i y = _mm512_add_epi32(tq_host_requantize16(_mm512_loadu_si512(acc + o), m, s), add);
+        _mm_storeu_si128((__m128i *)(out + o), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, low), high)));
+    }
+#else
+    int32_t m[TQ_HOST_LANES], s[TQ_HOST_LANES], y[TQ_HOST_LANES];
     for (int32_t i = 0; i < TQ_HOST_LANES; ++i) m[i] = q->multiplier[0], s[i] = q->shift[0];
     for (; o + TQ_HOST_LANES <= count; o += TQ_HOST_LANES) {
         tq_host_requantize_lanes(acc + o, step ? q->multiplier + o : m, step ? q->shift + o : s, y);
         for (int32_t i = 0; i < TQ_HOST_LANES; ++i) out[o + i] = (int8_t)TQ_CLAMP(y[i] + offset, act.min, act.max);
     }
+#endif
     for (; o < count; ++o) {
         const int32_t v = tq_host_requantize(acc[o], q->multiplier[step * o], q->shift[step * o]) + offset;
         out[o] = (int8_t)TQ_CLAMP(v, act.min, act.max);

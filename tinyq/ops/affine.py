@@ -337,7 +337,8 @@ def host_lanes(op: Op, graph: Graph) -> int:
 
 def host_kernel(op: Op, graph: Graph, family: str, scratch_bytes: int, layout: str = "host") -> Kernel | None:
     """`family`_host_s8 (templates/runtime/tq_host.h): int8 activations and int8 weights only;
-    `layout` "host" (int16 [k][channels]) or "host quads" (int8 [k/4][channels][4], the GEMM's)."""
+    `layout` "host" (int32 [k][channels], the depthwise kernel's) or "host quads" (int8
+    [k/4][channels][4], the GEMM's)."""
     if graph[op.inputs[0]].dtype != INT8 or graph[op.inputs[1]].dtype != INT8:
         return None
     return Kernel(f"{family}_host_s8", scratch_bytes=scratch_bytes, weight_layout=layout, specialized=True)
@@ -349,9 +350,9 @@ def weights_array(ctx, kernel) -> str:
     name, comment = f"tq_w_{ctx.ident}", ctx.weights_comment(w)
     if kernel.weight_layout == "host":
         rows, lanes = weight_rows(ctx.op, ctx.graph), host_lanes(ctx.op, ctx.graph)
-        table = np.zeros((rows.shape[1], lanes), np.int16)
+        table = np.zeros((rows.shape[1], lanes), np.int32)
         table[:, : rows.shape[0]] = rows.T
-        return ctx.constant(name, table, "int16_t", comment + f" as int16 [k][output channels padded to {lanes}]")
+        return ctx.constant(name, table, "int32_t", comment + f" as int32 [k][output channels padded to {lanes}]")
     if kernel.weight_layout == "host quads":
         rows, lanes = weight_rows(ctx.op, ctx.graph), host_lanes(ctx.op, ctx.graph)
         table = np.zeros((round_up(rows.shape[1], 4), lanes), np.int8)
@@ -379,6 +380,11 @@ def weights_array(ctx, kernel) -> str:
     if w.dtype == "int4":
         return ctx.constant(name, pack_int4(w.data), "uint8_t", comment + " (two per byte, low nibble first)")
     return ctx.constant(name, w.data, "int8_t", comment)
+
+
+def wrapped_int32(values: np.ndarray) -> np.ndarray:
+    """int64 values modulo 2^32 as int32: a folded bias wraps as the kernel's int32 sums do."""
+    return ((values + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
 def plain_requant_tables(ctx, bias: np.ndarray | None = None) -> dict:
@@ -420,9 +426,12 @@ def affine_tables(ctx, kernel) -> dict:
     if kernel.weight_layout == "host quads":  # uint8 columns of x + 128: the rest of the offset in the bias
         sums = weight_rows(ctx.op, ctx.graph).sum(axis=1)
         folded = b.data.astype(np.int64) + (p.input_offset - 128) * sums
-        wrapped = ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 arithmetic wraps alike
-        return tables | plain_requant_tables(ctx, wrapped)
-    if kernel.weight_layout in ("plain", "host") or ctx.tensor(0).dtype == INT16:
+        return tables | plain_requant_tables(ctx, wrapped_int32(folded))
+    if kernel.weight_layout == "host":  # the bias with the input offset folded in, for whole windows
+        what = f"{ctx.op.name}: bias with the input offset folded in"
+        folded = ctx.constant(f"tq_bf_{ctx.ident}", wrapped_int32(folded_bias(ctx.op, ctx.graph)), "int32_t", what)
+        return tables | plain_requant_tables(ctx) | {"folded": folded}
+    if kernel.weight_layout == "plain" or ctx.tensor(0).dtype == INT16:
         return tables | plain_requant_tables(ctx)
     rows = round_up(b.shape[0], kernel.rows_per_block)
     exact = exact_requant(ctx.op, ctx.graph, p)
