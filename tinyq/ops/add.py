@@ -22,7 +22,7 @@ from tinyq.ir import Activation
 from tinyq.ops import InPlace, Kernel, register
 from tinyq.ops.affine import ACC_LIMIT, requant_fits, requant_table
 from tinyq.ops.binary import BINARY_WITH_INT16, BinaryOp
-from tinyq.ops.common import INT16, activation_range, aligned_operands, clamp_to
+from tinyq.ops.common import INT8, INT16, activation_range, aligned_operands, clamp_to
 
 LEFT_SHIFT = 20
 LEFT_SHIFT_INT16 = 15  # TFLM's headroom for int16 operands
@@ -154,13 +154,17 @@ class AddOp(BinaryOp):
         )
 
     def host_kernel(self, op, graph):
-        """The table kernel wherever the firmware may take it: two lookups and one requantization
-        per element, where the portable kernel requantizes three times."""
-        kernel = self.kernel(op, graph, True)
-        return kernel if kernel.name == "add_lut_s8" else None
+        """add_host_s8 for same-shape int8 inputs: the tables of add_lut_s8, sixteen elements at a
+        time (an output multiplier below one, as TFLM's ADD makes it, keeps its shift <= 0)."""
+        x1, x2, y = (graph[n] for n in op.inputs + op.outputs)
+        if y.dtype != INT8 or not x1.shape == x2.shape == y.shape:
+            return None
+        if self.params(op.attrs, [x1, x2], [y]).output_shift > 0:
+            return None
+        return Kernel("add_host_s8", in_place=InPlace.ELEMENTWISE)
 
     def lower(self, ctx, kernel):
-        if kernel.name != "add_lut_s8":
+        if kernel.name not in ("add_lut_s8", "add_host_s8"):
             return super().lower(ctx, kernel)
         p = ctx.params
         tables = [
@@ -172,9 +176,12 @@ class AddOp(BinaryOp):
             )
             for i, t in enumerate(add_tables(p), start=1)
         ]
-        requant = requant_table([p.output_multiplier], [p.output_shift], p.output_offset)[0].tolist()
-        return {
-            "requant": requant,
+        if kernel.name == "add_host_s8":
+            output = {"output_multiplier": p.output_multiplier, "output_shift": p.output_shift}
+            output |= {"output_offset": p.output_offset}
+        else:
+            output = {"requant": requant_table([p.output_multiplier], [p.output_shift], p.output_offset)[0].tolist()}
+        return output | {
             "act": [p.act_min, p.act_max],
             "table1": tables[0],
             "table2": tables[1],
