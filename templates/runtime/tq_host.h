@@ -97,7 +97,15 @@ static inline void tq_host_offset_bytes(const int8_t *restrict src, int32_t coun
         v ^= 0x80;
         memcpy(dst + i, &v, sizeof v);
     }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (i < count) { /* the tail in one masked load and store */
+        const __mmask16 tail = (__mmask16)((1u << (count - i)) - 1u);
+        const __m128i v = _mm_maskz_loadu_epi8(tail, src + i);
+        _mm_mask_storeu_epi8(dst + i, tail, _mm_xor_si128(v, _mm_set1_epi8((char)0x80)));
+    }
+#else
     for (; i < count; ++i) dst[i] = (uint8_t)(src[i] ^ 0x80);
+#endif
 }
 
 /* acc[r][o] += sum over k of col[r][k] * w[k][o], for TQ_HOST_ROWS rows of 4 `quads` values
