@@ -7,8 +7,9 @@ sensitivity is what int4 weights on it alone cost: the output noise power it add
 all-int8 model's (noise powers of independent layers add up along the graph, SQNR in dB does
 not). Layers are lowered cheapest first per byte they save (the greedy knapsack order), and
 every prefix of that order is measured: these points are the accuracy versus flash curve the
-report plots. A flash budget takes the best measured point that fits, after putting back to
-int8 any lowered layer the budget still has room for; an accuracy target (`--data` with
+report plots. A flash budget takes the shortest prefix that fits, or that prefix with every
+lowered layer the budget still has room for put back to int8 (costliest first), whichever
+measures better: only what the budget needs is lowered. An accuracy target (`--data` with
 labels) takes the smallest point that meets it. Layers on int16 activations keep int8 weights
 (TFLM's 16x8 kernels take int8). The choice depends only on the model, the data and the goal.
 """
@@ -208,5 +209,5 @@ def _pick(curve: list[CurvePoint], order: list[str], measure: _Measure, max_flas
     for name in reversed(order[: len(first.low)]):
         if measure.size([n for n in low if n != name]) <= max_flash:
             low.remove(name)
-    candidates = [*fitting, measure(tuple(low))]
-    return max(candidates, key=lambda p: (p.sqnr_db, -p.constant_bytes, -len(p.low)))
+    refined = measure(tuple(low))
+    return max([first, refined], key=lambda p: (p.sqnr_db, -p.constant_bytes, -len(p.low)))
