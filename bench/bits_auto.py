@@ -130,7 +130,7 @@ def exhaustive_rows() -> list[dict]:
         weights = {n: weights4[n] if n in low else w for n, w in weights8.items()}
         deployed = to_int8(graph, quant, config, weights)
         out = dequantize(deployed[deployed.outputs[0]], integer_outputs(deployed, calib.x[:256], quiet=True)[0])
-        every[low] = (codegen.constant_bytes(deployed), sqnr_db(reference, out.reshape(reference.shape)))
+        every[low] = (codegen.footprint(deployed)[0], sqnr_db(reference, out.reshape(reference.shape)))
     print(f"exhaustive: {len(every)} configurations in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     size8 = every[()][0]
     weights8 = sum(graph[op.inputs[1]].data.size for op in affine)

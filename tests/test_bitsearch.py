@@ -122,6 +122,21 @@ def test_a_budget_nothing_meets_fails_naming_the_smallest_size(model, sizes, tmp
     assert_clean_error(result, f"at least {sizes['w4a8']:,} bytes", "every layer int4", f"{budget:,}-byte budget")
 
 
+def test_the_arena_counts_too(model, sizes):
+    """int4 kernels' scratch may grow the arena: every choice is checked against --max-ram, and
+    a RAM budget under the smallest arena any choice has fails naming it."""
+    from tinyq.budget import BudgetError
+    from tinyq.codegen.lower import choose_kernels
+    from tinyq.plan import plan_graph
+
+    result = auto(model, Goal(max_flash=(sizes["w8a8"] + sizes["w4a8"]) // 2))
+    arenas = {p.low: p.arena_bytes for p in result.bits_choice.curve}
+    graph = result.graph
+    assert plan_graph(graph, choose_kernels(graph)).arena_bytes == arenas[tuple(sorted(result.bits_choice.low))]
+    with pytest.raises(BudgetError, match=f"arena needs at least {min(arenas.values()):,} bytes"):
+        auto(model, Goal(max_flash=sizes["w8a8"], max_ram=min(arenas.values()) - 1))
+
+
 def test_goal_errors_are_one_line(model, tmp_path):
     import keras
 

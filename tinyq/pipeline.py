@@ -75,7 +75,7 @@ def deployable(
     goal = None
     if config.weights_auto:
         labelled = load_dataset(data, fm.graph, what="--data") if data else None
-        goal = Goal(max_flash, target_accuracy, max_drop, labelled)
+        goal = Goal(max_flash, max_ram, target_accuracy, max_drop, labelled)
     result = quantize(fm, calibration, config, quiet=quiet, goal=goal)
     choice = result.bits_choice
     quant = QuantSummary(

@@ -154,6 +154,7 @@ class CurvePoint:
 
     low: tuple[str, ...]
     constant_bytes: int
+    arena_bytes: int
     sqnr_db: float
     accuracy: float | None = None
 

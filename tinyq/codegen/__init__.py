@@ -100,12 +100,12 @@ def generate(graph: ir.Graph, *, fast: bool = True, host: bool = False) -> Gener
     return GeneratedModel(files, plan, layers, weights_bytes, model_hash)
 
 
-def constant_bytes(graph: ir.Graph) -> int:
-    """The bytes of constant data `generate` emits for the firmware, without rendering it."""
+def footprint(graph: ir.Graph) -> tuple[int, int]:
+    """(constant bytes, arena bytes) of the firmware `generate` emits, without rendering it."""
     chosen = choose_kernels(graph)
-    consts = Constants()
-    lower(graph, plan_graph(graph, chosen), consts, chosen)
-    return sum(a.nbytes for a in consts.arrays)
+    consts, plan = Constants(), plan_graph(graph, chosen)
+    lower(graph, plan, consts, chosen)
+    return sum(a.nbytes for a in consts.arrays), plan.arena_bytes
 
 
 def write(generated: GeneratedModel, root: Path) -> None:

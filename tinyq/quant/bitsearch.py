@@ -38,10 +38,12 @@ SAMPLES = 256  # calibration samples each measurement runs
 
 @dataclass(frozen=True)
 class Goal:
-    """What `--bits auto` aims for: constant data within `max_flash` bytes, and/or accuracy on
-    `data` (labelled) of at least `target_accuracy`, or at most `max_drop` below float's."""
+    """What `--bits auto` aims for: constant data within `max_flash` bytes (the arena within
+    `max_ram`), and/or accuracy on `data` (labelled) of at least `target_accuracy`, or at most
+    `max_drop` points below float's."""
 
     max_flash: int | None = None
+    max_ram: int | None = None
     target_accuracy: float | None = None
     max_drop: float | None = None
     data: Dataset | None = None
@@ -74,14 +76,22 @@ class _Measure:
         self.reference = self._flat(FloatRunner(graph).outputs([self.x]))
         self.data = goal.data if goal.wants_accuracy else None
         self.seen: dict[tuple[str, ...], CurvePoint] = {}
-        self.sizes: dict[tuple[str, ...], int] = {}
+        self.sizes: dict[tuple[str, ...], tuple[int, int]] = {}
+        self.max_flash, self.max_ram = goal.max_flash, goal.max_ram
 
-    def size(self, low) -> int:
-        """The configuration's constant bytes, as codegen emits them (layouts differ per kernel)."""
+    def size(self, low) -> tuple[int, int]:
+        """The configuration's constant and arena bytes, as codegen makes them (layouts and
+        scratch differ per kernel)."""
         key = tuple(sorted(low))
         if key not in self.sizes:
-            self.sizes[key] = codegen.constant_bytes(self.deploy(key))
+            self.sizes[key] = codegen.footprint(self.deploy(key))
         return self.sizes[key]
+
+    def fits(self, low) -> bool:
+        constants, arena = self.size(low)
+        return (self.max_flash is None or constants <= self.max_flash) and (
+            self.max_ram is None or arena <= self.max_ram
+        )
 
     @staticmethod
     def _flat(outputs) -> np.ndarray:
@@ -101,7 +111,7 @@ class _Measure:
             deployed = self.deploy(key)
             outs = integer_outputs(deployed, self.x, quiet=True)
             deq = self._flat([dequantize(deployed[n], o) for n, o in zip(deployed.outputs, outs)])
-            point = CurvePoint(key, self.size(key), sqnr_db(self.reference, deq))
+            point = CurvePoint(key, *self.size(key), sqnr_db(self.reference, deq))
         if accuracy and self.data is not None and point.accuracy is None:
             out = integer_outputs(self.deploy(key), self.data.x, quiet=True)[0]
             top = np.argmax(out.reshape(len(out), -1), axis=1)
@@ -156,7 +166,7 @@ def choose_weight_bits(
         for k in range(1, len(order) + 1):
             curve.append(measure(tuple(order[:k]), accuracy=True))
             bar.advance(task)
-    chosen = _pick(curve, order, measure, goal.max_flash, target)
+    chosen = _pick(curve, order, measure, target)
     sensitivity = {n: base.sqnr_db - measure((n,)).sqnr_db for n in layers}
     final = measure.deploy(chosen.low)
     table = tuple(
@@ -182,32 +192,44 @@ def choose_weight_bits(
     return BitsChoice(chosen.low, table, tuple(sorted(points, key=lambda p: -p.constant_bytes)), tuple(notes))
 
 
-def _pick(curve: list[CurvePoint], order: list[str], measure: _Measure, max_flash: int | None, target: float | None):
+def _pick(curve: list[CurvePoint], order: list[str], measure: _Measure, target: float | None) -> CurvePoint:
     """The measured point the goal takes (see the module)."""
-    smallest = min(curve, key=lambda p: p.constant_bytes)
-    if max_flash is not None and smallest.constant_bytes > max_flash:
+    smallest, least_ram = min(curve, key=lambda p: p.constant_bytes), min(curve, key=lambda p: p.arena_bytes)
+    if measure.max_flash is not None and smallest.constant_bytes > measure.max_flash:
         raise BudgetError(
             f"the constant data needs at least {smallest.constant_bytes:,} bytes (every layer int4, the smallest "
-            f"--bits auto can make), {smallest.constant_bytes - max_flash:,} over the {max_flash:,}-byte budget "
-            "(--max-flash); try a board with more flash"
+            f"--bits auto can make), {smallest.constant_bytes - measure.max_flash:,} over the "
+            f"{measure.max_flash:,}-byte budget (--max-flash); try a board with more flash"
         )
-    fitting = [p for p in curve if max_flash is None or p.constant_bytes <= max_flash]
+    if measure.max_ram is not None and least_ram.arena_bytes > measure.max_ram:
+        raise BudgetError(
+            f"the arena needs at least {least_ram.arena_bytes:,} bytes whatever the weight bits "
+            f"({least_ram.label}), {least_ram.arena_bytes - measure.max_ram:,} over the {measure.max_ram:,}-byte "
+            "budget (--max-ram); try a board with more RAM or a smaller input"
+        )
+    fitting = [p for p in curve if measure.fits(p.low)]
+    if not fitting:
+        raise BudgetError(
+            "no choice of weight bits fits both --max-flash and --max-ram: int4 weights shrink the constants "
+            f"but their kernels' scratch grows the arena (all int8: {curve[0].constant_bytes:,} B constants, "
+            f"{curve[0].arena_bytes:,} B arena; all int4: {curve[-1].constant_bytes:,} B, {curve[-1].arena_bytes:,} B)"
+        )
     if target is not None:
         meeting = [p for p in fitting if p.accuracy >= target]
         if not meeting:
             best = max(fitting, key=lambda p: (p.accuracy, -p.constant_bytes))
             raise TinyqError(
                 f"--bits auto: no configuration reaches accuracy {target:.2%}"
-                + (f" within {max_flash:,} bytes" if max_flash is not None else "")
+                + (" within the budget" if measure.max_flash or measure.max_ram else "")
                 + f"; the best is {best.accuracy:.2%} ({best.label}, {best.constant_bytes:,} B)"
             )
         return min(meeting, key=lambda p: (p.constant_bytes, -p.accuracy, len(p.low)))
-    if max_flash is None:
-        return curve[0]
     first = fitting[0]  # the fewest layers lowered that fit; put back what still fits, costliest first
+    if not first.low:
+        return first
     low = order[: len(first.low)]
     for name in reversed(order[: len(first.low)]):
-        if measure.size([n for n in low if n != name]) <= max_flash:
+        if measure.fits([n for n in low if n != name]):
             low.remove(name)
     refined = measure(tuple(low))
     return max([first, refined], key=lambda p: (p.sqnr_db, -p.constant_bytes, -len(p.low)))
