@@ -99,6 +99,10 @@ def test_an_accuracy_target_takes_the_smallest_measured_point_that_meets_it(mode
     assert all(p.accuracy < 0.97 for p in smaller)
     point = next(p for p in result.bits_choice.curve if set(p.low) == int4_layers(result.graph))
     assert point.accuracy == chosen  # the curve's accuracy is the reference's
+    curve = {p.low: p for p in result.bits_choice.curve}
+    single = next(p for p in curve.values() if len(p.low) == 1)  # the cheapest layer, alone at int4
+    row = next(r for r in result.bits_choice.table if r.name == single.low[0])
+    assert row.accuracy_drop == pytest.approx(100 * (curve[()].accuracy - single.accuracy))
 
 
 def test_int16_layers_keep_int8_weights(model, sizes):

@@ -292,17 +292,18 @@ def _deployable(
 def bits_table(rows) -> Table:
     """What --bits auto chose, layer by layer."""
     table = Table(title="--bits auto", title_justify="left")
-    for col in ("layer", "op", "weights", "acts", "bytes", "dB lost"):
+    accuracy = any(row.accuracy_drop is not None for row in rows)
+    for col in ("layer", "op", "weights", "acts", "bytes", "dB lost") + (("points lost",) if accuracy else ()):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for row in rows:
-        sensitivity = "-" if row.sensitivity_db is None else f"{row.sensitivity_db:.2f}"
+        lost = [row.sensitivity_db] + ([row.accuracy_drop] if accuracy else [])
         table.add_row(
             row.name,
             row.kind,
             f"int{row.weight_bits}",
             f"int{row.activation_bits}",
             f"{row.weight_bytes:,}",
-            sensitivity,
+            *("-" if v is None else f"{v:.2f}" for v in lost),
         )
     return table
 

@@ -155,7 +155,7 @@ def choose_weight_bits(
         bar.advance(task)
         cost = {}
         for name in layers:
-            cost[name] = max(_noise(measure((name,)).sqnr_db) - _noise(base.sqnr_db), 0.0)
+            cost[name] = max(_noise(measure((name,), accuracy=True).sqnr_db) - _noise(base.sqnr_db), 0.0)
             bar.advance(task)
         deployed8 = measure.deploy(())
         deployed4 = measure.deploy(tuple(layers))
@@ -168,6 +168,7 @@ def choose_weight_bits(
             bar.advance(task)
     chosen = _pick(curve, order, measure, target)
     sensitivity = {n: base.sqnr_db - measure((n,)).sqnr_db for n in layers}
+    drop = {n: 100 * (base.accuracy - measure((n,)).accuracy) for n in layers} if base.accuracy is not None else {}
     final = measure.deploy(chosen.low)
     table = tuple(
         LayerBits(
@@ -177,6 +178,7 @@ def choose_weight_bits(
             quant.precision.op_bits[op.name],
             weight_bytes(op, final),
             sensitivity.get(op.name),
+            drop.get(op.name),
         )
         for op in graph.ops
         if op.name in weights8
