@@ -122,7 +122,11 @@ class DepthwiseConvOp(AffineOp):
         )
 
     def host_kernel(self, op, graph):
-        return host_kernel(op, graph, "depthwise_conv", 4 * host_lanes(op, graph) + 64)
+        """Scratch: a pixel's sums and the input plane padded with its zero point."""
+        (_, kh, kw, _), (_, oh, ow, _) = graph[op.inputs[1]].shape, graph[op.outputs[0]].shape
+        (sh, sw), (dh, dw) = op.attrs.stride, op.attrs.dilation
+        plane = ((oh - 1) * sh + (kh - 1) * dh + 1) * ((ow - 1) * sw + (kw - 1) * dw + 1) * graph[op.inputs[0]].shape[3]
+        return host_kernel(op, graph, "depthwise_conv", 4 * host_lanes(op, graph) + 128 + plane)
 
     def lower(self, ctx, kernel):
         return window_args(ctx, kernel) | {"ch_mult": ctx.op.attrs.depth_multiplier}
