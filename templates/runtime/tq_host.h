@@ -114,7 +114,27 @@ static inline void tq_host_offset_bytes(const int8_t *restrict src, int32_t coun
  * one weight load feeds TQ_HOST_ROWS dot products). */
 static inline void tq_host_gemm_block(const uint8_t *restrict col, int32_t quads, const int8_t *restrict w,
                                       int32_t lanes, int32_t *restrict acc) {
-    for (int32_t o = 0; o < lanes; o += TQ_HOST_LANES) {
+    int32_t o = 0;
+    for (; o + 2 * TQ_HOST_LANES <= lanes; o += 2 * TQ_HOST_LANES) { /* two vectors: a column quad feeds two */
+        tq_host_sums s[TQ_HOST_ROWS], t[TQ_HOST_ROWS];
+        for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) {
+            memcpy(&s[r], acc + r * lanes + o, sizeof s[r]);
+            memcpy(&t[r], acc + r * lanes + o + TQ_HOST_LANES, sizeof t[r]);
+        }
+        for (int32_t k = 0; k < quads; ++k) {
+            const tq_host_quads v = tq_host_load_quads(w + 4 * (k * lanes + o));
+            const tq_host_quads u = tq_host_load_quads(w + 4 * (k * lanes + o + TQ_HOST_LANES));
+            for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) {
+                const int32_t quad = tq_host_column_quad(col + 4 * (r * quads + k));
+                s[r] = tq_host_dot4(s[r], quad, v), t[r] = tq_host_dot4(t[r], quad, u);
+            }
+        }
+        for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) {
+            memcpy(acc + r * lanes + o, &s[r], sizeof s[r]);
+            memcpy(acc + r * lanes + o + TQ_HOST_LANES, &t[r], sizeof t[r]);
+        }
+    }
+    for (; o < lanes; o += TQ_HOST_LANES) {
         tq_host_sums s[TQ_HOST_ROWS];
         for (int32_t r = 0; r < TQ_HOST_ROWS; ++r) memcpy(&s[r], acc + r * lanes + o, sizeof s[r]);
         for (int32_t k = 0; k < quads; ++k) {
