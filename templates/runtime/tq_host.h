@@ -13,7 +13,7 @@
 #endif
 
 #define TQ_HOST_LANES 16 /* output channels are padded to a multiple of this (one 512-bit vector of int32) */
-#define TQ_HOST_ROWS 8   /* pixels (rows of the GEMM) per block: one weight load feeds eight */
+#define TQ_HOST_ROWS 12  /* pixels (rows of the GEMM) per block: one weight load feeds twelve */
 #define TQ_HOST_ALIGN(p) ((void *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
 
 /* A vector of TQ_HOST_LANES int32 sums (GCC/Clang vector extensions: one AVX-512 register,

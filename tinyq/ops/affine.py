@@ -327,7 +327,7 @@ def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
 # --- lowering ------------------------------------------------------------------------------
 
 
-HOST_LANES, HOST_ROWS = 16, 8  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
+HOST_LANES, HOST_ROWS = 16, 12  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
 
 
 def host_lanes(op: Op, graph: Graph) -> int:
