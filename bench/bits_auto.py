@@ -10,7 +10,9 @@
    at each budget, the best configuration that fits against the one the search picks.
 3. MLPerf Tiny ic (the float Keras ResNet) forced under --max-flash 75 % of its W8A8 firmware on
    mps2_an386 (Cortex-M4): the command line as a user runs it, then QEMU, bit-exact, SQNR.
-Run: python bench/bits_auto.py [fashion|exhaustive|mlperf]
+   The same with per-tensor weights (fashion-per-tensor), where int4 costs more. Accuracy
+   differences are paired (the same 10,000 images) with their standard errors.
+Run: python bench/bits_auto.py [fashion|fashion-per-tensor|exhaustive|mlperf]
 """
 
 from __future__ import annotations
@@ -56,9 +58,16 @@ def fashion_data():
     return calib, Dataset(x_test, y_test)
 
 
-def accuracy(graph, test: Dataset) -> float:
+def correct(graph, test: Dataset) -> np.ndarray:
+    """Per test image, whether the integer reference classifies it right."""
     out = integer_outputs(graph, test.x, quiet=True)[0]
-    return 100 * float(np.mean(np.argmax(out.reshape(len(out), -1), axis=1) == test.y))
+    return np.argmax(out.reshape(len(out), -1), axis=1) == test.y
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Accuracy difference a - b in points on the same images, and its standard error."""
+    d = a.astype(np.float64) - b
+    return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def timed(fn, *args, **kwargs):
@@ -67,47 +76,52 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
-def fashion_rows() -> list[dict]:
+def fashion_rows(per_tensor: bool) -> list[dict]:
     calib, test = fashion_data()
     rows = []
     for name in ("mobilenet", "branchy"):
         fm = load_float_keras(fashion.trained(name))
-        w8 = quantize(fm, calib, parse_config("mse", "w8a8"), quiet=True).graph
-        w4, t4 = timed(quantize, fm, calib, parse_config("mse,adaround", "w4a8"), quiet=True)
+        w8 = quantize(fm, calib, parse_config("mse", "w8a8", per_tensor), quiet=True).graph
+        w4, t4 = timed(quantize, fm, calib, parse_config("mse,adaround", "w4a8", per_tensor), quiet=True)
         w4 = w4.graph
         size8, size4 = codegen.generate(w8).weights_bytes, codegen.generate(w4).weights_bytes
         weights8 = sum(w8[op.inputs[1]].nbytes for op in w8.ops if is_affine(op))
-        acc8, acc4 = accuracy(w8, test), accuracy(w4, test)
-        print(f"{name}: W8A8 {acc8:.2f} % {size8:,} B, W4A8 adaround {acc4:.2f} % {size4:,} B", file=sys.stderr)
+        right8, right4 = correct(w8, test), correct(w4, test)
+        print(f"{name}: W8A8 {right8.mean():.2%} {size8:,} B, W4A8 {right4.mean():.2%} {size4:,} B", file=sys.stderr)
         for share in SHARES:
             budget = size8 - weights8 + math.ceil(share * weights8)
-            config = parse_config("mse,adaround", "auto")
+            config = parse_config("mse,adaround", "auto", per_tensor)
             try:
                 mixed, seconds = timed(quantize, fm, calib, config, quiet=True, goal=Goal(max_flash=budget))
             except BudgetError as err:
                 print(f"{name} {share:.0%}: {err}", file=sys.stderr)
                 mixed = seconds = None
-            acc = None if mixed is None else accuracy(mixed.graph, test)
-            low = None if mixed is None else len(mixed.bits_choice.low)
+            right = None if mixed is None else correct(mixed.graph, test)
+            vs4 = paired(right, right4) if right is not None and size4 <= budget else (None, None)
+            vs8 = paired(right, right8) if right is not None else (None, None)
             rows.append(
                 {
                     "model": name,
+                    "weights": "per-tensor" if per_tensor else "per-channel",
                     "budget_pct": 100 * share,
                     "budget_bytes": budget,
                     "mixed_bytes": None if mixed is None else codegen.generate(mixed.graph).weights_bytes,
-                    "int4_layers": "-" if mixed is None else f"{low}/{len(mixed.bits_choice.table)}",
-                    "mixed_pct": acc,
+                    "int4_layers": "-"
+                    if mixed is None
+                    else f"{len(mixed.bits_choice.low)}/{len(mixed.bits_choice.table)}",
+                    "mixed_pct": None if right is None else 100 * float(right.mean()),
                     "w4_bytes": size4,
-                    "w4_pct": acc4 if size4 <= budget else None,
-                    "w8_bytes": size8,
-                    "w8_pct": acc8,
-                    "vs_w4": None if size4 > budget or acc is None else acc - acc4,
-                    "vs_w8": None if acc is None else acc - acc8,
+                    "w4_pct": 100 * float(right4.mean()) if size4 <= budget else None,
+                    "w8_pct": 100 * float(right8.mean()),
+                    "vs_w4": vs4[0],
+                    "vs_w4_se": vs4[1],
+                    "vs_w8": vs8[0],
+                    "vs_w8_se": vs8[1],
                     "search_s": seconds,
                     "w4_adaround_s": t4,
                 }
             )
-            print(f"{name} {share:.0%}: {low} layers int4, {acc} % in {seconds} s", file=sys.stderr)
+            print(f"{name} {share:.0%}: {rows[-1]['int4_layers']} int4, {rows[-1]['mixed_pct']} %", file=sys.stderr)
     return rows
 
 
@@ -205,14 +219,16 @@ def mlperf_rows() -> list[dict]:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["fashion", "exhaustive", "mlperf"]
-    if "fashion" in parts:
-        rows = fashion_rows()
-        columns = [("model", "s"), ("budget_pct", ".0f"), ("budget_bytes", ","), ("mixed_bytes", ",")]
-        columns += [("int4_layers", "s"), ("mixed_pct", ".2f"), ("w4_bytes", ","), ("w4_pct", ".2f")]
-        columns += [("w8_pct", ".2f"), ("vs_w4", "+.2f"), ("vs_w8", "+.2f"), ("search_s", ".0f")]
-        print_table(rows, columns + [("w4_adaround_s", ".0f")])
-        print(f"JSON: {write_results('bits_auto_fashion', rows)}")
+    parts = sys.argv[1:] or ["fashion", "fashion-per-tensor", "exhaustive", "mlperf"]
+    for part, per_tensor in (("fashion", False), ("fashion-per-tensor", True)):
+        if part not in parts:
+            continue
+        rows = fashion_rows(per_tensor)
+        columns = [("model", "s"), ("weights", "s"), ("budget_pct", ".0f"), ("budget_bytes", ",")]
+        columns += [("mixed_bytes", ","), ("int4_layers", "s"), ("mixed_pct", ".2f"), ("w4_bytes", ",")]
+        columns += [("w4_pct", ".2f"), ("w8_pct", ".2f"), ("vs_w4", "+.2f"), ("vs_w4_se", ".2f"), ("vs_w8", "+.2f")]
+        print_table(rows, columns + [("vs_w8_se", ".2f"), ("search_s", ".0f"), ("w4_adaround_s", ".0f")])
+        print(f"JSON: {write_results('bits_auto_' + part.replace('-', '_'), rows)}")
     if "exhaustive" in parts:
         rows = exhaustive_rows()
         columns = [("budget_pct", ".0f"), ("budget_bytes", ","), ("fitting", "d"), ("best_sqnr_db", ".2f")]
