@@ -147,10 +147,10 @@ def exhaustive_rows() -> list[dict]:
         every[low] = (codegen.footprint(deployed)[0], sqnr_db(reference, out.reshape(reference.shape)))
     print(f"exhaustive: {len(every)} configurations in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     size8 = every[()][0]
-    weights8 = sum(graph[op.inputs[1]].data.size for op in affine)
+    int8_bytes = sum(graph[op.inputs[1]].data.size for op in affine)
     rows = []
     for share in (0.9, 0.8, 0.75, 0.7, 0.6, 0.55, 0.5):
-        budget = size8 - weights8 + math.ceil(share * weights8)
+        budget = size8 - int8_bytes + math.ceil(share * int8_bytes)
         fitting = {low: v for low, v in every.items() if v[0] <= budget}
         if not fitting:
             continue
