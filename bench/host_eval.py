@@ -63,19 +63,21 @@ def tinyq_seconds(graph, x: np.ndarray, workers: int) -> tuple[float, np.ndarray
 
 def int8_inputs(graph, x_float: np.ndarray | None, count: int) -> np.ndarray:
     t = graph[graph.inputs[0]]
+    """Samples as the evaluator takes them: (count,) + the model's input shape."""
     if x_float is None:
-        return np.random.default_rng(0).integers(-128, 128, (count,) + t.shape[1:], dtype=np.int8)
+        return np.random.default_rng(0).integers(-128, 128, (count,) + t.shape, dtype=np.int8)
     if t.dtype == "float32":  # a float input the model quantizes itself
-        return x_float.reshape((len(x_float),) + t.shape[1:]).astype(np.float32)
+        return x_float.reshape((len(x_float),) + t.shape).astype(np.float32)
     q = np.round(x_float / t.qparams.s) + t.qparams.zp
-    return np.clip(q, -128, 127).astype(np.int8).reshape((len(x_float),) + t.shape[1:])
+    return np.clip(q, -128, 127).astype(np.int8).reshape((len(x_float),) + t.shape)
 
 
 def row(name: str, graph, x: np.ndarray) -> dict:
     model = to_tflite(graph)
     expected = ref.outputs(graph, [x[:CHECKED]], batched=True)[0]
-    lite1, lite_out = litert_seconds(model, x, 1)
-    lite_batch, _ = litert_seconds(model, x, BATCH)
+    images = x.reshape((len(x),) + x.shape[2:])  # LiteRT's batch is the model's first dimension
+    lite1, lite_out = litert_seconds(model, images, 1)
+    lite_batch, _ = litert_seconds(model, images, BATCH)
     one, out1 = tinyq_seconds(graph, x, 1)
     every, out_all = tinyq_seconds(graph, x, workers_available())
     exact = all(np.array_equal(o[:CHECKED].reshape(expected.shape), expected) for o in (out1, out_all))
