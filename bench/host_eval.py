@@ -4,7 +4,7 @@ tinyq/target/native.py) against LiteRT's interpreter on the same int8 model and 
 Models: the two Fashion-MNIST models as tinyq quantizes them (mse, 1,000 calibration images;
 LiteRT runs tinyq's exported .tflite, the same int8 model) on the 10,000 test images, and the
 MLPerf Tiny ic and kws int8 files on 2,000 random int8 inputs. LiteRT: `tf.lite.Interpreter`,
-one thread, one image per invoke (as an application calls it) and batches of 100 (its best).
+one thread, one image per invoke (the models' RESHAPE ops fix a batch of one).
 tinyq: one worker thread, and every core. Every run is checked bit-exact against the numpy
 integer reference (the first 200 inputs). Also `tinyq eval` end to end on the Fashion models
 (float .keras, --calib, --data the 10,000 test images), as a user runs it.
@@ -34,20 +34,19 @@ from tinyq.tf import tensorflow
 from common import mlperf_path, print_table, write_results
 
 CHECKED = 200
-BATCH = 100
 
 
-def litert_seconds(model: bytes, x: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
+def litert_seconds(model: bytes, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """LiteRT on `x` (count, 1, ...), an image per invoke."""
     tf = tensorflow()
     interpreter = tf.lite.Interpreter(model_content=model, num_threads=1)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], (batch,) + x.shape[1:])
     interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
     out_index = interpreter.get_output_details()[0]["index"]
     outs = []
     start = time.perf_counter()
-    for i in range(0, len(x) - len(x) % batch, batch):
-        interpreter.set_tensor(detail["index"], x[i : i + batch])
+    for i in range(len(x)):
+        interpreter.set_tensor(detail["index"], x[i])
         interpreter.invoke()
         outs.append(interpreter.get_tensor(out_index).copy())
     return time.perf_counter() - start, np.concatenate(outs)
@@ -75,22 +74,19 @@ def int8_inputs(graph, x_float: np.ndarray | None, count: int) -> np.ndarray:
 def row(name: str, graph, x: np.ndarray) -> dict:
     model = to_tflite(graph)
     expected = ref.outputs(graph, [x[:CHECKED]], batched=True)[0]
-    images = x.reshape((len(x),) + x.shape[2:])  # LiteRT's batch is the model's first dimension
-    lite1, lite_out = litert_seconds(model, images, 1)
-    lite_batch, _ = litert_seconds(model, images, BATCH)
+    lite1, lite_out = litert_seconds(model, x)
     one, out1 = tinyq_seconds(graph, x, 1)
     every, out_all = tinyq_seconds(graph, x, workers_available())
     exact = all(np.array_equal(o[:CHECKED].reshape(expected.shape), expected) for o in (out1, out_all))
-    litert_best = len(x) / min(lite1, lite_batch)
+    litert = len(x) / lite1
     return {
         "model": name,
         "images": len(x),
-        "litert_img_s": len(x) / lite1,
-        "litert_batch_img_s": len(x) / lite_batch,
+        "litert_img_s": litert,
         "tinyq_1_img_s": len(x) / one,
         "tinyq_all_img_s": len(x) / every,
-        "ratio_1_thread": (len(x) / one) / litert_best,
-        "ratio_all": (len(x) / every) / litert_best,
+        "ratio_1_thread": (len(x) / one) / litert,
+        "ratio_all": (len(x) / every) / litert,
         "litert_agrees_pct": 100 * float(np.mean(lite_out.reshape(len(lite_out), -1) == out1.reshape(len(out1), -1))),
         "bit_exact": exact,
     }
@@ -123,7 +119,7 @@ def main() -> None:
         graph = load_tflite(mlperf_path(key))
         rows.append(row(key, graph, int8_inputs(graph, None, 2000)) | {"eval_s": None})
         print(f"{key}: done", file=sys.stderr)
-    columns = [("model", "s"), ("images", ","), ("litert_img_s", ",.0f"), ("litert_batch_img_s", ",.0f")]
+    columns = [("model", "s"), ("images", ","), ("litert_img_s", ",.0f")]
     columns += [("tinyq_1_img_s", ",.0f"), ("tinyq_all_img_s", ",.0f"), ("ratio_1_thread", ".2f"), ("ratio_all", ".2f")]
     columns += [("litert_agrees_pct", ".2f"), ("bit_exact", ""), ("eval_s", ".1f")]
     print_table(rows, columns)
