@@ -95,9 +95,9 @@ def row(name: str, graph, x: np.ndarray) -> dict:
 def eval_seconds(name: str, tmp: Path, calib: Dataset, test: Dataset) -> float:
     np.savez(tmp / "calib.npz", x=calib.x)
     np.savez(tmp / "test.npz", x=test.x, y=test.y)
-    args = [str(fashion.trained(name)), "--data", str(tmp / "test.npz"), "--calib", str(tmp / "calib.npz"), "-q"]
+    args = [str(fashion.trained(name)), "--data", str(tmp / "test.npz"), "--calib", str(tmp / "calib.npz")]
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "tinyq", "eval", *args], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "tinyq", "-q", "eval", *args], capture_output=True, text=True)
     if run.returncode:
         raise SystemExit(run.stderr)
     return time.perf_counter() - start
