@@ -242,6 +242,16 @@ static inline void tq_host_requantize_s8(const int32_t *restrict acc, int32_t co
         const __m512i y = _mm512_add_epi32(tq_host_requantize16(_mm512_loadu_si512(acc + o), m, s), add);
         _mm_storeu_si128((__m128i *)(out + o), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, low), high)));
     }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (o < count) { /* the last channels in masked lanes */
+        const __mmask16 tail = (__mmask16)((1u << (count - o)) - 1u);
+        const __m512i m = step ? _mm512_maskz_loadu_epi32(tail, q->multiplier + o) : _mm512_set1_epi32(q->multiplier[0]);
+        const __m512i s = step ? _mm512_maskz_loadu_epi32(tail, q->shift + o) : _mm512_set1_epi32(q->shift[0]);
+        const __m512i y = _mm512_add_epi32(tq_host_requantize16(_mm512_maskz_loadu_epi32(tail, acc + o), m, s), add);
+        _mm_mask_storeu_epi8(out + o, tail, _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, low), high)));
+        o = count;
+    }
+#endif
 #else
     int32_t m[TQ_HOST_LANES], s[TQ_HOST_LANES], y[TQ_HOST_LANES];
     for (int32_t i = 0; i < TQ_HOST_LANES; ++i) m[i] = q->multiplier[0], s[i] = q->shift[0];
