@@ -20,21 +20,8 @@
  * two AVX2 ones, four NEON ones). */
 typedef int32_t tq_host_sums __attribute__((vector_size(4 * TQ_HOST_LANES)));
 
-/* Widening loads: one sign-extending load with AVX-512; elsewhere loops, which compilers make
- * one (where __builtin_convertvector may become lane-by-lane inserts). */
-static inline tq_host_sums tq_host_load_weights(const int16_t *w) {
-    tq_host_sums v;
-#if defined(__AVX512F__) && TQ_HOST_LANES == 16
-    const __m512i wide = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)w));
-    memcpy(&v, &wide, sizeof v);
-#else
-    int32_t wide[TQ_HOST_LANES];
-    for (int32_t i = 0; i < TQ_HOST_LANES; ++i) wide[i] = w[i];
-    memcpy(&v, wide, sizeof v);
-#endif
-    return v;
-}
-
+/* TQ_HOST_LANES int8 inputs widened to int32: one sign-extending load with AVX-512; elsewhere a
+ * loop, which compilers make one (where __builtin_convertvector may become lane-by-lane inserts). */
 static inline tq_host_sums tq_host_load_inputs(const int8_t *x) {
     tq_host_sums v;
 #if defined(__AVX512F__) && TQ_HOST_LANES == 16

@@ -424,8 +424,7 @@ def affine_tables(ctx, kernel) -> dict:
         "act": [p.act_min, p.act_max],
     }
     if kernel.weight_layout == "host quads":  # uint8 columns of x + 128: the rest of the offset in the bias
-        sums = weight_rows(ctx.op, ctx.graph).sum(axis=1)
-        folded = b.data.astype(np.int64) + (p.input_offset - 128) * sums
+        folded = folded_bias(ctx.op, ctx.graph) - 128 * weight_rows(ctx.op, ctx.graph).sum(axis=1)
         return tables | plain_requant_tables(ctx, wrapped_int32(folded))
     if kernel.weight_layout == "host":  # the bias with the input offset folded in, for whole windows
         what = f"{ctx.op.name}: bias with the input offset folded in"

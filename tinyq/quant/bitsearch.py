@@ -153,22 +153,20 @@ def choose_weight_bits(
         task = bar.add_task("bits auto: layer sensitivity", total=1 + 2 * len(layers))
         base = measure((), accuracy=True)
         bar.advance(task)
-        cost = {}
+        single = {}  # each layer alone at int4
         for name in layers:
-            cost[name] = max(_noise(measure((name,), accuracy=True).sqnr_db) - _noise(base.sqnr_db), 0.0)
+            single[name] = measure((name,), accuracy=True)
             bar.advance(task)
-        deployed8 = measure.deploy(())
-        deployed4 = measure.deploy(tuple(layers))
-        by_name = {op.name: op for op in graph.ops}
-        saved = {n: weight_bytes(by_name[n], deployed8) - weight_bytes(by_name[n], deployed4) for n in layers}
+        cost = {n: max(_noise(p.sqnr_db) - _noise(base.sqnr_db), 0.0) for n, p in single.items()}
+        saved = {n: base.constant_bytes - p.constant_bytes for n, p in single.items()}
         order = sorted(layers, key=lambda n: (cost[n] / max(saved[n], 1), n))
         curve = [base]
         for k in range(1, len(order) + 1):
             curve.append(measure(tuple(order[:k]), accuracy=True))
             bar.advance(task)
     chosen = _pick(curve, order, measure, target)
-    sensitivity = {n: base.sqnr_db - measure((n,)).sqnr_db for n in layers}
-    drop = {n: 100 * (base.accuracy - measure((n,)).accuracy) for n in layers} if base.accuracy is not None else {}
+    sensitivity = {n: base.sqnr_db - p.sqnr_db for n, p in single.items()}
+    drop = {n: 100 * (base.accuracy - p.accuracy) for n, p in single.items()} if base.accuracy is not None else {}
     final = measure.deploy(chosen.low)
     table = tuple(
         LayerBits(
