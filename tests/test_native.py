@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyq import codegen, ref
+from tinyq import codegen, ir, ref
 from tinyq.importers.tflite import parse_tflite
 from tinyq.quant.evaluate import evaluator, integer_outputs
 from tinyq.resources import data_dir
@@ -18,6 +18,8 @@ from tinyq.target.native import NativeModel
 
 from support.cases import CASES, convert
 from support.env import require_tool
+from support.graphs import side_by_side
+from support.one_op import Row, build_graph
 from support.recurrent import LSTM_CASES, lstm_tflite
 
 SAMPLES = 24
@@ -27,6 +29,35 @@ HOST_KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 NATIVE_CASES = [c for i, c in enumerate(CASES) if set(c.must_have) & HOST_KERNEL_OPS or i % 7 == 0]
 # what hosts without AVX-512 compile: the host kernels' plain C paths
 BASELINE = "x86-64-v2" if platform.machine().lower() in ("x86_64", "amd64") else "native"
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+# every path of the host kernels this machine can run: its own (AMX tiles where it has them),
+# AVX-512 vectors without the tiles, and plain C
+HOST_ARCHS = {"native": "-march=native"}
+if X86:
+    HOST_ARCHS |= {"vectors": "-march=native -mno-amx-tile -mno-amx-int8", "plain": f"-march={BASELINE}"}
+
+A = ir.Activation
+# convolutions over both of the host kernel's ways (wide window rows read from the padded plane
+# in one run, narrow ones or unequal strides gathered), with channel tails, partial blocks of
+# rows, dilated rows, batches and the plane narrower than the input; fully connected layers
+HOST_ROWS = [
+    Row("run3x3_same_channel_tail", "convolve_host_s8", "conv", (1, 9, 11, 16), 20, (3, 3), pad=(1, 1, 1, 1)),
+    Row("run3x3_s2_three_groups", "convolve_host_s8", "conv", (1, 10, 9, 16), 37, (3, 3), (2, 2), (0, 1, 0, 1)),
+    Row("run1x1_relu", "convolve_host_s8", "conv", (1, 7, 7, 24), 48, act=A.RELU),
+    Row("run_ragged_window_row", "convolve_host_s8", "conv", (1, 8, 8, 18), 5, (3, 3), pad=(1, 1, 1, 1)),
+    Row("run_dilated_rows", "convolve_host_s8", "conv", (1, 12, 8, 16), 7, (3, 3), dilation=(2, 1)),
+    Row("run_deep_k", "convolve_host_s8", "conv", (1, 5, 5, 72), 16, (3, 3), pad=(1, 1, 1, 1), act=A.RELU6),
+    Row("run_fewer_pixels_than_a_block", "convolve_host_s8", "conv", (1, 3, 3, 16), 9, (3, 3), pad=(1, 1, 1, 1)),
+    Row("run_plane_narrower_than_input", "convolve_host_s8", "conv", (1, 10, 10, 16), 4, (2, 2), (3, 3)),
+    Row("run_batch2_per_tensor", "convolve_host_s8", "conv", (2, 6, 6, 16), 3, (3, 3), per_channel=False),
+    Row("gather_first_layer", "convolve_host_s8", "conv", (1, 28, 28, 1), 24, (3, 3), pad=(1, 1, 1, 1), act=A.RELU),
+    Row("gather_kws_first_layer", "convolve_host_s8", "conv", (1, 49, 10, 1), 64, (10, 4), (2, 2), (4, 5, 1, 1)),
+    Row("gather_rgb_s2", "convolve_host_s8", "conv", (1, 9, 9, 3), 8, (3, 3), (2, 2), (1, 1, 1, 1)),
+    Row("gather_unequal_strides", "convolve_host_s8", "conv", (1, 12, 9, 16), 11, (3, 2), (2, 1), (0, 1, 0, 1)),
+    Row("dilated_columns_are_portable", "convolve_s8", "conv", (1, 10, 10, 4), 4, (3, 3), dilation=(2, 2)),
+    Row("fc_ragged", "fully_connected_host_s8", "fc", (1, 45), 19),
+    Row("fc_batch3_per_tensor", "fully_connected_host_s8", "fc", (3, 64), 40, per_channel=False),
+]
 
 
 def batch_inputs(graph, count: int, seed: int) -> list[np.ndarray]:
@@ -72,6 +103,19 @@ def test_the_host_kernels_are_the_ones_chosen(case_dir):
 def test_mlperf_model_native_matches_reference(key, mlperf_model):
     require_tool("cc")
     assert_native_matches_reference(parse_tflite(mlperf_model(key).read_bytes()), seed=len(key), workers=3)
+
+
+@pytest.mark.parametrize("arch", HOST_ARCHS)
+def test_host_kernels_match_reference_over_a_table_of_shapes(arch, monkeypatch):
+    """Each row's op gets the host kernel it names, and every path of it is bit-exact."""
+    require_tool("cc")
+    rng = np.random.default_rng(13)
+    graphs = {row.name: build_graph(row, rng) for row in HOST_ROWS}
+    for row in HOST_ROWS:
+        kernels = [layer.kernel.name for layer in codegen.generate(graphs[row.name], fast=False, host=True).layers]
+        assert kernels == [row.kernel], row.name
+    monkeypatch.setattr(native, "CFLAGS", [f for f in native.CFLAGS if f != "-march=native"] + HOST_ARCHS[arch].split())
+    assert_native_matches_reference(side_by_side(graphs, "host_kernels"), seed=17, workers=1)
 
 
 @pytest.mark.parametrize("key", ["kws", "ic"])

@@ -327,7 +327,7 @@ def padded_rows(values: np.ndarray, count: int) -> np.ndarray:
 # --- lowering ------------------------------------------------------------------------------
 
 
-HOST_LANES, HOST_ROWS = 16, 12  # tq_host.h's TQ_HOST_LANES and TQ_HOST_ROWS
+HOST_LANES, HOST_PIXELS = 16, 4 * 12  # tq_host.h's TQ_HOST_LANES and TQ_HOST_BLOCKS x TQ_HOST_ROWS
 
 
 def host_lanes(op: Op, graph: Graph) -> int:
@@ -355,10 +355,13 @@ def weights_array(ctx, kernel) -> str:
         return ctx.constant(name, table, "int32_t", comment + f" as int32 [k][output channels padded to {lanes}]")
     if kernel.weight_layout == "host quads":
         rows, lanes = weight_rows(ctx.op, ctx.graph), host_lanes(ctx.op, ctx.graph)
-        table = np.zeros((round_up(rows.shape[1], 4), lanes), np.int8)
-        table[: rows.shape[1], : rows.shape[0]] = rows.T
+        kernel_rows = w.shape[1] if len(w.shape) == 4 else 1  # a convolution's (OHWI), else the whole depth
+        k = rows.shape[1] // kernel_rows
+        table = np.zeros((kernel_rows, round_up(k, 4), lanes), np.int8)
+        table[:, :k, : rows.shape[0]] = rows.T.reshape(kernel_rows, k, rows.shape[0])
         table = table.reshape(-1, 4, lanes).transpose(0, 2, 1)
-        return ctx.constant(name, table, "int8_t", comment + f" [k/4][output channels padded to {lanes}][4]")
+        what = f" [kernel row][k/4][output channels padded to {lanes}][4]"
+        return ctx.constant(name, table, "int8_t", comment + what)
     if kernel.weight_layout == "tap pairs":
         return ctx.constant(
             name,

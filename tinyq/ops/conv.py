@@ -16,7 +16,7 @@ import numpy as np
 from tinyq.ir import Activation, Padding2D
 from tinyq.ops import Unsupported, register
 from tinyq.ops.affine import (
-    HOST_ROWS,
+    HOST_PIXELS,
     AffineOp,
     affine_tables,
     exact_matmul,
@@ -189,8 +189,16 @@ class ConvOp(AffineOp):
         )
 
     def host_kernel(self, op, graph):
-        k = int(np.prod(graph[op.inputs[1]].shape[1:]))
-        scratch = HOST_ROWS * (round_up(k, 4) + 4 * host_lanes(op, graph)) + 128
+        """Twin of tq_convolve_host_s8_get_buffer_size: padded bias, a round's sums, the padded
+        input plane with room past it. Dilated columns are the portable kernel's."""
+        a = op.attrs
+        if a.dilation[1] != 1:
+            return None
+        _, kh, kw, c = graph[op.inputs[1]].shape
+        _, oh, ow, _ = graph[op.outputs[0]].shape
+        plane = ((oh - 1) * a.stride[0] + (kh - 1) * a.dilation[0] + 1) * ((ow - 1) * a.stride[1] + kw) * c
+        lanes, pixel_bytes, quads = host_lanes(op, graph), a.stride[1] * c, round_up(kw * c, 4) // 4
+        scratch = 4 * lanes + HOST_PIXELS * (4 * lanes + kh * 4 * quads + pixel_bytes) + plane + 4 * quads + 336
         return host_kernel(op, graph, "convolve", scratch, "host quads")
 
     def lower(self, ctx, kernel):
