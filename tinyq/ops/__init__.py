@@ -106,7 +106,8 @@ class Kernel:
     overlap_lead: int | None = None  # output may start this many bytes before its dying input
     reference_because: str | None = None  # why a fast kernel was not taken (None: it was, or none exists)
     weight_layout: str = "plain"  # plain | interleaved (rows in blocks, words of k) | interleaved k pairs | tap pairs
-    # | host (int32 [k][channels padded]) | host quads (int8 [kernel row][k/4][channels padded][4]): the host evaluator's
+    # | host (int32 [k][channels padded]) | host quads (int8 [kernel row][k/4][channels padded][4]): the host
+    # evaluator's
     rows_per_block: int = 1  # output channels per inner-loop block (interleaved layout)
     specialized: bool = False  # worth a layer function of its own (flatten, noinline)
 
