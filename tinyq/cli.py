@@ -551,7 +551,9 @@ def evaluate(model, data_path, json_out, calib, calib_samples, algo, bits, per_t
     if calib is None and encodings is None and is_float_source(model):
         calib = data_path
         note(f"note: calibrating on the first {calib_samples} samples of --data (pass --calib to use separate data)")
-    deploy, _ = _deployable(model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings)
+    deploy, _ = _deployable(
+        model, calib, calib_samples, algo, bits, per_tensor, percentile, a16, encodings, report_sqnr=False
+    )
     data = load_dataset(data_path, deploy.float_graph or deploy.graph, what="data")
     result = run_eval(deploy.float_graph, deploy.graph, data)
     result |= {"algo": deploy.quant.algo, "bits": deploy.quant.bits}

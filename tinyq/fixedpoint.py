@@ -66,11 +66,12 @@ def _i64(x):
 def saturating_rounding_doubling_high_mul(a, b):
     """gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), ties up."""
     a, b = _i64(a), _i64(b)
+    # C's (ab + nudge) / 2^31, the nudge 2^30 or 1 - 2^30 by the sign and the division truncating,
+    # is floor((ab + 2^30) / 2^31) for every product: for ab < 0, truncating adds 2^31 - 1
+    # before flooring, which with 1 - 2^30 makes 2^30
+    high = (a * b + (1 << 30)) >> 31
     overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    ab = a * b
-    x = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(x >= 0, x >> 31, -((-x) >> 31))  # C division truncates
-    return np.where(overflow, INT32_MAX, high)
+    return np.where(overflow, INT32_MAX, high) if overflow.any() else high
 
 
 def rounding_divide_by_pot(x, exponent):

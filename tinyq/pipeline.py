@@ -45,18 +45,21 @@ def deployable(
     target_accuracy: float | None = None,
     max_drop: float | None = None,
     data: str | Path | None = None,
+    report_sqnr: bool = True,
 ) -> Deployable:
     """The int8 graph to deploy: imported as it is, quantized from a float model, or (an ONNX
     model with AIMET's `encodings`) quantized as the encodings say. With budgets, a float model
     that cannot fit fails before calibration starts. `--bits auto` fits its constant data in
-    `max_flash` and/or meets `target_accuracy` (`max_drop` points below float) on `data`."""
+    `max_flash` and/or meets `target_accuracy` (`max_drop` points below float) on `data`.
+    `report_sqnr`: measure each layer's SQNR on the calibration samples for the report (`eval`
+    measures its own on its data)."""
     if not config.weights_auto and (target_accuracy is not None or max_drop is not None):
         raise TinyqError("--target-accuracy and --max-drop choose the bits per layer: they need --bits auto")
     if config.weights_auto and max_flash is None and target_accuracy is None and max_drop is None:
         raise TinyqError("--bits auto needs a goal: --max-flash, --target-accuracy or --max-drop (with --data)")
     path = Path(model)
     if encodings is not None:
-        return _with_encodings(path, encodings, calib, calib_samples, config)
+        return _with_encodings(path, encodings, calib, calib_samples, config, report_sqnr)
     if path.suffix.lower() in (".tflite", ".onnx"):
         graph = load_model(path)
         if is_integer_graph(graph):
@@ -84,7 +87,9 @@ def deployable(
         config.per_channel,
         result.notes,
         len(calibration.x) if calibration is not None else None,
-        layer_sqnr(result.float_graph, result.graph, calibration.x[:SQNR_SAMPLES]) if calibration else None,
+        layer_sqnr(result.float_graph, result.graph, calibration.x[:SQNR_SAMPLES])
+        if calibration and report_sqnr
+        else None,
         list(result.int16_layers) or None,
         list(choice.table) if choice else None,
         list(choice.curve) if choice else None,
@@ -92,7 +97,7 @@ def deployable(
     return Deployable(result.graph, result.float_graph, quant, calibration)
 
 
-def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantConfig) -> Deployable:
+def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantConfig, report_sqnr: bool) -> Deployable:
     from tinyq.importers.onnx import deployed_with_encodings
 
     if path.suffix.lower() != ".onnx":
@@ -103,6 +108,6 @@ def _with_encodings(path: Path, encodings, calib, calib_samples, config: QuantCo
     if calib:
         data = load_dataset(calib, load_float_model(path).graph, samples=calib_samples, what="calibration data")
     fm, graph, notes = deployed_with_encodings(path, encodings, data.x if data else None)
-    sqnr = layer_sqnr(fm.graph, graph, data.x[:SQNR_SAMPLES]) if data else None
+    sqnr = layer_sqnr(fm.graph, graph, data.x[:SQNR_SAMPLES]) if data and report_sqnr else None
     quant = QuantSummary(bits_of(graph), ["aimet encodings"], None, notes, len(data.x) if data else None, sqnr)
     return Deployable(graph, fm.graph, quant, data)

@@ -210,8 +210,8 @@ def requantize(acc, p) -> np.ndarray:
 
 def exact_matmul(a, b) -> np.ndarray:
     """Integer matrix product through float64: every partial sum is an integer far below
-    2^53, so the result is exact and BLAS-fast."""
-    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    2^53, so the result is exact and BLAS-fast (float64 operands are used as they are)."""
+    return np.rint(np.asarray(a, np.float64) @ np.asarray(b, np.float64)).astype(np.int64)
 
 
 # --- fast kernels: conditions ------------------------------------------------------------

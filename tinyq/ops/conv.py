@@ -161,7 +161,8 @@ class ConvOp(AffineOp):
     def reference(self, a, p, ins, in_tensors, outs):
         x, w, b = ins
         y = outs[0]
-        xs = x.reshape((-1,) + in_tensors[0].shape[1:]).astype(np.int64) + p.input_offset
+        # the columns in float64 straight away (exact integers): the matmul's operand without a copy
+        xs = x.reshape((-1,) + in_tensors[0].shape[1:]).astype(np.float64) + p.input_offset
         o, kh, kw, c = w.shape
         cols = windows(xs, (kh, kw), a.stride, a.dilation, a.padding, y.shape[1:3], 0)
         n, oh, ow = cols.shape[:3]
