@@ -119,6 +119,11 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
+    def values_dtype(self) -> np.dtype:
+        """The numpy dtype its values are held in (int4 values in int8)."""
+        return np.dtype("int8" if self.dtype == "int4" else self.dtype)
+
+    @property
     def nbytes(self) -> int:
         """Bytes in memory (int4 packs two values per byte)."""
         if self.dtype == "int4":

@@ -41,7 +41,7 @@ def run(
         x = x if batched else x[None]
         if tuple(x.shape[1:]) != t.shape:
             raise ValueError(f"input {name!r} has shape {x.shape[1:]}, the model expects {t.shape}")
-        values[name] = x.astype(np.dtype("int8" if t.dtype == "int4" else t.dtype), copy=False)
+        values[name] = x.astype(t.values_dtype, copy=False)
         state.samples = x.shape[0]
     for op in graph.ops:
         in_tensors = [graph[n] for n in op.inputs]

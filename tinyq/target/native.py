@@ -39,10 +39,6 @@ def workers_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _dtype(t: ir.Tensor) -> np.dtype:
-    return np.dtype("int8" if t.dtype == "int4" else t.dtype)
-
-
 class NativeModel:
     """A deployed graph compiled for the host; `outputs` runs batches of samples."""
 
@@ -98,7 +94,7 @@ class NativeModel:
         packed = np.empty((count, self._in_bytes), np.uint8)
         at = 0
         for t, x in zip(self.inputs, inputs, strict=True):
-            x = np.ascontiguousarray(x, _dtype(t))
+            x = np.ascontiguousarray(x, t.values_dtype)
             if x.shape[1:] != t.shape or len(x) != count:
                 raise ValueError(f"input {t.name!r} has shape {x.shape[1:]}, the model expects {t.shape}")
             packed[:, at : at + t.nbytes] = x.reshape(count, -1).view(np.uint8)
@@ -115,7 +111,7 @@ class NativeModel:
         results, at = [], 0
         for t in self.results:
             raw = np.ascontiguousarray(out[:, at : at + t.nbytes])
-            results.append(raw.view(_dtype(t)).reshape((count,) + t.shape))
+            results.append(raw.view(t.values_dtype).reshape((count,) + t.shape))
             at += t.nbytes
         return results
 
