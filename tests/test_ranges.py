@@ -44,6 +44,53 @@ def test_observe_merges_batches_into_the_whole_range():
     assert stats.hist.sum() == x.size and stats.hist[0] >= 1 and stats.hist[-1] >= 1
 
 
+def test_meanmax_is_the_mean_of_each_batchs_extremes():
+    """Batches of known extremes, the last one short: mean-max averages the batches' minima and
+    maxima (each batch weighing the same), min-max keeps the outermost."""
+    import keras
+
+    from tinyq.importers.keras import float_model_from_keras
+
+    from support import keras_models
+
+    graph = float_model_from_keras(keras_models.build(keras, "dense_softmax")).graph
+    batches = [(-1.0, 2.0), (-3.0, 1.0), (-0.5, 4.0), (-2.0, 0.5)]
+    sizes = [10, 10, 10, 3]
+    rng = np.random.default_rng(1)
+    x = []
+    for (lo, hi), n in zip(batches, sizes, strict=True):
+        b = rng.uniform(lo, hi, (n, 12)).astype(np.float32)
+        b[0, 0], b[-1, -1] = lo, hi  # each batch's extremes exactly
+        x.append(b)
+    stats = observe(graph, np.concatenate(x), histograms=False, batch_size=10, quiet=True)[graph.inputs[0]]
+    assert stats.batches == 4
+    assert stats.mean_range() == pytest.approx((-1.625, 1.875))
+    assert (stats.lo, stats.hi) == (-3.0, 4.0)
+
+
+def test_meanmax_ranges_clip_the_rare_extremes(tmp_path):
+    """quantize(..., meanmax) sets each activation's range from the batch means: inside the
+    min-max range, the input's exactly the mean of its batches' extremes."""
+    import keras
+
+    from tinyq.data import Dataset
+    from tinyq.importers.keras import float_model_from_keras
+    from tinyq.quant import parse_config, quantize
+
+    from support import keras_models
+
+    fm = float_model_from_keras(keras_models.build(keras, "dense_softmax"))
+    x = np.random.default_rng(2).normal(0, 1, (512, 12)).astype(np.float32)
+    mean = quantize(fm, Dataset(x), parse_config("meanmax"), quiet=True).ranges
+    full = quantize(fm, Dataset(x), parse_config("minmax"), quiet=True).ranges
+    name = fm.graph.inputs[0]
+    per_batch = x.reshape(4, 128, 12)
+    assert mean[name] == pytest.approx((per_batch.min(axis=(1, 2)).mean(), per_batch.max(axis=(1, 2)).mean()))
+    for tensor, (lo, hi) in mean.items():
+        assert full[tensor][0] <= lo <= hi <= full[tensor][1], tensor
+    assert mean[name][1] < full[name][1]
+
+
 def test_mse_clips_heavy_tails_and_beats_minmax():
     """For 8-bit Laplace(b=1) the MSE-optimal clip is near 9.9 b (Banner et al. 2019), inside the sample max."""
     values = np.random.default_rng(1).laplace(0, 1, 1_000_000)

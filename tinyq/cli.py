@@ -197,7 +197,7 @@ def quant_options(fn):
             "--algo",
             default="mse",
             show_default=True,
-            help="Range method (minmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated.",
+            help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated.",
         ),
         click.option(
             "--bits",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tinyq.errors import TinyqError
 
-RANGE_METHODS = ("minmax", "percentile", "mse", "bn")
+RANGE_METHODS = ("minmax", "meanmax", "percentile", "mse", "bn")
 PASSES = ("cle", "bc", "adaround")
 
 

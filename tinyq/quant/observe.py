@@ -1,4 +1,5 @@
-"""Activation statistics over calibration data: exact min/max, then histograms.
+"""Activation statistics over calibration data: exact min/max (and the mean of each batch's
+minimum and maximum), then histograms.
 
 Two passes of the float graph: the first finds each tensor's range, the
 second bins its values into fixed histograms over that range, which is what
@@ -23,6 +24,21 @@ class TensorStats:
     lo: float
     hi: float
     hist: np.ndarray | None = None  # counts over BINS equal bins of [lo, hi]
+    batch_lo_sum: float = 0.0  # sums over the batches of each batch's minimum and maximum
+    batch_hi_sum: float = 0.0
+    batches: int = 0
+
+    def add_batch(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+        self.batch_lo_sum, self.batch_hi_sum, self.batches = (
+            self.batch_lo_sum + lo,
+            self.batch_hi_sum + hi,
+            self.batches + 1,
+        )
+
+    def mean_range(self) -> tuple[float, float]:
+        """The mean over batches of each batch's minimum and maximum (mean-max)."""
+        return self.batch_lo_sum / self.batches, self.batch_hi_sum / self.batches
 
     @property
     def binnable(self) -> bool:
@@ -54,10 +70,7 @@ def observe(
             for name in names:
                 v = values[name]
                 lo, hi = float(v.min()), float(v.max())
-                if name in stats:
-                    stats[name].lo, stats[name].hi = min(stats[name].lo, lo), max(stats[name].hi, hi)
-                else:
-                    stats[name] = TensorStats(lo, hi)
+                stats.setdefault(name, TensorStats(lo, hi)).add_batch(lo, hi)
             bar.advance(task, len(values[names[0]]))
         if histograms:
             for s in stats.values():

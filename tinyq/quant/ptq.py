@@ -60,13 +60,15 @@ def _propagated_range(op: ir.Op, ranges) -> tuple[float, float] | None:
 
 
 def _calibrated_range(s, config: QuantConfig, bits: int) -> tuple[float, float]:
-    """The config's range of calibrated statistics `s`. MSE and percentile clipping trade int8's
-    256 levels against outliers; at 16 bits a level is 256 times finer and clipping costs more
-    than rounding saves, so int16 tensors take the observed range."""
+    """The config's range of calibrated statistics `s`. MSE, percentile and mean-max clipping
+    trade int8's 256 levels against outliers; at 16 bits a level is 256 times finer and clipping
+    costs more than rounding saves, so int16 tensors take the observed range."""
     if bits == 8 and config.range_method == "mse":
         return mse_range(s)
     if bits == 8 and config.range_method == "percentile":
         return percentile_range(s, config.percentile)
+    if bits == 8 and config.range_method == "meanmax":
+        return s.mean_range()
     return s.lo, s.hi
 
 

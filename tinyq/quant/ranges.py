@@ -1,9 +1,10 @@
 """Range setting: which real interval each tensor's 256 (or 2^b) levels cover.
 
-Activations (asymmetric, 8 bits): min-max, percentile, MSE (search the
-clipping range that minimizes the expected quantization error over the
-calibration histogram) and BN-based (data-free: beta +- 6 gamma of the
-BatchNorm that produced the tensor, as in Nagel et al. 2019).
+Activations (asymmetric, 8 bits): min-max, mean-max (the mean over calibration batches of
+each batch's minimum and maximum, what training-time observers with a moving average see),
+percentile, MSE (search the clipping range that minimizes the expected quantization error
+over the calibration histogram) and BN-based (data-free: beta +- 6 gamma of the BatchNorm
+that produced the tensor, as in Nagel et al. 2019).
 Weights (symmetric, per channel or per tensor, 2-8 bits): min-max or MSE.
 """
 
