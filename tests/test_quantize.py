@@ -194,3 +194,22 @@ def test_cli_rejects_bad_calibration_data(keras, tmp_path):
         ),
         "unknown --algo fancy",
     )
+
+
+@pytest.mark.parametrize(
+    "algo, message",
+    [
+        ("mse,adaround,brecq", "--algo names adaround and brecq: each learns the rounding; pick one"),
+        ("minmax,meanmax", "--algo names 2 range methods (minmax, meanmax); pick one"),
+    ],
+)
+def test_algo_combinations_that_contradict_are_refused(algo, message):
+    with pytest.raises(TinyqError) as error:
+        parse_config(algo, "w4a8")
+    assert str(error.value) == message
+
+
+def test_rounding_passes_parse_into_one_learnt_rounding():
+    assert parse_config("mse,cle,qdrop,bc").passes == ("cle", "bc", "qdrop")
+    assert [parse_config(f"mse,{p}").rounding for p in ("adaround", "brecq", "qdrop")] == ["adaround", "brecq", "qdrop"]
+    assert parse_config("mse,bc").rounding is None

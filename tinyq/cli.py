@@ -197,7 +197,8 @@ def quant_options(fn):
             "--algo",
             default="mse",
             show_default=True,
-            help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc,adaround), comma separated.",
+            help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc and adaround|brecq|qdrop), "
+            "comma separated.",
         ),
         click.option(
             "--bits",

@@ -71,8 +71,8 @@ def corrected_biases_empirical(
         fn = layer_fn(tf, op, graph, activation=False)
         w_float = tf.constant(graph[op.inputs[1]].data.astype(np.float32))
         w_quant = dequantized(weights[op.name])
-        x_quant = tf.constant(sim.quantized_inputs(op))
-        x_float = tf.constant(sim.float_inputs(op)) if total_shift else x_quant
+        x_quant = tf.constant(sim.quantized(op.inputs[0]))
+        x_float = tf.constant(sim.floats(op.inputs[0])) if total_shift else x_quant
         y_quant, y_float = fn(x_quant, tf.constant(w_quant)).numpy(), fn(x_float, w_float).numpy()
         shift = y_quant.reshape(-1, y_quant.shape[-1]).mean(axis=0) - y_float.reshape(-1, y_float.shape[-1]).mean(
             axis=0

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from tinyq.errors import TinyqError
 
 RANGE_METHODS = ("minmax", "meanmax", "percentile", "mse", "bn")
-PASSES = ("cle", "bc", "adaround")
+PASSES = ("cle", "bc", "adaround", "brecq", "qdrop")
+ROUNDING = ("adaround", "brecq", "qdrop")  # learnt rounding: layer by layer, by blocks, by blocks with QDrop
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class QuantConfig:
     @property
     def algo(self) -> list[str]:
         return [self.range_method, *self.passes]
+
+    @property
+    def rounding(self) -> str | None:
+        """The learnt-rounding pass, if any."""
+        return next((p for p in self.passes if p in ROUNDING), None)
 
     @property
     def mixed(self) -> bool:
@@ -63,7 +69,9 @@ def parse_config(
         raise TinyqError(f"--bits {bits!r}: int16 activations take int8 weights (TFLM's 16x8); use w8a16")
     if not 50 < percentile <= 100:
         raise TinyqError(f"--percentile {percentile}: use a value in (50, 100]")
-    passes = tuple(p for p in PASSES if p in parts)  # fixed order: cle, bc, adaround
+    passes = tuple(p for p in PASSES if p in parts)  # fixed order: cle, bc, then the rounding
+    if len(rounding := [p for p in passes if p in ROUNDING]) > 1:
+        raise TinyqError(f"--algo names {' and '.join(rounding)}: each learns the rounding; pick one")
     layers = tuple(dict.fromkeys(n.strip() for n in (a16 or "").split(",") if n.strip()))
     if a16 is not None and not layers:
         raise TinyqError("--a16: name layers (LAYER[,LAYER...]) or say auto")

@@ -49,8 +49,10 @@ class Layerwise:
         runner = FloatRunner(self.graph, keep={name}, weight=weight, activation=activation)
         return np.concatenate([values[name] for _, values in runner.batches([self.x])])
 
-    def quantized_inputs(self, op: ir.Op) -> np.ndarray:
-        return self._run(op.inputs[0], quantized=True)
+    def quantized(self, name: str) -> np.ndarray:
+        """Tensor `name` as the quantized model computes it."""
+        return self._run(name, quantized=True)
 
-    def float_inputs(self, op: ir.Op) -> np.ndarray:
-        return self._run(op.inputs[0], quantized=False)
+    def floats(self, name: str) -> np.ndarray:
+        """Tensor `name` as the float model computes it."""
+        return self._run(name, quantized=False)

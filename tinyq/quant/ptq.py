@@ -33,6 +33,8 @@ from tinyq.quant.precision import uniform, with_int16
 from tinyq.quant.ranges import bn_range, mse_range, percentile_range
 from tinyq.sim import FloatRunner
 
+QDROP = 0.5  # QDrop's probability of keeping a value float (Wei et al. 2022)
+
 
 @dataclass
 class QuantResult:
@@ -130,8 +132,8 @@ def quantize(
         raise TinyqError(
             f"range method {config.range_method} needs calibration data (--calib DATA); only 'bn' is data-free"
         )
-    if calib is None and "adaround" in config.passes:
-        raise TinyqError("adaround learns from calibration data: give --calib DATA")
+    if calib is None and config.rounding:
+        raise TinyqError(f"{config.rounding} learns from calibration data: give --calib DATA")
     notes: list[str] = []
     if "cle" in config.passes:
         fm, cle_notes = equalize(fm)
@@ -168,9 +170,17 @@ def quantize(
         choice = choose_weight_bits(graph, qparams, config, weights, low, calib.x, goal or Goal(), quiet)
         weights = {n: low[n] if n in choice.low else w for n, w in weights.items()}
         notes += choice.notes
-    if "adaround" in config.passes:
+    if config.rounding:
         weights = apply_adaround(
-            graph, calib.x, weights, config.weight_bits, qparams, iterations=adaround_iterations, quiet=quiet
+            graph,
+            calib.x,
+            weights,
+            config.weight_bits,
+            qparams,
+            iterations=adaround_iterations,
+            blocks=config.rounding in ("brecq", "qdrop"),
+            drop=QDROP if config.rounding == "qdrop" else 0.0,
+            quiet=quiet,
         )
     deployed = to_int8(graph, qparams, config, weights)
     if "bc" in config.passes and calib is None:
