@@ -195,10 +195,8 @@ def quant_options(fn):
         ),
         click.option(
             "--algo",
-            default="mse",
-            show_default=True,
             help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc and adaround|brecq|qdrop), "
-            "comma separated.",
+            "comma separated [default: mse; mse,cle,bc,adaround for weights below 8 bits and --bits auto].",
         ),
         click.option(
             "--bits",
