@@ -196,7 +196,8 @@ def quant_options(fn):
         click.option(
             "--algo",
             help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc and adaround|brecq|qdrop), "
-            "comma separated [default: mse; mse,cle,bc,adaround for weights below 8 bits and --bits auto].",
+            "comma separated [default: mse; below 8 weight bits and for --bits auto mse,adaround, with --per-tensor "
+            "mse,cle,bc,adaround].",
         ),
         click.option(
             "--bits",

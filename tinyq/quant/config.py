@@ -11,8 +11,9 @@ RANGE_METHODS = ("minmax", "meanmax", "percentile", "mse", "bn")
 PASSES = ("cle", "bc", "adaround", "brecq", "qdrop")
 ROUNDING = ("adaround", "brecq", "qdrop")  # learnt rounding: layer by layer, by blocks, by blocks with QDrop
 # what --algo defaults to: weights below 8 bits (and --bits auto, whose low layers are int4) lose
-# too much to rounding to nearest, per-tensor depthwise weights above all (bench/low_bit.py)
-DEFAULT_ALGO, LOW_BIT_ALGO = "mse", "mse,cle,bc,adaround"
+# too much to rounding to nearest; per-tensor ones need CLE too, per-channel ones do not
+# (bench/low_bit.py)
+DEFAULT_ALGO, LOW_BIT_ALGO, LOW_BIT_PER_TENSOR_ALGO = "mse", "mse,adaround", "mse,cle,bc,adaround"
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ def parse_config(
     percentile: float = 99.99,
     a16: str | None = None,
 ) -> QuantConfig:
-    """`algo` None: the default for `bits` (DEFAULT_ALGO, or LOW_BIT_ALGO below 8 weight bits)."""
+    """`algo` None: the default for `bits` (DEFAULT_ALGO, or below 8 weight bits LOW_BIT_ALGO or
+    LOW_BIT_PER_TENSOR_ALGO)."""
     if algo is None:
         low = bits.lower() == "auto" or re.fullmatch(r"w[2-7]a\d+", bits.lower()) is not None
-        algo = LOW_BIT_ALGO if low else DEFAULT_ALGO
+        algo = (LOW_BIT_PER_TENSOR_ALGO if per_tensor else LOW_BIT_ALGO) if low else DEFAULT_ALGO
     parts = [p.strip().lower() for p in algo.split(",") if p.strip()]
     unknown = [p for p in parts if p not in RANGE_METHODS + PASSES]
     if unknown:
