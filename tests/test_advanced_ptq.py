@@ -114,7 +114,7 @@ def test_adaround_reduces_reconstruction_error():
 
 
 def residual_net(keras, tmp_path):
-    """stem conv -> residual block (conv, conv, add) -> depthwise -> pointwise -> dense."""
+    """stem conv -> residual block (conv, conv, add) -> depthwise -> pointwise -> dense -> softmax."""
     x = inputs = keras.Input((8, 8, 4))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
     y = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
@@ -122,20 +122,23 @@ def residual_net(keras, tmp_path):
     x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
     x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
     x = keras.layers.Conv2D(12, 1, activation="relu")(x)
-    x = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    x = keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(x))
     keras_models.randomize(keras.Model(inputs, x), seed=6).save(tmp_path / "residual.keras")
     return load_float_keras(tmp_path / "residual.keras")
 
 
 def test_blocks_follow_the_graphs_single_tensor_cuts(keras, tmp_path):
     """A residual block's layers learn together, a depthwise layer with the pointwise one after
-    it; every weighted layer is in exactly one unit, and a unit's ops are consecutive."""
+    it, the last dense layer against its logits (not the softmax after it); every weighted layer
+    is in exactly one unit, and a unit's ops are consecutive."""
     graph = residual_net(keras, tmp_path).graph
     weighted = {op.name for op in graph.ops if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
     units = block_units(graph, weighted)
     kinds = [[op.kind for op in u.ops if op.name in weighted] for u in units]
     assert kinds == [["CONV_2D", "CONV_2D", "CONV_2D"], ["DEPTHWISE_CONV_2D", "CONV_2D"], ["FULLY_CONNECTED"]]
     assert any(op.kind == "ADD" for op in units[0].ops) and units[0].inputs == graph.inputs
+    assert [op.kind for op in units[-1].ops] == ["RESHAPE", "FULLY_CONNECTED"]
+    assert graph.ops[-1].kind == "SOFTMAX"
     positions = [[graph.ops.index(op) for op in u.ops] for u in units]
     assert all(p == list(range(p[0], p[0] + len(p))) for p in positions)
     assert sorted(op.name for u in units for op in u.ops if op.name in weighted) == sorted(weighted)

@@ -219,5 +219,5 @@ def test_the_default_algo_learns_the_rounding_below_8_bits():
     assert parse_config(None).algo == ["mse"] and parse_config(None, "w8a16").algo == ["mse"]
     for bits in ("w4a8", "w3a8", "w2a8", "auto"):
         assert parse_config(None, bits).algo == ["mse", "adaround"], bits
-        assert parse_config(None, bits, per_tensor=True).algo == ["mse", "cle", "bc", "adaround"], bits
+        assert parse_config(None, bits, per_tensor=True).algo == ["mse", "cle", "bc", "qdrop"], bits
     assert parse_config("minmax", "w4a8").algo == ["minmax"]  # an explicit --algo is kept as it is

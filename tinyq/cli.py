@@ -197,7 +197,7 @@ def quant_options(fn):
             "--algo",
             help="Range method (minmax|meanmax|percentile|mse|bn) plus passes (cle,bc and adaround|brecq|qdrop), "
             "comma separated [default: mse; below 8 weight bits and for --bits auto mse,adaround, with --per-tensor "
-            "mse,cle,bc,adaround].",
+            "mse,cle,bc,qdrop].",
         ),
         click.option(
             "--bits",

@@ -61,7 +61,8 @@ def layer_units(graph: ir.Graph, names: set[str]) -> list[Unit]:
 
 def block_units(graph: ir.Graph, names: set[str]) -> list[Unit]:
     """Blocks of the ops between single-tensor cuts, merged as the module says; only blocks
-    holding a layer in `names` are units."""
+    holding a layer in `names` are units, trimmed after their last one where that leaves one
+    output."""
     last_use = {n: i for i, op in enumerate(graph.ops) for n in op.inputs}
     segments, current, live = [], [], set(graph.inputs)
     for i, op in enumerate(graph.ops):
@@ -81,7 +82,16 @@ def block_units(graph: ir.Graph, names: set[str]) -> list[Unit]:
             block = []
         block = block + segment
     blocks.append(block)
-    return [_unit(graph, b) for b in blocks if any(op.name in names for op in b)]
+    units = []
+    for b in blocks:
+        if not any(op.name in names for op in b):
+            continue
+        # a block ends with its last weighted layer where the ops after it are a chain (the
+        # graph's final softmax, say: its probabilities would be the target, not the logits)
+        while b[-1].name not in names and len(_unit(graph, b[:-1]).outputs) == 1:
+            b = b[:-1]
+        units.append(_unit(graph, b))
+    return units
 
 
 def _rectified_sigmoid(tf, v):

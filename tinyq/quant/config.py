@@ -11,9 +11,9 @@ RANGE_METHODS = ("minmax", "meanmax", "percentile", "mse", "bn")
 PASSES = ("cle", "bc", "adaround", "brecq", "qdrop")
 ROUNDING = ("adaround", "brecq", "qdrop")  # learnt rounding: layer by layer, by blocks, by blocks with QDrop
 # what --algo defaults to: weights below 8 bits (and --bits auto, whose low layers are int4) lose
-# too much to rounding to nearest; per-tensor ones need CLE too, per-channel ones do not
-# (bench/low_bit.py)
-DEFAULT_ALGO, LOW_BIT_ALGO, LOW_BIT_PER_TENSOR_ALGO = "mse", "mse,adaround", "mse,cle,bc,adaround"
+# too much to rounding to nearest; per-tensor ones need CLE too, and learn best by blocks with
+# QDrop; per-channel ones need neither (bench/low_bit.py)
+DEFAULT_ALGO, LOW_BIT_ALGO, LOW_BIT_PER_TENSOR_ALGO = "mse", "mse,adaround", "mse,cle,bc,qdrop"
 
 
 @dataclass(frozen=True)
